@@ -1,0 +1,175 @@
+// Command e2e-backend-test is a backend plugin for e2e's own tests. Its
+// "machines" are files in a directory, and options inject faults: a slow
+// create (to cancel), a crash half-way, a panic. It is built by the tests
+// and never shipped.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/e2e-tool/e2e/sdk"
+)
+
+// Set with -ldflags.
+var version = "0.0.0-test"
+
+type backend struct{}
+
+func (backend) Info() sdk.Info {
+	return sdk.Info{
+		Name:    "test",
+		Version: version,
+		Summary: "files that stand in for machines (e2e's own tests)",
+		Capabilities: sdk.Capabilities{
+			Destroy: true, TracksClusters: true, InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath},
+		},
+		Options: sdk.Schema{
+			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired(),
+			sdk.DurationOption("create_delay", "pause after each node is made").WithDefault("0s"),
+			sdk.IntOption("crash_after_nodes", "exit abruptly after making this many nodes (-1: never)").WithDefault(-1),
+			sdk.BoolOption("panic_in_create", "panic inside Create"),
+			sdk.StringOption("token", "a secret, to test that secrets are never stored").MarkSecret("E2E_TEST_TOKEN"),
+			sdk.MapOption("labels", "labels recorded on every node"),
+			sdk.ListOption("tags", "tags recorded on the cluster"),
+			sdk.MountsOption("master_mounts", "mounts recorded on masters"),
+			sdk.IntOption("memory", "memory per node in MiB").WithDefault(512),
+		},
+	}
+}
+
+type record struct {
+	Cluster sdk.Cluster
+	Options map[string]any
+}
+
+func clusterDir(opts sdk.Options, id string) string { return filepath.Join(opts.String("dir"), "clusters", id) }
+
+func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Reporter) (*sdk.Cluster, error) {
+	opts := req.Options
+	if opts.Bool("panic_in_create") {
+		panic("injected panic")
+	}
+	dir := clusterDir(opts, req.ClusterID)
+	if _, err := os.Stat(dir); err == nil {
+		return nil, fmt.Errorf("cluster %q exists already", req.ClusterID)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// The tests read the pid to check that no plugin process is left.
+	if err := os.WriteFile(filepath.Join(opts.String("dir"), "create.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, err
+	}
+	uid := make([]byte, 8)
+	_, _ = rand.Read(uid)
+	c := &sdk.Cluster{ID: req.ClusterID, UID: hex.EncodeToString(uid), CreatedAt: time.Now().UTC(),
+		Details: map[string]string{"dir": dir, "memory": strconv.Itoa(opts.Int("memory"))}}
+	total := int64(req.Masters + req.Agents + req.PublicAgents)
+	made := 0
+	for _, role := range sdk.Roles() {
+		for i := 0; i < req.Count(role); i++ {
+			if n := opts.Int("crash_after_nodes"); n >= 0 && made >= n {
+				fmt.Fprintf(os.Stderr, "injected crash after %d nodes\n", made)
+				os.Exit(3)
+			}
+			name := fmt.Sprintf("e2e-%s-%s-%d", req.ClusterID, role, i)
+			node := sdk.Node{Role: role, Index: i, Name: name, Hostname: name,
+				PrivateAddress: fmt.Sprintf("10.%d.0.%d", len(c.Nodes)/250, len(c.Nodes)%250+1),
+				SSH:            sdk.SSHEndpoint{Host: "127.0.0.1", Port: 22, User: "root"}}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(req.SSHPublicKey), 0o644); err != nil {
+				return nil, err
+			}
+			c.Nodes = append(c.Nodes, node)
+			made++
+			r.Progress("create nodes", name, int64(made), total)
+			select {
+			case <-time.After(opts.Duration("create_delay")):
+			case <-ctx.Done():
+				return nil, b.cancelled(ctx, req, dir)
+			}
+		}
+	}
+	rec, err := json.Marshal(record{Cluster: *c})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), rec, 0o644); err != nil {
+		return nil, err
+	}
+	r.Infof("made %d nodes in %s", made, dir)
+	return c, nil
+}
+
+// cancelled leaves a marker the tests look for, then removes what was made.
+func (backend) cancelled(ctx context.Context, req sdk.CreateRequest, dir string) error {
+	ctx, cancel := sdk.CleanupContext(ctx)
+	defer cancel()
+	sdk.Logger(ctx).Info("create cancelled; cleaning up", "retain", req.Retain)
+	marker := filepath.Join(req.Options.String("dir"), req.ClusterID+".cancelled")
+	_ = os.WriteFile(marker, []byte("cancelled\n"), 0o644)
+	// Slow enough that a host which does not wait would see leftovers.
+	time.Sleep(300 * time.Millisecond)
+	if !req.Retain {
+		_ = os.RemoveAll(dir)
+	}
+	return context.Canceled
+}
+
+func load(dir string) (*sdk.Cluster, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, sdk.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, err
+	}
+	return &rec.Cluster, nil
+}
+
+func (backend) Get(_ context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+	return load(clusterDir(ref.Options, ref.ClusterID))
+}
+
+func (backend) List(_ context.Context, opts sdk.Options) ([]*sdk.Cluster, error) {
+	entries, err := os.ReadDir(filepath.Join(opts.String("dir"), "clusters"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*sdk.Cluster
+	for _, e := range entries {
+		if c, err := load(clusterDir(opts, e.Name())); err == nil {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (backend) Destroy(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	dir := clusterDir(ref.Options, ref.ClusterID)
+	r.Progress("destroy", dir, 0, 1)
+	return os.RemoveAll(dir)
+}
+
+func (backend) BaseConfig(context.Context, sdk.ClusterRef) (sdk.BaseConfig, error) {
+	return sdk.BaseConfig{ConfigYAML: "platform: test\n", IPDetectScript: "#!/bin/sh\necho 127.0.0.1\n"}, nil
+}
+
+func main() { sdk.Serve(backend{}) }

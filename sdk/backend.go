@@ -1,0 +1,223 @@
+// Package sdk is what a backend plugin for e2e is written with.
+//
+// A backend creates, finds and destroys the machines of a cluster; the e2e
+// core does everything that happens on them. A plugin author implements
+// Backend in plain Go and calls Serve from main:
+//
+//	func main() { sdk.Serve(&myBackend{}) }
+//
+// The SDK owns the plugin handshake, validates options against the schema the
+// backend declares, turns panics into errors, logs hclog JSON to stderr and
+// exits when the e2e process that started it dies.
+package sdk
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ProtocolVersion is the major version of the backend protocol this SDK
+// speaks. Within a major only additive changes are made.
+const ProtocolVersion = 1
+
+// Role is the part a node plays in a cluster.
+type Role string
+
+// Roles, as DC/OS E2E named them. The installer boundary translates them to
+// DC/OS's master, slave and slave_public.
+const (
+	RoleMaster      Role = "master"
+	RoleAgent       Role = "agent"
+	RolePublicAgent Role = "public_agent"
+)
+
+// Roles lists every role in the order nodes are usually shown.
+func Roles() []Role { return []Role{RoleMaster, RoleAgent, RolePublicAgent} }
+
+// InstallMethod is a way the core may install a distribution on the nodes.
+type InstallMethod string
+
+// Install methods.
+const (
+	InstallFromPath InstallMethod = "path"
+	InstallFromURL  InstallMethod = "url"
+)
+
+// Capabilities say what a backend can do beyond create, get and list.
+type Capabilities struct {
+	// Destroy is false for backends that did not make their machines.
+	Destroy bool
+	// InstallMethods the backend supports; empty means none.
+	InstallMethods []InstallMethod
+	// TracksClusters is true when the backend finds its clusters itself
+	// (labels, tags). When false the core stores Cluster.Record and hands
+	// it back in ClusterRef.
+	TracksClusters bool
+}
+
+// Info describes a backend.
+type Info struct {
+	// Name as in the executable name e2e-backend-NAME.
+	Name string
+	// Version of the plugin itself (set it with -ldflags).
+	Version string
+	// Commit the plugin was built from, if known.
+	Commit string
+	// Summary is one line on what the backend makes.
+	Summary      string
+	Capabilities Capabilities
+	Options      Schema
+}
+
+// CreateRequest asks for the machines of a new cluster.
+type CreateRequest struct {
+	ClusterID    string
+	Masters      int
+	Agents       int
+	PublicAgents int
+	// Options are validated against the schema; defaults are filled in.
+	Options Options
+	// SSHPublicKey (authorized_keys format) is the only key a backend ever
+	// sees; the private key stays with the core.
+	SSHPublicKey string
+	// SSHUser the core will log in as; empty means the backend's default.
+	SSHUser string
+	// Retain asks the backend to keep what it made when Create fails or is
+	// cancelled, for debugging, instead of removing it.
+	Retain bool
+}
+
+// Count returns the number of nodes requested for a role.
+func (r CreateRequest) Count(role Role) int {
+	switch role {
+	case RoleMaster:
+		return r.Masters
+	case RoleAgent:
+		return r.Agents
+	case RolePublicAgent:
+		return r.PublicAgents
+	}
+	return 0
+}
+
+// ClusterRef is what every call after Create carries to find the cluster.
+type ClusterRef struct {
+	ClusterID string
+	// UID is the Cluster.UID Create returned, when the core knows it.
+	UID string
+	// Options the cluster was created with, without secrets (secrets are
+	// read again from the environment).
+	Options Options
+	// Record is Cluster.Record as Create returned it, for backends that do
+	// not track clusters.
+	Record []byte
+}
+
+// SSHEndpoint is where the core dials a node's sshd.
+type SSHEndpoint struct {
+	Host string
+	Port int
+	User string
+}
+
+// Node is one machine of a cluster.
+type Node struct {
+	Role  Role
+	Index int
+	// Name is what the backend calls the node (container name, instance id).
+	Name           string
+	Hostname       string
+	PrivateAddress string
+	PublicAddress  string
+	SSH            SSHEndpoint
+	// HostKeys are the node's SSH host public keys (authorized_keys
+	// format) when the backend knows them; the core pins them.
+	HostKeys []string
+}
+
+// Cluster is what a backend knows of a cluster.
+type Cluster struct {
+	ID string
+	// UID is random per creation.
+	UID   string
+	Nodes []Node
+	// Record is opaque to the core; it is stored and handed back in
+	// ClusterRef for backends that do not track clusters.
+	Record []byte
+	// Details are free-form facts shown by e2e inspect.
+	Details   map[string]string
+	CreatedAt time.Time
+}
+
+// Reporter sends progress and log events of a long call to the core.
+type Reporter interface {
+	// Progress reports a step; total 0 means unknown.
+	Progress(step, message string, current, total int64)
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+}
+
+// Backend is what a plugin implements.
+type Backend interface {
+	Info() Info
+	// Create makes the machines. When ctx is cancelled the backend removes
+	// what it made (unless req.Retain), using a context that is not
+	// cancelled (see CleanupContext), and returns.
+	Create(ctx context.Context, req CreateRequest, r Reporter) (*Cluster, error)
+	// Get returns ErrNotFound (wrapped or not) when the cluster is unknown.
+	Get(ctx context.Context, ref ClusterRef) (*Cluster, error)
+	// List returns the clusters visible with the given options.
+	List(ctx context.Context, opts Options) ([]*Cluster, error)
+	// Destroy is idempotent: destroying what does not exist succeeds.
+	Destroy(ctx context.Context, ref ClusterRef, r Reporter) error
+}
+
+// Validator is implemented by backends with checks beyond the schema (for
+// example options that depend on each other).
+type Validator interface {
+	Validate(ctx context.Context, opts Options) []Diagnostic
+}
+
+// BaseConfig is a backend's contribution to the DC/OS installer config.
+type BaseConfig struct {
+	ConfigYAML     string
+	IPDetectScript string
+}
+
+// BaseConfiger is implemented by backends that can host DC/OS.
+type BaseConfiger interface {
+	BaseConfig(ctx context.Context, ref ClusterRef) (BaseConfig, error)
+}
+
+// ExecRequest is a command to run on a node through the backend's transport.
+type ExecRequest struct {
+	Node   string
+	Argv   []string
+	Env    map[string]string
+	User   string
+	TTY    bool
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Executor is implemented by backends with a native exec transport.
+type Executor interface {
+	// Exec returns the command's exit code (128+N for signal N).
+	Exec(ctx context.Context, ref ClusterRef, req ExecRequest) (int, error)
+}
+
+// ErrNotFound is returned (possibly wrapped) by Get for an unknown cluster.
+var ErrNotFound = errors.New("cluster not found")
+
+// CleanupTimeout bounds the cleanup a backend does after cancellation.
+const CleanupTimeout = 60 * time.Second
+
+// CleanupContext returns a context for removing what a cancelled call made:
+// it keeps ctx's values but not its cancellation, and ends after
+// CleanupTimeout.
+func CleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
+}

@@ -1,0 +1,246 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+)
+
+// Client calls a backend plugin. The e2e core and sdktest use it; it speaks
+// in raw JSON options because the caller does not hold the schema's Go types.
+type Client struct {
+	rpc backendv1.BackendClient
+}
+
+// NewClient wraps a gRPC client of the backend service.
+func NewClient(rpc backendv1.BackendClient) *Client { return &Client{rpc: rpc} }
+
+// Ref finds a cluster again after Create.
+type Ref struct {
+	ClusterID   string
+	UID         string
+	OptionsJSON []byte
+	Record      []byte
+}
+
+func (r Ref) proto() *backendv1.ClusterRef {
+	return &backendv1.ClusterRef{ClusterId: r.ClusterID, Uid: r.UID, OptionsJson: r.OptionsJSON, Record: r.Record}
+}
+
+// CreateCall is a Create request as the core sends it.
+type CreateCall struct {
+	ClusterID    string
+	Masters      int
+	Agents       int
+	PublicAgents int
+	OptionsJSON  []byte
+	SSHPublicKey string
+	SSHUser      string
+	Retain       bool
+}
+
+// Event is a progress or log event of Create or Destroy.
+type Event struct {
+	// Step, Message, Current and Total are set for progress events.
+	Step    string
+	Current int64
+	Total   int64
+	// Level is "debug", "info", "warn" or "error" for log events, empty for
+	// progress events.
+	Level   string
+	Message string
+}
+
+// Describe asks the plugin who it is.
+func (c *Client) Describe(ctx context.Context) (Description, error) {
+	resp, err := c.rpc.Describe(ctx, &backendv1.DescribeRequest{})
+	if err != nil {
+		return Description{}, fromStatus(err)
+	}
+	return infoFromProto(resp), nil
+}
+
+// Validate checks options; it returns the diagnostics (possibly none).
+func (c *Client) Validate(ctx context.Context, optionsJSON []byte) ([]Diagnostic, error) {
+	resp, err := c.rpc.Validate(ctx, &backendv1.ValidateRequest{OptionsJson: optionsJSON})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	diags := make([]Diagnostic, 0, len(resp.GetDiagnostics()))
+	for _, d := range resp.GetDiagnostics() {
+		diags = append(diags, diagFromProto(d))
+	}
+	return diags, nil
+}
+
+func eventFromProto(ev *backendv1.Event) (Event, bool) {
+	switch {
+	case ev.GetProgress() != nil:
+		p := ev.GetProgress()
+		return Event{Step: p.GetStep(), Message: p.GetMessage(), Current: p.GetCurrent(), Total: p.GetTotal()}, true
+	case ev.GetLog() != nil:
+		l := ev.GetLog()
+		level := map[backendv1.Log_Level]string{
+			backendv1.Log_LEVEL_DEBUG: "debug", backendv1.Log_LEVEL_INFO: "info",
+			backendv1.Log_LEVEL_WARN: "warn", backendv1.Log_LEVEL_ERROR: "error",
+		}[l.GetLevel()]
+		if level == "" {
+			level = "info"
+		}
+		return Event{Level: level, Message: l.GetMessage()}, true
+	}
+	return Event{}, false
+}
+
+// Create asks the plugin to make a cluster; onEvent (may be nil) sees
+// every progress and log event.
+func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event)) (*Cluster, error) {
+	stream, err := c.rpc.Create(ctx, &backendv1.CreateRequest{
+		ClusterId: call.ClusterID,
+		Counts: &backendv1.NodeCounts{Masters: int32(call.Masters), Agents: int32(call.Agents),
+			PublicAgents: int32(call.PublicAgents)},
+		OptionsJson: call.OptionsJSON, SshPublicKey: call.SSHPublicKey, SshUser: call.SSHUser, Retain: call.Retain,
+	})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var cluster *Cluster
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		if pc := ev.GetCluster(); pc != nil {
+			cluster = clusterFromProto(pc)
+			continue
+		}
+		if e, ok := eventFromProto(ev); ok && onEvent != nil {
+			onEvent(e)
+		}
+	}
+	if cluster == nil {
+		return nil, errors.New("the plugin ended Create without returning the cluster")
+	}
+	return cluster, nil
+}
+
+// Get returns a cluster; the error wraps ErrNotFound when it does not exist.
+func (c *Client) Get(ctx context.Context, ref Ref) (*Cluster, error) {
+	resp, err := c.rpc.Get(ctx, &backendv1.GetRequest{Ref: ref.proto()})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return clusterFromProto(resp.GetCluster()), nil
+}
+
+// List returns the clusters the plugin sees with the given options.
+func (c *Client) List(ctx context.Context, optionsJSON []byte) ([]*Cluster, error) {
+	resp, err := c.rpc.List(ctx, &backendv1.ListRequest{OptionsJson: optionsJSON})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]*Cluster, 0, len(resp.GetClusters()))
+	for _, pc := range resp.GetClusters() {
+		out = append(out, clusterFromProto(pc))
+	}
+	return out, nil
+}
+
+// Destroy removes a cluster; onEvent may be nil.
+func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) error {
+	stream, err := c.rpc.Destroy(ctx, &backendv1.DestroyRequest{Ref: ref.proto()})
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		if e, ok := eventFromProto(ev); ok && onEvent != nil {
+			onEvent(e)
+		}
+	}
+}
+
+// BaseConfig returns the backend's DC/OS installer defaults.
+func (c *Client) BaseConfig(ctx context.Context, ref Ref) (BaseConfig, error) {
+	resp, err := c.rpc.BaseConfig(ctx, &backendv1.BaseConfigRequest{Ref: ref.proto()})
+	if err != nil {
+		return BaseConfig{}, fromStatus(err)
+	}
+	return BaseConfig{ConfigYAML: resp.GetConfigYaml(), IPDetectScript: resp.GetIpDetectScript()}, nil
+}
+
+// Exec runs a command on a node through the plugin's transport and returns
+// its exit code. req.Stdin may be nil.
+func (c *Client) Exec(ctx context.Context, ref Ref, req ExecRequest) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Exec(ctx)
+	if err != nil {
+		return -1, fromStatus(err)
+	}
+	if err := stream.Send(&backendv1.ExecInput{Input: &backendv1.ExecInput_Start{Start: &backendv1.ExecStart{
+		Ref: ref.proto(), Node: req.Node, Argv: req.Argv, Env: req.Env, User: req.User, Tty: req.TTY,
+	}}}); err != nil {
+		return -1, fromStatus(err)
+	}
+	var sendMu sync.Mutex
+	go func() {
+		if req.Stdin != nil {
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := req.Stdin.Read(buf)
+				if n > 0 {
+					sendMu.Lock()
+					serr := stream.Send(&backendv1.ExecInput{Input: &backendv1.ExecInput_Stdin{Stdin: append([]byte(nil), buf[:n]...)}})
+					sendMu.Unlock()
+					if serr != nil {
+						return
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+		}
+		sendMu.Lock()
+		_ = stream.Send(&backendv1.ExecInput{Input: &backendv1.ExecInput_CloseStdin{CloseStdin: true}})
+		sendMu.Unlock()
+	}()
+	for {
+		out, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return -1, errors.New("the plugin ended Exec without an exit code")
+			}
+			return -1, fromStatus(err)
+		}
+		switch o := out.GetOutput().(type) {
+		case *backendv1.ExecOutput_Stdout:
+			if req.Stdout != nil {
+				if _, err := req.Stdout.Write(o.Stdout); err != nil {
+					return -1, err
+				}
+			}
+		case *backendv1.ExecOutput_Stderr:
+			if req.Stderr != nil {
+				if _, err := req.Stderr.Write(o.Stderr); err != nil {
+					return -1, err
+				}
+			}
+		case *backendv1.ExecOutput_ExitCode:
+			return int(o.ExitCode), nil
+		}
+	}
+}

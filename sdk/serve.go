@@ -1,0 +1,201 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// PluginName is the name the backend service is dispensed under.
+const PluginName = "backend"
+
+// Handshake is the go-plugin handshake of e2e backends. The cookie only
+// tells a plugin it was started by e2e; it is not a security measure.
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		ProtocolVersion:  ProtocolVersion,
+		MagicCookieKey:   "E2E_BACKEND_PLUGIN",
+		MagicCookieValue: "d3b1c7a2-e2e-backend",
+	}
+}
+
+// LogLevelEnv is the environment variable the core sets to the log level
+// it wants from plugins.
+const LogLevelEnv = "E2E_PLUGIN_LOG_LEVEL"
+
+// grpcPlugin is go-plugin's glue: the server half wraps a Backend, the
+// client half returns a *Client.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	server *server
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	backendv1.RegisterBackendServer(s, p.server)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return NewClient(backendv1.NewBackendClient(cc)), nil
+}
+
+// ClientPlugins is the VersionedPlugins map a host gives go-plugin: every
+// protocol major this SDK speaks, keyed by version.
+func ClientPlugins() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{}}}
+}
+
+// ServeOption changes how Serve runs.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	commands map[string]Command
+}
+
+// Command is a subcommand of the plugin executable run by a person (for
+// example building a node image ahead of time). It returns the exit code.
+type Command struct {
+	Help string
+	Run  func(ctx context.Context, args []string) int
+}
+
+// WithCommand adds a subcommand that runs when the plugin executable is
+// started by hand as `e2e-backend-NAME NAME ARGS...`.
+func WithCommand(name string, c Command) ServeOption {
+	return func(sc *serveConfig) { sc.commands[name] = c }
+}
+
+// Serve runs the backend as a plugin and does not return. Started by e2e,
+// it serves the protocol; started by hand, it answers --version and the
+// commands given with WithCommand, and otherwise says how it is used.
+func Serve(b Backend, opts ...ServeOption) {
+	os.Exit(serve(b, os.Args, opts...))
+}
+
+func serve(b Backend, args []string, opts ...ServeOption) int {
+	sc := &serveConfig{commands: map[string]Command{}}
+	for _, o := range opts {
+		o(sc)
+	}
+	info := b.Info()
+	if err := checkInfo(info); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: invalid backend: %v\n", filepath.Base(args[0]), err)
+		return 1
+	}
+	hs := Handshake()
+	if os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
+		return runByHand(info, args, sc)
+	}
+
+	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name: info.Name, Level: level, Output: os.Stderr, JSONFormat: true,
+	})
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopAll := func() { stopOnce.Do(func() { close(stop) }) }
+	srv := &server{backend: b, info: info, logger: logger, getenv: os.Getenv, stop: stop}
+	go watchParent(os.Getppid(), time.Second, func() {
+		logger.Warn("e2e went away; cancelling work and exiting")
+		stopAll()
+		waitInflight(srv, CleanupTimeout)
+		os.Exit(1)
+	})
+
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  hs,
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{server: srv}}},
+		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
+			o = append(o,
+				grpc.ChainUnaryInterceptor(recoverUnary(info.Name, logger)),
+				grpc.ChainStreamInterceptor(recoverStream(info.Name, logger)))
+			return grpc.NewServer(o...)
+		},
+		Logger: logger,
+	})
+	// The server stopped (the core shut it down): let running calls finish
+	// their cleanup before the process exits.
+	stopAll()
+	waitInflight(srv, CleanupTimeout)
+	return 0
+}
+
+func waitInflight(s *server, limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
+}
+
+// watchParent calls gone once the process that started the plugin has died
+// (the plugin is then re-parented), so no plugin outlives e2e.
+func watchParent(ppid int, every time.Duration, gone func()) {
+	for {
+		time.Sleep(every)
+		if os.Getppid() != ppid {
+			gone()
+			return
+		}
+	}
+}
+
+func checkInfo(info Info) error {
+	if info.Name == "" {
+		return fmt.Errorf("Info().Name is empty")
+	}
+	if !optionName.MatchString(strings.ReplaceAll(info.Name, "-", "_")) {
+		return fmt.Errorf("backend name %q must be lower case letters, digits, - and _", info.Name)
+	}
+	if info.Version == "" {
+		return fmt.Errorf("Info().Version is empty (set it with -ldflags)")
+	}
+	return info.Options.Check()
+}
+
+func runByHand(info Info, args []string, sc *serveConfig) int {
+	self := filepath.Base(args[0])
+	if len(args) > 1 {
+		switch args[1] {
+		case "--version", "-version", "version":
+			fmt.Printf("%s %s (protocol %d", self, info.Version, ProtocolVersion)
+			if info.Commit != "" {
+				fmt.Printf(", commit %s", info.Commit)
+			}
+			fmt.Println(")")
+			return 0
+		}
+		if c, ok := sc.commands[args[1]]; ok {
+			return c.Run(context.Background(), args[2:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s is the %q backend plugin of e2e; e2e starts it itself.\n", self, info.Name)
+	fmt.Fprintf(os.Stderr, "Use it with: e2e create --backend %s (see: e2e plugin info %s)\n", info.Name, info.Name)
+	fmt.Fprintf(os.Stderr, "Install it with: e2e plugin install %s\n", args[0])
+	fmt.Fprintf(os.Stderr, "Run by hand: %s --version", self)
+	for _, name := range sortedKeys(sc.commands) {
+		c := sc.commands[name]
+		fmt.Fprintf(os.Stderr, " | %s %s (%s)", self, name, c.Help)
+	}
+	fmt.Fprintln(os.Stderr)
+	if len(args) > 1 {
+		return 2
+	}
+	return 1
+}
