@@ -364,7 +364,7 @@ func recoverUnary(name string, logger hclog.Logger) grpc.UnaryServerInterceptor 
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				logger.Error("panic", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				logger.Debug("recovered from a panic", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = status.Errorf(codes.Internal, "the %s backend failed (a bug in the plugin): %v", name, p)
 			}
 		}()
@@ -376,7 +376,7 @@ func recoverStream(name string, logger hclog.Logger) grpc.StreamServerIntercepto
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				logger.Error("panic", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				logger.Debug("recovered from a panic", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = status.Errorf(codes.Internal, "the %s backend failed (a bug in the plugin): %v", name, p)
 			}
 		}()

@@ -79,7 +79,8 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 	for _, role := range sdk.Roles() {
 		for i := 0; i < req.Count(role); i++ {
 			if n := opts.Int("crash_after_nodes"); n >= 0 && made >= n {
-				fmt.Fprintf(os.Stderr, "injected crash after %d nodes\n", made)
+				// Straight to fd 2, as the Go runtime reports a real crash.
+				fmt.Fprintf(os.NewFile(2, "stderr"), "injected crash after %d nodes\n", made)
 				os.Exit(3)
 			}
 			name := fmt.Sprintf("e2e-%s-%s-%d", req.ClusterID, role, i)

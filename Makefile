@@ -1,0 +1,64 @@
+# e2e: `make build` puts e2e and every e2e-backend-* into bin/.
+GO        ?= go
+BINDIR    ?= bin
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
+VERSION   := $(shell cat VERSION)
+PLUGINS   := docker aws existing
+MODULES   := . sdk shared/proto
+TOOLS     := $(CURDIR)/.tools/bin
+TOOLMOD   := -modfile=$(CURDIR)/tools/go.mod
+
+.PHONY: all build test proto proto-check lint bench clean demo tools
+
+all: build
+
+build:
+	@mkdir -p $(BINDIR)
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BINDIR)/e2e ./cmd/e2e
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o $(BINDIR)/e2e-backend-$$p ./plugins/$$p (version $$(cat plugins/$$p/VERSION))"; \
+		$(GO) build -trimpath -ldflags "-X main.version=$$(cat plugins/$$p/VERSION) -X main.commit=$(COMMIT)" \
+			-o $(BINDIR)/e2e-backend-$$p ./plugins/$$p || exit 1; \
+	done
+
+# The main job of the Quick start: a Docker cluster, a command on it, gone.
+demo: build
+	./$(BINDIR)/e2e create --backend docker -c quickstart --agents 1 --public-agents 0
+	./$(BINDIR)/e2e inspect -c quickstart
+	./$(BINDIR)/e2e destroy -c quickstart
+
+test:
+	$(GO) test -count=1 ./...
+	cd sdk && $(GO) test -count=1 ./...
+	cd shared/proto && $(GO) test -count=1 ./...
+
+tools:
+	@mkdir -p $(TOOLS)
+	cd tools && GOBIN=$(TOOLS) $(GO) install $(TOOLMOD) \
+		github.com/bufbuild/buf/cmd/buf \
+		google.golang.org/protobuf/cmd/protoc-gen-go \
+		google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+		honnef.co/go/tools/cmd/staticcheck
+
+# Regenerate shared/proto with the generators pinned in tools/go.mod.
+proto: tools
+	cd shared/proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
+
+# Fails when the committed generated code differs from a fresh generation.
+proto-check: proto
+	@git diff --exit-code -- shared/proto || { echo "generated code in shared/proto is stale: run make proto and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- shared/proto)" || { git status --porcelain -- shared/proto; echo "make proto produced files that are not committed" >&2; exit 1; }
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(TOOLS)/staticcheck ./...) || exit 1; done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plugin/
+
+# Removes build output and anything e2e's tests left behind.
+clean:
+	rm -rf $(BINDIR) .tools
+	@ids=$$(docker ps -aq --filter label=e2e.cluster-id 2>/dev/null); [ -z "$$ids" ] || docker rm -f -v $$ids
+	@ids=$$(docker network ls -q --filter label=e2e.cluster-id 2>/dev/null); [ -z "$$ids" ] || docker network rm $$ids
+	@ids=$$(docker volume ls -q --filter label=e2e.cluster-id 2>/dev/null); [ -z "$$ids" ] || docker volume rm $$ids

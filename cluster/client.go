@@ -1,0 +1,577 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/e2e-tool/e2e/internal/plugin"
+	"github.com/e2e-tool/e2e/internal/state"
+	"github.com/e2e-tool/e2e/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure a Client. The zero value uses the environment:
+// $E2E_HOME for state, and the plugin discovery order of DESIGN.md.
+type Options struct {
+	// Home is the state directory; empty means $E2E_HOME or the XDG state dir.
+	Home string
+	// PluginDirs are searched first for plugins (the CLI's --plugin-dir).
+	PluginDirs []string
+	// Logger receives e2e's and the plugins' logs; nil discards them.
+	Logger hclog.Logger
+	// Events receives progress and log events of long calls; may be nil.
+	Events func(Event)
+}
+
+// Event is a progress or log event of a long call.
+type Event struct {
+	Cluster string
+	// Step names what is happening; Current and Total count it when known.
+	Step    string
+	Current int64
+	Total   int64
+	// Level is set for log events ("info", "warn", ...), empty for progress.
+	Level   string
+	Message string
+}
+
+// Client creates and manages clusters. It starts plugins as needed; Close
+// stops them. A Client is safe for concurrent use.
+type Client struct {
+	store  *state.Store
+	host   *plugin.Host
+	logger hclog.Logger
+	events func(Event)
+}
+
+// New returns a Client.
+func New(opts Options) (*Client, error) {
+	home := opts.Home
+	if home == "" {
+		var err error
+		if home, err = state.DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	store, err := state.Open(home)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := plugin.DefaultDirs(opts.PluginDirs)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	host, err := plugin.NewHost(plugin.Config{Dirs: dirs, Logger: logger})
+	if err != nil {
+		return nil, &InvalidError{Err: err}
+	}
+	events := opts.Events
+	if events == nil {
+		events = func(Event) {}
+	}
+	return &Client{store: store, host: host, logger: logger, events: events}, nil
+}
+
+// Close stops every plugin the client started. Call it before exiting.
+func (e *Client) Close() { e.host.Close() }
+
+// Home returns the state directory.
+func (e *Client) Home() string { return e.store.Root() }
+
+// open starts a backend's plugin; an unknown backend is the caller's error.
+func (e *Client) open(ctx context.Context, backend string) (*plugin.Plugin, error) {
+	p, err := e.host.Open(ctx, backend)
+	if errors.Is(err, plugin.ErrNoSuchBackend) {
+		return nil, &InvalidError{Err: err}
+	}
+	return p, err
+}
+
+// Spec describes a cluster to create.
+type Spec struct {
+	// Backend names the plugin (e2e-backend-NAME).
+	Backend string
+	// ID defaults to "default".
+	ID string
+	// Node counts; when all three are zero, one of each role is made, as
+	// DC/OS E2E did.
+	Masters, Agents, PublicAgents int
+	// Options for the backend, by name as `e2e plugin info` lists them.
+	// Secret options are not accepted here: they are read from the
+	// environment variable the schema names.
+	Options map[string]any
+	// SSHUser the core logs in as; empty means the backend's default.
+	SSHUser string
+	// Retain keeps whatever was made when Create fails or is cancelled.
+	Retain bool
+}
+
+func (e *Client) emit(cluster string) func(sdk.Event) {
+	return func(ev sdk.Event) {
+		e.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
+	}
+}
+
+// cleanupTimeout bounds how long the core waits for a plugin to clean up
+// after cancellation or failure.
+const cleanupTimeout = 60 * time.Second
+
+// Create makes a cluster: it checks the input, reserves the id, generates
+// the SSH key pair, asks the backend for the machines and records the
+// result. When ctx is cancelled or the backend fails, whatever was made is
+// destroyed unless spec.Retain.
+func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
+	if spec.ID == "" {
+		spec.ID = DefaultID
+	}
+	if err := ValidateID(spec.ID); err != nil {
+		return nil, err
+	}
+	if spec.Backend == "" {
+		return nil, invalidf("no backend given: choose one with --backend (see `e2e plugin list`)")
+	}
+	if spec.Masters < 0 || spec.Agents < 0 || spec.PublicAgents < 0 {
+		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d)", spec.Masters, spec.Agents, spec.PublicAgents)
+	}
+	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
+		spec.Masters, spec.Agents, spec.PublicAgents = 1, 1, 1
+	}
+	p, err := e.open(ctx, spec.Backend)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	optsJSON, err := e.checkOptions(ctx, p, spec.Options)
+	if err != nil {
+		return nil, err
+	}
+
+	res, err := e.store.Reserve(ctx, spec.ID)
+	if errors.Is(err, state.ErrExists) {
+		existing, _ := e.store.Load(spec.ID)
+		return nil, invalidf("cluster %q exists already (backend %s): destroy it with `e2e destroy -c %s` or choose another id with -c", spec.ID, existing.Backend, spec.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = res.Abort()
+		}
+		res.Release()
+	}()
+
+	if p.Desc.Capabilities.TracksClusters {
+		known, err := p.List(ctx, optsJSON)
+		if err != nil {
+			return nil, fmt.Errorf("asking the %s backend for its clusters: %w", spec.Backend, p.Wrap("list", err))
+		}
+		for _, c := range known {
+			if c.ID == spec.ID {
+				return nil, invalidf("the %s backend already has a cluster %q that this e2e has no record of (made from another E2E_HOME?): choose another id with -c", spec.Backend, spec.ID)
+			}
+		}
+	}
+
+	pub, keyPath, err := res.GenerateKey()
+	if err != nil {
+		return nil, fmt.Errorf("generating the cluster's SSH key: %w", err)
+	}
+	call := sdk.CreateCall{
+		ClusterID: spec.ID, Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents,
+		OptionsJSON: optsJSON, SSHPublicKey: pub, SSHUser: spec.SSHUser, Retain: spec.Retain,
+	}
+	meta := state.Metadata{
+		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
+		Counts:  state.Counts{Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents},
+		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, CreatedAt: time.Now().UTC(),
+	}
+	sc, err := p.Create(ctx, call, e.emit(spec.ID))
+	if err != nil {
+		err = p.Wrap("create", err)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("creating cluster %q: interrupted: %w", spec.ID, ctx.Err())
+		} else {
+			err = fmt.Errorf("creating cluster %q: %w", spec.ID, err)
+		}
+		if spec.Retain {
+			// Keep the record so the retained machines can be inspected
+			// and destroyed later.
+			if cerr := res.Commit(meta); cerr == nil {
+				committed = true
+			}
+			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
+		}
+		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
+			return nil, fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+		}
+		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	meta.UID, meta.Record = sc.UID, sc.Record
+	meta.Nodes = nodesToState(sc.Nodes, spec.SSHUser)
+	var hostKeys []state.HostKey
+	for _, n := range sc.Nodes {
+		for _, k := range n.HostKeys {
+			hostKeys = append(hostKeys, state.HostKey{Host: n.SSH.Host, Port: n.SSH.Port, Key: k})
+		}
+	}
+	if len(hostKeys) > 0 {
+		if err := e.store.AddKnownHosts(spec.ID, hostKeys); err != nil {
+			return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+		}
+	}
+	if err := res.Commit(meta); err != nil {
+		return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+	}
+	committed = true
+	return e.toCluster(meta, sc, p.Desc.Version), nil
+}
+
+// failAfterCreate destroys a cluster the backend made when the core could
+// not record it, so nothing is left that e2e does not know of.
+func (e *Client) failAfterCreate(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
+	err = fmt.Errorf("recording cluster %q: %w", spec.ID, err)
+	if spec.Retain {
+		return err
+	}
+	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
+		return fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+	}
+	return err
+}
+
+// sdkInvalid turns the backend's refusal of the input into an InvalidError.
+func sdkInvalid(err error, backend string) error {
+	var de *sdk.DiagnosticsError
+	if errors.As(err, &de) {
+		return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
+	}
+	return nil
+}
+
+// cleanupAfterFailedCreate calls the idempotent Destroy with a context that
+// is not cancelled. The plugin's SDK makes Destroy wait until a cancelled
+// Create has finished its own cleanup, so this also waits for that. A
+// crashed plugin is started again for it.
+func (e *Client) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref sdk.Ref) error {
+	if !p.Desc.Capabilities.Destroy {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if p.Exited() {
+		fresh, err := e.open(ctx, backend)
+		if err != nil {
+			return err
+		}
+		defer fresh.Kill()
+		p = fresh
+	}
+	return p.Wrap("destroy", p.Destroy(ctx, ref, e.emit(ref.ClusterID)))
+}
+
+// checkOptions turns the caller's options into JSON, refuses secrets, and
+// has the plugin validate them against its schema.
+func (e *Client) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[string]any) ([]byte, error) {
+	for name := range opts {
+		if o, ok := p.Desc.Options.Lookup(name); ok && o.Secret {
+			return nil, invalidf("option %q is secret and is not taken from the command line or cluster file: set the environment variable %s instead", name, o.Env)
+		}
+	}
+	var raw []byte
+	if len(opts) > 0 {
+		var err error
+		if raw, err = json.Marshal(opts); err != nil {
+			return nil, invalidf("options: %v", err)
+		}
+	}
+	diags, err := p.Validate(ctx, raw)
+	if err != nil {
+		return nil, p.Wrap("validate", err)
+	}
+	var msgs []string
+	for _, d := range diags {
+		if d.Severity == sdk.SeverityWarning {
+			e.logger.Warn(d.Summary, "backend", p.Name, "option", d.Option)
+			continue
+		}
+		msgs = append(msgs, d.Summary)
+	}
+	if len(msgs) > 0 {
+		return nil, invalidf("%s: %s (see `e2e plugin info %s`)", p.Name, strings.Join(msgs, "; "), p.Name)
+	}
+	return raw, nil
+}
+
+func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
+	out := make([]state.Node, 0, len(nodes))
+	for _, n := range nodes {
+		user := n.SSH.User
+		if sshUser != "" {
+			user = sshUser
+		}
+		out = append(out, state.Node{Role: string(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
+			SSHHost: n.SSH.Host, SSHPort: n.SSH.Port, SSHUser: user})
+	}
+	return out
+}
+
+func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, pluginVersion string) *Cluster {
+	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: pluginVersion,
+		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e}
+	nodes := meta.Nodes
+	if sc != nil {
+		c.Details = sc.Details
+		nodes = nodesToState(sc.Nodes, meta.SSHUser)
+	}
+	for _, n := range nodes {
+		c.Nodes = append(c.Nodes, Node{Role: Role(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
+			SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}})
+	}
+	sortNodes(c.Nodes)
+	return c
+}
+
+func sortNodes(nodes []Node) {
+	order := map[Role]int{Master: 0, Agent: 1, PublicAgent: 2}
+	sort.SliceStable(nodes, func(i, j int) bool {
+		if nodes[i].Role != nodes[j].Role {
+			return order[nodes[i].Role] < order[nodes[j].Role]
+		}
+		return nodes[i].Index < nodes[j].Index
+	})
+}
+
+func ref(meta state.Metadata) sdk.Ref {
+	return sdk.Ref{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
+}
+
+func (e *Client) load(id string) (state.Metadata, error) {
+	if err := ValidateID(id); err != nil {
+		return state.Metadata{}, err
+	}
+	meta, err := e.store.Load(id)
+	if errors.Is(err, state.ErrNotFound) {
+		return meta, &InvalidError{Err: fmt.Errorf("%w %q (see `e2e list`)", ErrUnknownCluster, id)}
+	}
+	return meta, err
+}
+
+// Get returns a cluster as its backend sees it now.
+func (e *Client) Get(ctx context.Context, id string) (*Cluster, error) {
+	meta, err := e.load(id)
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.open(ctx, meta.Backend)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	sc, err := p.Get(ctx, ref(meta))
+	if errors.Is(err, sdk.ErrNotFound) {
+		return nil, fmt.Errorf("cluster %q is recorded but the %s backend no longer has it: `e2e destroy -c %s` drops the record", id, meta.Backend, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting cluster %q from the %s backend: %w", id, meta.Backend, p.Wrap("get", err))
+	}
+	return e.toCluster(meta, sc, p.Desc.Version), nil
+}
+
+// Summary is one line of List.
+type Summary struct {
+	ID        string    `json:"id"`
+	Backend   string    `json:"backend"`
+	Masters   int       `json:"masters"`
+	Agents    int       `json:"agents"`
+	Public    int       `json:"public_agents"`
+	CreatedAt time.Time `json:"created_at"`
+	// Status is "running", "missing" (recorded, but the backend no longer
+	// has it), "untracked" (the backend has it, this e2e has no record) or
+	// "error: ...".
+	Status string `json:"status"`
+}
+
+// ListOptions filter List.
+type ListOptions struct {
+	// Backend limits the list to one backend.
+	Backend string
+}
+
+// List returns the recorded clusters with their status according to their
+// backends, and clusters the backends know of that have no record here.
+func (e *Client) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
+	metas, err := e.store.List()
+	if err != nil {
+		return nil, err
+	}
+	byBackend := map[string][]state.Metadata{}
+	for _, m := range metas {
+		if opts.Backend == "" || m.Backend == opts.Backend {
+			byBackend[m.Backend] = append(byBackend[m.Backend], m)
+		}
+	}
+	if opts.Backend != "" {
+		if _, err := plugin.Find(e.host.Dirs(), opts.Backend); err != nil {
+			return nil, &InvalidError{Err: err}
+		}
+		if _, ok := byBackend[opts.Backend]; !ok {
+			byBackend[opts.Backend] = nil
+		}
+	}
+	var (
+		mu  sync.Mutex
+		out []Summary
+		wg  sync.WaitGroup
+	)
+	for backend, ms := range byBackend {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows := e.listBackend(ctx, backend, ms)
+			mu.Lock()
+			out = append(out, rows...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Backend < out[j].Backend
+	})
+	return out, nil
+}
+
+func (e *Client) listBackend(ctx context.Context, backend string, metas []state.Metadata) []Summary {
+	var rows []Summary
+	p, err := e.open(ctx, backend)
+	if err != nil {
+		for _, m := range metas {
+			rows = append(rows, summary(m, "error: "+err.Error()))
+		}
+		return rows
+	}
+	defer p.Kill()
+	seen := map[string]bool{}
+	for _, m := range metas {
+		seen[m.ID] = true
+		status := "running"
+		if _, err := p.Get(ctx, ref(m)); errors.Is(err, sdk.ErrNotFound) {
+			status = "missing"
+		} else if err != nil {
+			status = "error: " + p.Wrap("get", err).Error()
+		}
+		rows = append(rows, summary(m, status))
+	}
+	if !p.Desc.Capabilities.TracksClusters {
+		return rows
+	}
+	// Ask the backend with each distinct set of stored options (or none),
+	// to find clusters made from another state directory.
+	optionSets := map[string][]byte{}
+	for _, m := range metas {
+		optionSets[string(m.Options)] = m.Options
+	}
+	if len(optionSets) == 0 {
+		optionSets[""] = nil
+	}
+	for _, raw := range optionSets {
+		found, err := p.List(ctx, raw)
+		if err != nil {
+			e.logger.Debug("listing clusters", "backend", backend, "error", err)
+			continue
+		}
+		for _, c := range found {
+			if seen[c.ID] {
+				continue
+			}
+			seen[c.ID] = true
+			s := Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked"}
+			for _, n := range c.Nodes {
+				switch Role(n.Role) {
+				case Master:
+					s.Masters++
+				case Agent:
+					s.Agents++
+				case PublicAgent:
+					s.Public++
+				}
+			}
+			rows = append(rows, s)
+		}
+	}
+	return rows
+}
+
+func summary(m state.Metadata, status string) Summary {
+	return Summary{ID: m.ID, Backend: m.Backend, Masters: m.Counts.Masters, Agents: m.Counts.Agents,
+		Public: m.Counts.PublicAgents, CreatedAt: m.CreatedAt, Status: status}
+}
+
+// Destroy removes a cluster's machines and its record. Destroying a
+// cluster the backend no longer has only drops the record.
+func (e *Client) Destroy(ctx context.Context, id string) error {
+	meta, err := e.load(id)
+	if err != nil {
+		return err
+	}
+	p, err := e.open(ctx, meta.Backend)
+	if err != nil {
+		return err
+	}
+	defer p.Kill()
+	if !p.Desc.Capabilities.Destroy {
+		return invalidf("the %s backend cannot destroy cluster %q: e2e did not create these machines; `e2e forget -c %s` drops the record", meta.Backend, id, id)
+	}
+	if err := p.Destroy(ctx, ref(meta), e.emit(id)); err != nil {
+		return fmt.Errorf("destroying cluster %q: %w", id, p.Wrap("destroy", err))
+	}
+	return e.store.Remove(ctx, id)
+}
+
+// Forget drops the record of a cluster without touching its machines.
+func (e *Client) Forget(ctx context.Context, id string) error {
+	if _, err := e.load(id); err != nil {
+		return err
+	}
+	return e.store.Remove(ctx, id)
+}
+
+// IDs returns the ids of every recorded cluster.
+func (e *Client) IDs() ([]string, error) {
+	metas, err := e.store.List()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(metas))
+	for _, m := range metas {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// Destroy removes the cluster (see Client.Destroy).
+func (c *Cluster) Destroy(ctx context.Context) error {
+	if c.client == nil {
+		return errors.New("cluster was not made by a cluster.Client")
+	}
+	return c.client.Destroy(ctx, c.ID)
+}

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/e2e-tool/e2e/internal/plugin"
+	"github.com/e2e-tool/e2e/sdk"
+)
+
+// PluginInfo describes one plugin executable found during discovery.
+type PluginInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version,omitempty"`
+	Protocol int    `json:"protocol,omitempty"`
+	Path     string `json:"path"`
+	SHA256   string `json:"sha256"`
+	// Source is where it was found: "--plugin-dir", "E2E_PLUGIN_PATH",
+	// "installed" or "beside e2e".
+	Source string `json:"source"`
+	// Used is false when an earlier candidate of the same name wins.
+	Used bool `json:"used"`
+	// Error says why the plugin could not be described, if it could not.
+	Error string `json:"error,omitempty"`
+}
+
+// Plugins lists every plugin candidate, started in parallel to ask each
+// for its version.
+func (e *Client) Plugins(ctx context.Context) ([]PluginInfo, error) {
+	cands, err := e.host.Discover()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PluginInfo, len(cands))
+	var wg sync.WaitGroup
+	for i, c := range cands {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info := PluginInfo{Name: c.Name, Path: c.Path, Source: string(c.Source), Used: c.Used}
+			if sum, err := plugin.FileSHA256(c.Path); err == nil {
+				info.SHA256 = sum
+			}
+			p, err := e.host.Launch(ctx, c)
+			if err != nil {
+				info.Error = err.Error()
+			} else {
+				info.Version, info.Protocol = p.Desc.Version, p.Desc.Protocol
+				p.Kill()
+			}
+			out[i] = info
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// BackendInfo is what a plugin says of itself.
+type BackendInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Commit   string `json:"commit,omitempty"`
+	Protocol int    `json:"protocol"`
+	Summary  string `json:"summary,omitempty"`
+	Path     string `json:"path"`
+	Source   string `json:"source"`
+
+	Capabilities struct {
+		Destroy        bool     `json:"destroy"`
+		InstallMethods []string `json:"install_methods"`
+		TracksClusters bool     `json:"tracks_clusters"`
+		Exec           bool     `json:"exec"`
+	} `json:"capabilities"`
+	Options []OptionInfo `json:"options"`
+}
+
+// OptionInfo describes one backend option.
+type OptionInfo struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Default  any    `json:"default,omitempty"`
+	Required bool   `json:"required"`
+	Secret   bool   `json:"secret"`
+	Env      string `json:"env,omitempty"`
+	Help     string `json:"help"`
+}
+
+// Backend starts a backend's plugin and returns its description.
+func (e *Client) Backend(ctx context.Context, name string) (BackendInfo, error) {
+	p, err := e.open(ctx, name)
+	if err != nil {
+		return BackendInfo{}, err
+	}
+	defer p.Kill()
+	return describe(p), nil
+}
+
+func describe(p *plugin.Plugin) BackendInfo {
+	d := p.Desc
+	info := BackendInfo{Name: d.Name, Version: d.Version, Commit: d.Commit, Protocol: d.Protocol,
+		Summary: d.Summary, Path: p.Path, Source: string(p.Source)}
+	info.Capabilities.Destroy = d.Capabilities.Destroy
+	info.Capabilities.TracksClusters = d.Capabilities.TracksClusters
+	info.Capabilities.Exec = d.Exec
+	info.Capabilities.InstallMethods = []string{}
+	for _, m := range d.Capabilities.InstallMethods {
+		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))
+	}
+	info.Options = []OptionInfo{}
+	for _, o := range d.Options {
+		info.Options = append(info.Options, OptionInfo{Name: o.Name, Type: string(o.Type), Default: o.Default,
+			Required: o.Required, Secret: o.Secret, Env: o.Env, Help: o.Help})
+	}
+	return info
+}
+
+// InstallPlugin installs a plugin executable for the current user after
+// checking that it is an e2e backend plugin.
+func (e *Client) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
+	entry, name, err := e.host.Install(ctx, path, force)
+	if errors.Is(err, plugin.ErrAlreadyInstalled) {
+		return BackendInfo{}, &InvalidError{Err: err}
+	}
+	if err != nil {
+		return BackendInfo{}, err
+	}
+	info := BackendInfo{Name: name, Version: entry.Version, Protocol: entry.Protocol, Source: string(plugin.SourceInstalled)}
+	info.Path = e.host.Dirs().Installed + "/" + entry.File
+	return info, nil
+}
+
+// RemovePlugin removes an installed plugin.
+func (e *Client) RemovePlugin(name string) error {
+	err := e.host.Remove(name)
+	if errors.Is(err, plugin.ErrNotInstalled) {
+		return &InvalidError{Err: err}
+	}
+	return err
+}
+
+// ProtocolVersion is the backend protocol major this e2e speaks.
+const ProtocolVersion = sdk.ProtocolVersion

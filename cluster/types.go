@@ -1,0 +1,141 @@
+// Package cluster is e2e's public Go API: create, find, list and destroy
+// throw-away clusters through backend plugins. The e2e CLI is built on it
+// and nothing else.
+//
+//	e, err := cluster.New(cluster.Options{})
+//	if err != nil { ... }
+//	defer e.Close()
+//	c, err := e.Create(ctx, cluster.Spec{Backend: "docker", Masters: 1, Agents: 2})
+//	if err != nil { ... }
+//	defer c.Destroy(context.WithoutCancel(ctx))
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role is the part a node plays in a cluster.
+type Role string
+
+// Roles. They become DC/OS's master, slave and slave_public only when DC/OS
+// is installed.
+const (
+	Master      Role = "master"
+	Agent       Role = "agent"
+	PublicAgent Role = "public_agent"
+)
+
+// Roles returns every role in node order.
+func Roles() []Role { return []Role{Master, Agent, PublicAgent} }
+
+// SSHEndpoint is where the core dials a node's sshd.
+type SSHEndpoint struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	User string `json:"user"`
+}
+
+// Node is one machine of a cluster.
+type Node struct {
+	Role           Role        `json:"role"`
+	Index          int         `json:"index"`
+	Name           string      `json:"name"`
+	Hostname       string      `json:"hostname,omitempty"`
+	PrivateAddress string      `json:"private_address"`
+	PublicAddress  string      `json:"public_address,omitempty"`
+	SSH            SSHEndpoint `json:"ssh"`
+}
+
+// Ref is the node's reference, such as master_0 or public_agent_1.
+func (n Node) Ref() string { return string(n.Role) + "_" + strconv.Itoa(n.Index) }
+
+// Cluster is a cluster e2e created (or was given).
+type Cluster struct {
+	ID            string            `json:"id"`
+	UID           string            `json:"uid"`
+	Backend       string            `json:"backend"`
+	PluginVersion string            `json:"plugin_version"`
+	CreatedAt     time.Time         `json:"created_at"`
+	Nodes         []Node            `json:"nodes"`
+	Details       map[string]string `json:"details,omitempty"`
+	// StateDir holds the cluster's private key and known_hosts.
+	StateDir   string `json:"state_dir"`
+	SSHKeyPath string `json:"ssh_key_path"`
+
+	client *Client
+}
+
+// NodesOf returns the nodes of a role, in index order.
+func (c *Cluster) NodesOf(role Role) []Node {
+	var out []Node
+	for _, n := range c.Nodes {
+		if n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Masters returns the master nodes.
+func (c *Cluster) Masters() []Node { return c.NodesOf(Master) }
+
+// Agents returns the agent nodes.
+func (c *Cluster) Agents() []Node { return c.NodesOf(Agent) }
+
+// PublicAgents returns the public agent nodes.
+func (c *Cluster) PublicAgents() []Node { return c.NodesOf(PublicAgent) }
+
+// Node finds a node by reference (master_0), name, hostname or address.
+func (c *Cluster) Node(ref string) (Node, error) {
+	for _, n := range c.Nodes {
+		if ref == n.Ref() || ref == n.Name || (n.Hostname != "" && ref == n.Hostname) ||
+			ref == n.PrivateAddress || (n.PublicAddress != "" && ref == n.PublicAddress) {
+			return n, nil
+		}
+	}
+	refs := make([]string, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		refs = append(refs, n.Ref())
+	}
+	return Node{}, invalidf("cluster %q has no node %q (nodes: %s)", c.ID, ref, strings.Join(refs, ", "))
+}
+
+// InvalidError is an error the caller caused: bad input, an unknown
+// backend or cluster. The CLI exits 2 for it.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+func invalidf(format string, args ...any) error {
+	return &InvalidError{Err: fmt.Errorf(format, args...)}
+}
+
+// IsInvalid reports whether err was caused by the caller's input.
+func IsInvalid(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie)
+}
+
+// ErrUnknownCluster is wrapped when no cluster has the given id.
+var ErrUnknownCluster = errors.New("no such cluster")
+
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
+
+// ValidateID checks a cluster id: letters, digits, _ . - and at most 40
+// characters, starting with a letter or digit (it becomes part of
+// container names and hostnames).
+func ValidateID(id string) error {
+	if !idPattern.MatchString(id) {
+		return invalidf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// DefaultID is the cluster id used when none is given, as in DC/OS E2E.
+const DefaultID = "default"

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/e2e-tool/e2e/cluster"
+	"github.com/goccy/go-yaml"
+)
+
+// CLI is the command line. Commands call only the cluster package.
+type CLI struct {
+	PluginDir []string `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path"`
+	Verbose   int      `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
+
+	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
+	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
+	Create  CreateCmd  `cmd:"" help:"Create a cluster."`
+	List    ListCmd    `cmd:"" help:"List clusters."`
+	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, addresses and SSH endpoints."`
+	Destroy DestroyCmd `cmd:"" help:"Destroy clusters."`
+	Forget  ForgetCmd  `cmd:"" help:"Drop the record of a cluster without touching its machines."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (c *VersionCmd) Run(e *env) error {
+	if c.JSON {
+		return printJSON(e, map[string]any{"version": version, "commit": commit, "protocol": cluster.ProtocolVersion})
+	}
+	fmt.Fprintf(e.stdout, "e2e %s (protocol %d", version, cluster.ProtocolVersion)
+	if commit != "" {
+		fmt.Fprintf(e.stdout, ", commit %s", commit)
+	}
+	fmt.Fprintln(e.stdout, ")")
+	return nil
+}
+
+// PluginCmd groups the plugin commands.
+type PluginCmd struct {
+	List    PluginListCmd    `cmd:"" help:"List every plugin found, in discovery order, and which one is used."`
+	Info    PluginInfoCmd    `cmd:"" help:"Show a backend's capabilities and options."`
+	Install PluginInstallCmd `cmd:"" help:"Install a plugin executable for this user (checked, then pinned by sha256)."`
+	Remove  PluginRemoveCmd  `cmd:"" help:"Remove an installed plugin."`
+}
+
+// PluginListCmd lists plugins.
+type PluginListCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (c *PluginListCmd) Run(e *env) error {
+	infos, err := e.client.Plugins(e.ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e, infos)
+	}
+	if len(infos) == 0 {
+		fmt.Fprintln(e.stderr, "no plugins found (looked in --plugin-dir, $E2E_PLUGIN_PATH, the installed plugins and beside e2e)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tSOURCE\tUSED\tSHA256\tPATH")
+	for _, p := range infos {
+		ver, proto := p.Version, fmt.Sprint(p.Protocol)
+		if p.Error != "" {
+			ver, proto = "error", "-"
+		}
+		used := "yes"
+		if !p.Used {
+			used = "shadowed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, ver, proto, p.Source, used, short(p.SHA256), p.Path)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range infos {
+		if p.Error != "" {
+			fmt.Fprintf(e.stderr, "e2e: plugin %s: %s\n", p.Path, p.Error)
+		}
+	}
+	return nil
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+// PluginInfoCmd describes a backend.
+type PluginInfoCmd struct {
+	Name string `arg:"" help:"Backend name."`
+	JSON bool   `help:"Print JSON."`
+}
+
+func (c *PluginInfoCmd) Run(e *env) error {
+	info, err := e.client.Backend(e.ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e, info)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "%s %s (protocol %d)\n", info.Name, info.Version, info.Protocol)
+	if info.Summary != "" {
+		fmt.Fprintf(w, "  %s\n", info.Summary)
+	}
+	fmt.Fprintf(w, "path: %s (%s)\n", info.Path, info.Source)
+	methods := strings.Join(info.Capabilities.InstallMethods, ", ")
+	if methods == "" {
+		methods = "none"
+	}
+	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v\n",
+		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec)
+	if len(info.Options) == 0 {
+		fmt.Fprintln(w, "options: none")
+		return nil
+	}
+	fmt.Fprintln(w, "options (give them with -o name=value or under options: in --config):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tTYPE\tDEFAULT\tREQUIRED\tSECRET\tHELP")
+	for _, o := range info.Options {
+		def := "-"
+		if o.Default != nil {
+			b, _ := json.Marshal(o.Default)
+			def = string(b)
+		}
+		secret := "no"
+		if o.Secret {
+			secret = "yes, from $" + o.Env
+		}
+		help := o.Help
+		if o.Env != "" && !o.Secret {
+			help += " (or $" + o.Env + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, yesNo(o.Required), secret, help)
+	}
+	return tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// PluginInstallCmd installs a plugin.
+type PluginInstallCmd struct {
+	Path  string `arg:"" help:"Plugin executable (e2e-backend-NAME)." type:"path"`
+	Force bool   `help:"Replace an installed plugin of the same name."`
+}
+
+func (c *PluginInstallCmd) Run(e *env) error {
+	info, err := e.client.InstallPlugin(e.ctx, c.Path, c.Force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "installed %s %s (protocol %d) as %s\n", info.Name, info.Version, info.Protocol, info.Path)
+	fmt.Fprintln(e.stdout, info.Name)
+	return nil
+}
+
+// PluginRemoveCmd removes an installed plugin.
+type PluginRemoveCmd struct {
+	Name string `arg:"" help:"Backend name."`
+}
+
+func (c *PluginRemoveCmd) Run(e *env) error {
+	if err := e.client.RemovePlugin(c.Name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "removed %s\n", c.Name)
+	return nil
+}
+
+// CreateCmd creates a cluster.
+type CreateCmd struct {
+	Backend      string   `help:"Backend to create the machines with (see: e2e plugin list)."`
+	ClusterID    string   `name:"cluster-id" short:"c" help:"Cluster id (default \"${default_id}\")."`
+	Masters      *int     `help:"Number of masters (default 1)."`
+	Agents       *int     `help:"Number of agents (default 1)."`
+	PublicAgents *int     `name:"public-agents" help:"Number of public agents (default 1)."`
+	Option       []string `short:"o" name:"option" placeholder:"NAME=VALUE" help:"Backend option (repeatable; a list option appends; a value starting with [ or { is JSON). The options of a backend: e2e plugin info NAME."`
+	Config       string   `help:"YAML cluster file: backend, cluster_id, masters, agents, public_agents, options." type:"existingfile"`
+	SSHUser      string   `name:"ssh-user" help:"User to log in as (default: the backend's)."`
+	Retain       bool     `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+}
+
+// clusterFile is the YAML cluster file of --config.
+type clusterFile struct {
+	Backend      string         `yaml:"backend"`
+	ClusterID    string         `yaml:"cluster_id"`
+	Masters      *int           `yaml:"masters"`
+	Agents       *int           `yaml:"agents"`
+	PublicAgents *int           `yaml:"public_agents"`
+	Options      map[string]any `yaml:"options"`
+}
+
+func loadClusterFile(path string) (clusterFile, error) {
+	var f clusterFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return f, err
+	}
+	if err := yaml.UnmarshalWithOptions(b, &f, yaml.Strict()); err != nil {
+		return f, invalid(fmt.Errorf("cluster file %s: %s", path, oneLine(errors.New(yaml.FormatError(err, false, false)))))
+	}
+	return f, nil
+}
+
+// parseOptions turns -o NAME=VALUE flags into option values: repeated names
+// become lists, values starting with [ or { are JSON.
+func parseOptions(flags []string) (map[string]any, error) {
+	values := map[string][]any{}
+	var order []string
+	for _, f := range flags {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name == "" {
+			return nil, invalid(fmt.Errorf("option %q is not NAME=VALUE", f))
+		}
+		var v any = value
+		if strings.HasPrefix(value, "[") || strings.HasPrefix(value, "{") {
+			if err := json.Unmarshal([]byte(value), &v); err != nil {
+				return nil, invalid(fmt.Errorf("option %q: the value starts with %q but is not JSON: %v", name, value[:1], err))
+			}
+		}
+		if _, seen := values[name]; !seen {
+			order = append(order, name)
+		}
+		values[name] = append(values[name], v)
+	}
+	out := map[string]any{}
+	for _, name := range order {
+		vs := values[name]
+		if len(vs) == 1 {
+			out[name] = vs[0]
+			continue
+		}
+		var list []any
+		for _, v := range vs {
+			if sub, ok := v.([]any); ok {
+				list = append(list, sub...)
+			} else {
+				list = append(list, v)
+			}
+		}
+		out[name] = list
+	}
+	return out, nil
+}
+
+func invalid(err error) error { return &cluster.InvalidError{Err: err} }
+
+func pick(flag *int, file *int) int {
+	switch {
+	case flag != nil:
+		return *flag
+	case file != nil:
+		return *file
+	}
+	return 1
+}
+
+func (c *CreateCmd) Run(e *env) error {
+	var file clusterFile
+	if c.Config != "" {
+		var err error
+		if file, err = loadClusterFile(c.Config); err != nil {
+			return err
+		}
+	}
+	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain}
+	if spec.Backend == "" {
+		spec.Backend = file.Backend
+	}
+	if spec.ID == "" {
+		spec.ID = file.ClusterID
+	}
+	if spec.Backend == "" {
+		return invalid(errors.New("no backend given: use --backend NAME or backend: in --config (see `e2e plugin list`)"))
+	}
+	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
+	if spec.Masters+spec.Agents+spec.PublicAgents == 0 && spec.Masters >= 0 && spec.Agents >= 0 && spec.PublicAgents >= 0 {
+		return invalid(errors.New("a cluster needs at least one node"))
+	}
+	flagOpts, err := parseOptions(c.Option)
+	if err != nil {
+		return err
+	}
+	spec.Options = map[string]any{}
+	for k, v := range file.Options {
+		spec.Options[k] = v
+	}
+	for k, v := range flagOpts {
+		spec.Options[k] = v
+	}
+	start := time.Now()
+	cl, err := e.client.Create(e.ctx, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "created cluster %s (%d nodes, backend %s) in %s\n", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(e.stdout, cl.ID)
+	return nil
+}
+
+// ListCmd lists clusters.
+type ListCmd struct {
+	Backend string `help:"Only clusters of this backend."`
+	JSON    bool   `help:"Print JSON."`
+}
+
+func (c *ListCmd) Run(e *env) error {
+	rows, err := e.client.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if rows == nil {
+			rows = []cluster.Summary{}
+		}
+		return printJSON(e, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(e.stderr, "no clusters")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tCREATED")
+	for _, r := range rows {
+		created := "-"
+		if !r.CreatedAt.IsZero() {
+			created = r.CreatedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.Public, r.Status, created)
+	}
+	return tw.Flush()
+}
+
+// InspectCmd shows one cluster.
+type InspectCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	JSON      bool   `help:"Print JSON."`
+}
+
+func (c *InspectCmd) Run(e *env) error {
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e, cl)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "cluster %s (backend %s %s), created %s\n", cl.ID, cl.Backend, cl.PluginVersion, cl.CreatedAt.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
+	keys := make([]string, 0, len(cl.Details))
+	for k := range cl.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tNAME\tPRIVATE_ADDRESS\tSSH")
+	for _, n := range cl.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s:%d\n", n.Ref(), n.Name, n.PrivateAddress, n.SSH.User, n.SSH.Host, n.SSH.Port)
+	}
+	return tw.Flush()
+}
+
+// DestroyCmd destroys clusters.
+type DestroyCmd struct {
+	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which"`
+	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
+}
+
+func (c *DestroyCmd) Run(e *env) error {
+	ids := c.ClusterID
+	if c.All {
+		var err error
+		if ids, err = e.client.IDs(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			fmt.Fprintln(e.stderr, "no clusters to destroy")
+			return nil
+		}
+	} else if len(ids) == 0 {
+		return invalid(errors.New("which cluster? give -c ID (repeatable) or --all"))
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := e.client.Destroy(e.ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "destroyed %s\n", id)
+		fmt.Fprintln(e.stdout, id)
+	}
+	return errors.Join(errs...)
+}
+
+// ForgetCmd drops a cluster's record.
+type ForgetCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" required:"" help:"Cluster id."`
+}
+
+func (c *ForgetCmd) Run(e *env) error {
+	if err := e.client.Forget(e.ctx, c.ClusterID); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "forgot %s (its machines were not touched)\n", c.ClusterID)
+	return nil
+}
+
+func printJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,158 @@
+// Command e2e creates throw-away clusters for end-to-end tests through
+// backend plugins. It is a thin layer over the cluster package.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/e2e-tool/e2e/cluster"
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/term"
+)
+
+// Set with -ldflags.
+var (
+	version = "0.0.0-dev"
+	commit  = ""
+)
+
+// Exit codes (DESIGN.md, Outside conventions).
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// env is what every command gets: the API client and where to write.
+type env struct {
+	ctx    context.Context
+	client *cluster.Client
+	stdout io.Writer
+	stderr io.Writer
+	isTTY  bool
+}
+
+// kongExit carries kong's request to exit (after --help) out of Parse.
+type kongExit struct{ code int }
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first Ctrl-C, a second one ends e2e at once (the plugins'
+	// parent-death watchdog then winds them down).
+	context.AfterFunc(ctx, stop)
+
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("e2e"),
+		kong.Description("Create throw-away clusters for end-to-end tests, through backend plugins."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(kongExit{c}) }),
+		kong.Vars{"default_id": cluster.DefaultID, "version": version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "e2e: %v\n", err)
+		return exitFailure
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ke, ok := r.(kongExit)
+			if !ok {
+				panic(r)
+			}
+			code = ke.code
+			if code == 80 || code == 1 {
+				// kong's parse-error code becomes the usage code.
+				code = exitUsage
+			}
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
+		return exitUsage
+	}
+
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name: "e2e", Output: stderr, Level: logLevel(cli.Verbose),
+		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
+	})
+	client, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger,
+		Events: newProgress(stderr, isTerminal(stderr)).event})
+	if err != nil {
+		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
+		return exitCode(ctx, err)
+	}
+	e := &env{ctx: ctx, client: client, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout)}
+	err = kctx.Run(e)
+	// Every plugin is stopped before e2e exits, whatever happened.
+	client.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
+		if cli.Verbose > 0 {
+			fmt.Fprintf(stderr, "e2e: (detail) %+v\n", err)
+		}
+	}
+	return exitCode(ctx, err)
+}
+
+// exitCode maps an error to the exit codes of DESIGN.md.
+func exitCode(ctx context.Context, err error) int {
+	var ec exitError
+	switch {
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ec):
+		return ec.code
+	case cluster.IsInvalid(err):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// exitError asks for a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// oneLine keeps errors to one line unless they carry output lines on
+// purpose (a crashed plugin's last words are joined with " | ").
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+}
+
+func logLevel(v int) hclog.Level {
+	switch {
+	case v >= 2:
+		return hclog.Debug
+	case v == 1:
+		return hclog.Info
+	}
+	return hclog.Warn
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

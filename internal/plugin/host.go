@@ -1,0 +1,384 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/e2e-tool/e2e/sdk"
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// StartTimeoutEnv overrides how long a plugin may take to start.
+const StartTimeoutEnv = "E2E_PLUGIN_START_TIMEOUT"
+
+// DefaultStartTimeout is how long a plugin may take to answer the handshake.
+const DefaultStartTimeout = 30 * time.Second
+
+// Config configures a Host.
+type Config struct {
+	Dirs Dirs
+	// Logger receives the plugins' logs; nil discards them.
+	Logger hclog.Logger
+	// StartTimeout bounds the handshake; zero means the default (or
+	// $E2E_PLUGIN_START_TIMEOUT).
+	StartTimeout time.Duration
+}
+
+// Host runs plugins and makes sure none outlives it: Close kills them all.
+type Host struct {
+	dirs         Dirs
+	logger       hclog.Logger
+	startTimeout time.Duration
+
+	mu        sync.Mutex
+	plugins   []*Plugin
+	socketDir string
+}
+
+// NewHost returns a host for the given configuration.
+func NewHost(cfg Config) (*Host, error) {
+	h := &Host{dirs: cfg.Dirs, logger: cfg.Logger, startTimeout: cfg.StartTimeout}
+	if h.logger == nil {
+		h.logger = hclog.NewNullLogger()
+	}
+	if h.startTimeout == 0 {
+		h.startTimeout = DefaultStartTimeout
+		if v := os.Getenv(StartTimeoutEnv); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("%s=%q is not a duration such as 30s", StartTimeoutEnv, v)
+			}
+			h.startTimeout = d
+		}
+	}
+	return h, nil
+}
+
+// Dirs returns where the host looks for plugins.
+func (h *Host) Dirs() Dirs { return h.dirs }
+
+// Discover lists every plugin candidate.
+func (h *Host) Discover() ([]Candidate, error) { return Discover(h.dirs) }
+
+// Open finds the plugin for a backend name and starts it.
+func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
+	c, err := Find(h.dirs, name)
+	if err != nil {
+		return nil, err
+	}
+	return h.Launch(ctx, c)
+}
+
+// socketTempDir returns a short directory for go-plugin's unix sockets;
+// socket paths longer than 108 bytes fail, and TMPDIR may be long.
+func (h *Host) socketTempDir() (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.socketDir != "" {
+		return h.socketDir, nil
+	}
+	base := os.TempDir()
+	if len(base) > 40 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "e2e-")
+	if err != nil {
+		return "", fmt.Errorf("creating a socket directory for plugins: %w", err)
+	}
+	h.socketDir = dir
+	return dir, nil
+}
+
+// Plugin is a running backend plugin.
+type Plugin struct {
+	Candidate
+	*sdk.Client
+	Desc   sdk.Description
+	client *goplugin.Client
+	stderr *tail
+	pid    int
+}
+
+// Launch starts a plugin executable and asks it to describe itself.
+func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
+	if c.Problem != "" {
+		return nil, fmt.Errorf("plugin %s: %s", c.Path, c.Problem)
+	}
+	st, err := os.Stat(c.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", c.Name, err)
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("plugin %s is not executable: run `chmod +x %s`", c.Path, c.Path)
+	}
+	sockDir, err := h.socketTempDir()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.Path)
+	level := "warn"
+	if h.logger.IsDebug() || h.logger.IsTrace() {
+		level = "debug"
+	} else if h.logger.IsInfo() {
+		level = "info"
+	}
+	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+level)
+	// Its own process group, so a Ctrl-C on the terminal reaches e2e only
+	// and e2e decides how the plugin winds down.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	t := newTail(20)
+	cfg := &goplugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake(),
+		VersionedPlugins: sdk.ClientPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		StartTimeout:     h.startTimeout,
+		Stderr:           t,
+		SyncStderr:       t,
+		Logger:           quietLogger{h.logger.Named(c.Name)},
+		SkipHostEnv:      true,
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: sockDir},
+	}
+	if c.SHA256 != "" {
+		sum, err := hex.DecodeString(c.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: the manifest's checksum is not hex: reinstall it", c.Name)
+		}
+		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := goplugin.NewClient(cfg)
+	p := &Plugin{Candidate: c, client: client, stderr: t}
+	h.mu.Lock()
+	h.plugins = append(h.plugins, p)
+	h.mu.Unlock()
+
+	rpc, err := client.Client()
+	if err != nil {
+		// A plugin that failed the handshake cannot be asked to shut down;
+		// kill its process group instead of waiting for go-plugin's timeout.
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		client.Kill()
+		return nil, startError(c, err, t, h.startTimeout)
+	}
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: %w", c.Path, err)
+	}
+	sc, ok := raw.(*sdk.Client)
+	if !ok {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s does not serve the e2e backend service", c.Path)
+	}
+	p.Client = sc
+	desc, err := sc.Describe(ctx)
+	if err != nil {
+		client.Kill()
+		return nil, p.Wrap("describe", err)
+	}
+	p.Desc = desc
+	return p, nil
+}
+
+var incompatible = regexp.MustCompile(`(?i)incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// startError turns go-plugin's start errors into one line a user can act on.
+func startError(c Candidate, err error, t *tail, timeout time.Duration) error {
+	msg := err.Error()
+	last := t.Last(5)
+	switch {
+	case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("plugin %q at %s has changed since it was installed (sha256 mismatch); refusing to run it: reinstall it with `e2e plugin install --force PATH`", c.Name, c.Path)
+	case incompatible.MatchString(msg):
+		v := incompatible.FindStringSubmatch(msg)[1]
+		return fmt.Errorf("plugin %q (%s) speaks protocol %s, but this e2e speaks protocol %d: install a build of the plugin for protocol %d, or an e2e that speaks protocol %s", c.Name, c.Path, v, sdk.ProtocolVersion, sdk.ProtocolVersion, v)
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("plugin %q (%s) did not start within %s%s", c.Name, c.Path, timeout, withOutput(last))
+	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%s is not an e2e backend plugin (it exited or printed something else instead of the plugin handshake)%s", c.Path, withOutput(last))
+	case strings.Contains(msg, "exec format error"):
+		return fmt.Errorf("%s is not an e2e backend plugin (not a program this machine can run)", c.Path)
+	case strings.Contains(msg, "permission denied"):
+		return fmt.Errorf("plugin %s is not executable: run `chmod +x %s`", c.Path, c.Path)
+	}
+	return fmt.Errorf("starting plugin %q (%s): %w%s", c.Name, c.Path, err, withOutput(last))
+}
+
+func withOutput(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; its last output: " + strings.Join(lines, " | ")
+}
+
+// CrashError is returned when a plugin process died during a call.
+type CrashError struct {
+	Plugin string
+	Path   string
+	Call   string
+	Output []string
+}
+
+func (e *CrashError) Error() string {
+	return fmt.Sprintf("the %q backend plugin (%s) crashed during %s%s", e.Plugin, e.Path, e.Call, withOutput(e.Output))
+}
+
+// Wrap turns a call's error into a CrashError when the plugin process has
+// died, so the user learns that the plugin crashed and what it last said.
+func (p *Plugin) Wrap(call string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) && !p.exitedWithin(0) {
+		return err
+	}
+	if p.exitedWithin(time.Second) {
+		return &CrashError{Plugin: p.Name, Path: p.Path, Call: call, Output: p.stderr.Last(5)}
+	}
+	return err
+}
+
+// exitedWithin reports whether the plugin process has exited, waiting up to
+// d for go-plugin to notice (a broken stream is seen before the exit).
+func (p *Plugin) exitedWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if p.client.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pid returns the plugin's process id (0 if unknown).
+func (p *Plugin) Pid() int { return p.pid }
+
+// Kill shuts the plugin down; it is safe to call more than once.
+func (p *Plugin) Kill() { p.client.Kill() }
+
+// Close kills every plugin this host started and removes the socket
+// directory. Call it before the process exits.
+func (h *Host) Close() {
+	h.mu.Lock()
+	plugins := h.plugins
+	h.plugins = nil
+	dir := h.socketDir
+	h.socketDir = ""
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range plugins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.client.Kill()
+		}()
+	}
+	wg.Wait()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// tail keeps the last lines a plugin wrote to stderr, to explain a crash.
+type tail struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+	cur   []byte
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, b := range p {
+		if b == '\n' {
+			t.push(string(t.cur))
+			t.cur = t.cur[:0]
+			continue
+		}
+		t.cur = append(t.cur, b)
+	}
+	return len(p), nil
+}
+
+func (t *tail) push(line string) {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return
+	}
+	// hclog JSON lines: keep the message, and the panic if there is one.
+	if strings.HasPrefix(line, "{") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil {
+			msg, _ := entry["@message"].(string)
+			if pv, ok := entry["panic"].(string); ok {
+				msg += ": " + pv
+			}
+			if msg == "" {
+				return
+			}
+			line = msg
+		}
+	}
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+// Last returns up to n of the last lines.
+func (t *tail) Last(n int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if len(t.cur) > 0 {
+		lines = append(append([]string(nil), lines...), string(t.cur))
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return append([]string(nil), lines...)
+}
+
+// Exited reports whether the plugin process has ended.
+func (p *Plugin) Exited() bool { return p.client.Exited() }
+
+// quietLogger keeps go-plugin's own messages (process exited, failed to
+// exit gracefully) at debug level, where -vv shows them: e2e reports what
+// matters in its own words. The plugins' forwarded logs go through Named
+// loggers and keep their levels.
+type quietLogger struct{ hclog.Logger }
+
+func (q quietLogger) Error(msg string, args ...any) { q.Logger.Debug(msg, args...) }
+func (q quietLogger) Warn(msg string, args ...any)  { q.Logger.Debug(msg, args...) }
+func (q quietLogger) Info(msg string, args ...any)  { q.Logger.Debug(msg, args...) }
+func (q quietLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level > hclog.Debug {
+		level = hclog.Debug
+	}
+	q.Logger.Log(level, msg, args...)
+}

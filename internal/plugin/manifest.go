@@ -1,0 +1,205 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/e2e-tool/e2e/internal/state"
+)
+
+const manifestFile = "manifest.json"
+
+// ManifestEntry records one installed plugin.
+type ManifestEntry struct {
+	File        string    `json:"file"`
+	SHA256      string    `json:"sha256"`
+	Version     string    `json:"version"`
+	Protocol    int       `json:"protocol"`
+	Source      string    `json:"source"`
+	InstalledAt time.Time `json:"installed_at"`
+}
+
+// Manifest lists the plugins `e2e plugin install` put in the data dir.
+type Manifest struct {
+	Plugins map[string]ManifestEntry `json:"plugins"`
+}
+
+// LoadManifest reads the manifest of dir; a missing one is empty.
+func LoadManifest(dir string) (Manifest, error) {
+	m := Manifest{Plugins: map[string]ManifestEntry{}}
+	if dir == "" {
+		return m, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("reading the plugin manifest: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("the plugin manifest %s is corrupt (%v): remove it and reinstall the plugins", filepath.Join(dir, manifestFile), err)
+	}
+	if m.Plugins == nil {
+		m.Plugins = map[string]ManifestEntry{}
+	}
+	return m, nil
+}
+
+// lockDir takes an exclusive lock on the plugin directory so concurrent
+// installs do not lose each other's manifest entries.
+func lockDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the plugin directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func (m Manifest) save(dir string) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return state.WriteFileAtomic(filepath.Join(dir, manifestFile), append(b, '\n'), 0o644)
+}
+
+// FileSHA256 returns the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ErrAlreadyInstalled is wrapped when install would replace a plugin
+// without --force.
+var ErrAlreadyInstalled = errors.New("already installed")
+
+// ErrNotInstalled is wrapped when removing a plugin that is not installed.
+var ErrNotInstalled = errors.New("not installed")
+
+// Install starts the executable at src, asks it who it is, and only then
+// copies it into the data dir and records its sha256. A file that is not
+// an e2e backend plugin is refused.
+func (h *Host) Install(ctx context.Context, src string, force bool) (ManifestEntry, string, error) {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return ManifestEntry{}, "", err
+	}
+	p, err := h.Launch(ctx, Candidate{Name: filepath.Base(abs), Path: abs, Source: "install"})
+	if err != nil {
+		return ManifestEntry{}, "", fmt.Errorf("refusing to install %s: %w", src, err)
+	}
+	desc := p.Desc
+	p.Kill()
+
+	dir := h.dirs.Installed
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return ManifestEntry{}, "", err
+	}
+	defer unlock()
+	m, err := LoadManifest(dir)
+	if err != nil {
+		return ManifestEntry{}, "", err
+	}
+	if old, ok := m.Plugins[desc.Name]; ok && !force {
+		return ManifestEntry{}, "", fmt.Errorf("backend %q is %w (version %s): use --force to replace it", desc.Name, ErrAlreadyInstalled, old.Version)
+	}
+	file := Prefix + desc.Name
+	dst := filepath.Join(dir, file)
+	if err := copyExecutable(abs, dst); err != nil {
+		return ManifestEntry{}, "", fmt.Errorf("installing %s: %w", src, err)
+	}
+	sum, err := FileSHA256(dst)
+	if err != nil {
+		return ManifestEntry{}, "", err
+	}
+	entry := ManifestEntry{File: file, SHA256: sum, Version: desc.Version, Protocol: desc.Protocol,
+		Source: abs, InstalledAt: time.Now().UTC()}
+	m.Plugins[desc.Name] = entry
+	if err := m.save(dir); err != nil {
+		return ManifestEntry{}, "", err
+	}
+	return entry, desc.Name, nil
+}
+
+// copyExecutable copies to a temporary name beside dst and renames, so a
+// running e2e never sees a half-written plugin.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".install-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// Remove deletes an installed plugin and its manifest entry.
+func (h *Host) Remove(name string) error {
+	dir := h.dirs.Installed
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, err := LoadManifest(dir)
+	if err != nil {
+		return err
+	}
+	entry, ok := m.Plugins[name]
+	if !ok {
+		return fmt.Errorf("backend %q is %w in %s (see `e2e plugin list`)", name, ErrNotInstalled, dir)
+	}
+	if err := os.Remove(filepath.Join(dir, entry.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	delete(m.Plugins, name)
+	return m.save(dir)
+}

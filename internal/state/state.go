@@ -1,0 +1,311 @@
+// Package state keeps what the core must remember about each cluster and a
+// backend cannot: the generated SSH key pair, the pinned host keys and the
+// non-secret metadata needed to find the cluster again.
+//
+// Layout under the root directory:
+//
+//	clusters/<id>/cluster.json   committed metadata (its presence means "created")
+//	clusters/<id>/id_ed25519     generated private key (0600) and id_ed25519.pub
+//	clusters/<id>/known_hosts    pinned host keys
+//	locks/<id>.lock              flock held while a process works on <id>
+//
+// Every file is written atomically, and every change to a cluster's record
+// happens under its lock, so concurrent e2e processes never see or produce a
+// half-written state.
+package state
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	// ErrExists means a committed record of the cluster id already exists.
+	ErrExists = errors.New("cluster already exists")
+	// ErrNotFound means there is no committed record of the cluster id.
+	ErrNotFound = errors.New("no such cluster")
+)
+
+const (
+	metadataFile   = "cluster.json"
+	knownHostsFile = "known_hosts"
+	privateKeyFile = "id_ed25519"
+	publicKeyFile  = "id_ed25519.pub"
+	clustersDir    = "clusters"
+	locksDir       = "locks"
+)
+
+// idPattern is the cluster id syntax of the design; it also guarantees that an
+// id is a single path element that cannot be "." or "..".
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
+
+// ValidateID reports whether id is a valid cluster id.
+func ValidateID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// DefaultRoot returns the state directory: $E2E_HOME if set; else
+// $XDG_STATE_HOME/e2e; else $HOME/.local/state/e2e.
+func DefaultRoot() (string, error) {
+	if d := os.Getenv("E2E_HOME"); d != "" {
+		return d, nil
+	}
+	// The XDG spec says relative paths in XDG_* variables are invalid and must be ignored.
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "e2e"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find state directory: set E2E_HOME: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "e2e"), nil
+}
+
+// Counts is the number of nodes of each role.
+type Counts struct {
+	Masters      int `json:"masters"`
+	Agents       int `json:"agents"`
+	PublicAgents int `json:"public_agents"`
+}
+
+// Node is what the core remembers of a node.
+type Node struct {
+	Role           string `json:"role"`
+	Index          int    `json:"index"`
+	Name           string `json:"name"`
+	Hostname       string `json:"hostname"`
+	PrivateAddress string `json:"private_address"`
+	PublicAddress  string `json:"public_address"`
+	SSHHost        string `json:"ssh_host"`
+	SSHPort        int    `json:"ssh_port"`
+	SSHUser        string `json:"ssh_user"`
+}
+
+// Metadata is a cluster's committed record, stored as cluster.json.
+type Metadata struct {
+	ID            string `json:"id"`
+	UID           string `json:"uid"`
+	Backend       string `json:"backend"`
+	PluginVersion string `json:"plugin_version"`
+	// Options are the backend options without secrets; the caller strips
+	// them. Load returns them in compact form.
+	Options json.RawMessage `json:"options,omitempty"`
+	// Record is the backend's opaque cluster record (base64 in JSON).
+	Record []byte `json:"record,omitempty"`
+	Counts Counts `json:"counts"`
+	Nodes  []Node `json:"nodes"`
+	// SSHUser and SSHKeyPath are the credentials the core uses: the generated
+	// key in the cluster directory, or the user's own.
+	SSHUser    string    `json:"ssh_user"`
+	SSHKeyPath string    `json:"ssh_key_path"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Store is the state directory. Its methods are safe for concurrent use, and
+// its locks also exclude other processes.
+type Store struct {
+	root string
+	// knownHostsMu serializes known_hosts read-modify-writes within this
+	// process; those happen while a Reservation holds the file lock, so they
+	// cannot take it themselves.
+	knownHostsMu sync.Mutex
+}
+
+// Open opens the state directory root, creating it (0700) if needed.
+func Open(root string) (*Store, error) {
+	if root == "" {
+		return nil, errors.New("open state directory: empty path")
+	}
+	// Absolute, so that key paths recorded in metadata stay valid from any working directory.
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", root, err)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, clustersDir), filepath.Join(abs, locksDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open state directory: %w", err)
+		}
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root returns the absolute path of the state directory.
+func (s *Store) Root() string { return s.root }
+
+// ClusterDir returns the directory of cluster id, or "" if id is invalid (so
+// that a bad id can never name a path outside the root).
+func (s *Store) ClusterDir(id string) string {
+	if ValidateID(id) != nil {
+		return ""
+	}
+	return filepath.Join(s.root, clustersDir, id)
+}
+
+// KnownHostsPath returns the known_hosts file of cluster id, or "" if id is invalid.
+func (s *Store) KnownHostsPath(id string) string {
+	if ValidateID(id) != nil {
+		return ""
+	}
+	return filepath.Join(s.ClusterDir(id), knownHostsFile)
+}
+
+func (s *Store) lockPath(id string) string {
+	return filepath.Join(s.root, locksDir, id+".lock")
+}
+
+// lock takes the exclusive lock of id, waiting until ctx is done.
+func (s *Store) lock(ctx context.Context, id string) (*fileLock, error) {
+	l, err := acquireLock(ctx, s.lockPath(id))
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return nil, fmt.Errorf("another e2e process is working on cluster %q: %w", id, err)
+		}
+		return nil, fmt.Errorf("lock cluster %q: %w", id, err)
+	}
+	return l, nil
+}
+
+// Load returns the committed record of cluster id; the error wraps ErrNotFound
+// if there is none. It takes no lock: records are replaced atomically.
+func (s *Store) Load(id string) (Metadata, error) {
+	if err := ValidateID(id); err != nil {
+		return Metadata{}, err
+	}
+	return s.load(id)
+}
+
+func (s *Store) load(id string) (Metadata, error) {
+	path := filepath.Join(s.ClusterDir(id), metadataFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Metadata{}, fmt.Errorf("cluster %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Metadata{}, fmt.Errorf("read cluster %q: %w", id, err)
+	}
+	var m Metadata
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Metadata{}, fmt.Errorf("read cluster %q: %s is corrupt: %w", id, path, err)
+	}
+	if m.ID != id {
+		return Metadata{}, fmt.Errorf("read cluster %q: %s records cluster %q", id, path, m.ID)
+	}
+	// The file is indented for people; callers get the options back compact.
+	if len(m.Options) > 0 {
+		var b bytes.Buffer
+		if err := json.Compact(&b, m.Options); err != nil {
+			return Metadata{}, fmt.Errorf("read cluster %q: %s is corrupt: %w", id, path, err)
+		}
+		m.Options = b.Bytes()
+	}
+	return m, nil
+}
+
+// List returns the committed records, sorted by ID. Directories of creates in
+// progress (or interrupted) have no record and are not listed.
+func (s *Store) List() ([]Metadata, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, clustersDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	var out []Metadata
+	for _, e := range entries {
+		if !e.IsDir() || ValidateID(e.Name()) != nil {
+			continue
+		}
+		m, err := s.load(e.Name())
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list clusters: %w", err)
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Metadata) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Update applies fn to the record of cluster id under its lock and writes the
+// result atomically. Nothing is written if fn returns an error.
+func (s *Store) Update(ctx context.Context, id string, fn func(*Metadata) error) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	l, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer l.unlock()
+	m, err := s.load(id)
+	if err != nil {
+		return err
+	}
+	if err := fn(&m); err != nil {
+		return fmt.Errorf("update cluster %q: %w", id, err)
+	}
+	if m.ID != id {
+		return fmt.Errorf("update cluster %q: the id cannot change (got %q)", id, m.ID)
+	}
+	return s.writeMetadata(id, m)
+}
+
+// Remove deletes everything stored about cluster id, under its lock. Removing
+// an unknown id is not an error.
+func (s *Store) Remove(ctx context.Context, id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	l, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer l.unlock()
+	if err := s.removeDir(id); err != nil {
+		return err
+	}
+	return l.remove()
+}
+
+// removeDir deletes the cluster directory. The record goes first, so that a
+// removal interrupted half-way leaves what Reserve treats as an interrupted
+// create, never a committed record with its key missing.
+func (s *Store) removeDir(id string) error {
+	dir := s.ClusterDir(id)
+	if err := os.Remove(filepath.Join(dir, metadataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove cluster %q: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove cluster %q: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) writeMetadata(id string, m Metadata) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write cluster %q: %w", id, err)
+	}
+	data = append(data, '\n')
+	if err := WriteFileAtomic(filepath.Join(s.ClusterDir(id), metadataFile), data, 0o600); err != nil {
+		return fmt.Errorf("write cluster %q: %w", id, err)
+	}
+	return nil
+}
