@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -184,7 +185,10 @@ func ParseMount(s string) (Mount, error) {
 // bool, time.Duration, []string, map[string]string or []Mount.
 func convert(t OptionType, raw json.RawMessage) (any, error) {
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	// Numbers stay exact: an int option above 2^53 must not be rounded.
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	switch t {
@@ -195,11 +199,12 @@ func convert(t OptionType, raw json.RawMessage) (any, error) {
 		return nil, fmt.Errorf("expected a string, got %s", describe(v))
 	case TypeInt:
 		switch x := v.(type) {
-		case float64:
-			if x != float64(int64(x)) {
+		case json.Number:
+			n, err := x.Int64()
+			if err != nil {
 				return nil, fmt.Errorf("expected an integer, got %v", x)
 			}
-			return int64(x), nil
+			return n, nil
 		case string:
 			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 			if err != nil {
@@ -304,7 +309,7 @@ func describe(v any) string {
 		return "null"
 	case string:
 		return fmt.Sprintf("the string %q", x)
-	case float64:
+	case json.Number:
 		return fmt.Sprintf("the number %v", x)
 	case bool:
 		return fmt.Sprintf("%v", x)

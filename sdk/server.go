@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime/debug"
 	"sync"
 
@@ -116,7 +117,23 @@ func (s *server) parse(raw []byte) (Options, error) {
 	return opts, nil
 }
 
+// ClusterIDPattern is what a cluster id looks like; the SDK refuses any
+// other id before a backend sees it, so an id can never escape a directory
+// or name another resource.
+var clusterIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
+
+func checkID(id string) error {
+	if !clusterIDPattern.MatchString(id) {
+		return &DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError,
+			Summary: fmt.Sprintf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)}}}
+	}
+	return nil
+}
+
 func (s *server) ref(pr *backendv1.ClusterRef) (ClusterRef, error) {
+	if err := checkID(pr.GetClusterId()); err != nil {
+		return ClusterRef{}, err
+	}
 	opts, err := s.parse(pr.GetOptionsJson())
 	if err != nil {
 		return ClusterRef{}, err
@@ -177,6 +194,9 @@ func (r *reporter) Warnf(format string, args ...any) {
 func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
 	ctx, done := s.begin(stream.Context())
 	defer done()
+	if err := checkID(req.GetClusterId()); err != nil {
+		return toStatus(err)
+	}
 	opts, err := s.parse(req.GetOptionsJson())
 	if err != nil {
 		return toStatus(err)
@@ -195,6 +215,9 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 		return toStatus(err)
 	}
 	defer release()
+	if err := ctx.Err(); err != nil {
+		return toStatus(err)
+	}
 	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", req.GetClusterId())}
 	c, err := s.backend.Create(ctx, CreateRequest{
 		ClusterID: req.GetClusterId(), Masters: int(counts.GetMasters()), Agents: int(counts.GetAgents()),

@@ -1,0 +1,463 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/internal/testbin"
+)
+
+// bins are built once for every test of this package.
+type bins struct {
+	e2e       string // the e2e command, alone in its directory
+	pluginDir string // e2e-backend-test and e2e-backend-future
+	test      string
+	future    string
+}
+
+var built bins
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "e2e-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		built = bins{
+			e2e:       filepath.Join(dir, "cli", "e2e"),
+			pluginDir: filepath.Join(dir, "plugins"),
+		}
+		built.test = filepath.Join(built.pluginDir, "e2e-backend-test")
+		built.future = filepath.Join(built.pluginDir, "e2e-backend-future")
+		for _, b := range []struct{ pkg, out, version string }{
+			{"./cmd/e2e", built.e2e, "9.9.9-test"},
+			{"./internal/testbackend", built.test, "1.0.0-test"},
+			{"./internal/testbackend/future", built.future, ""},
+		} {
+			cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+b.version, "-o", b.out, b.pkg)
+			if b.version == "" {
+				cmd = exec.Command("go", "build", "-o", b.out, b.pkg)
+			}
+			cmd.Dir = testbin.Root()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				os.Stderr.Write(out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// sandbox is one test's world: its own state, data dir and backend dir.
+type sandbox struct {
+	t       *testing.T
+	home    string // E2E_HOME
+	data    string // XDG_DATA_HOME
+	machine string // the test backend's "dir" option
+	extra   []string
+}
+
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	return &sandbox{t: t, home: t.TempDir(), data: t.TempDir(), machine: t.TempDir()}
+}
+
+func (s *sandbox) env() []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + s.home, "E2E_HOME=" + s.home, "XDG_DATA_HOME=" + s.data,
+	}, s.extra...)
+}
+
+// e2e runs the e2e binary with --plugin-dir pointing at the test plugins.
+func (s *sandbox) e2e(args ...string) testbin.Result {
+	s.t.Helper()
+	return testbin.Run(s.t, s.env(), built.e2e, append([]string{"--plugin-dir", built.pluginDir}, args...)...)
+}
+
+func (s *sandbox) dirOpt() string { return "dir=" + s.machine }
+
+// clusterDirs lists the stand-in clusters the test backend holds.
+func (s *sandbox) clusterDirs() []string {
+	entries, _ := os.ReadDir(filepath.Join(s.machine, "clusters"))
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func (s *sandbox) records() []string {
+	entries, _ := os.ReadDir(filepath.Join(s.home, "clusters"))
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func expectCode(t *testing.T, r testbin.Result, code int) {
+	t.Helper()
+	if r.Code != code {
+		t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.Code, code, r.Stdout, r.Stderr)
+	}
+}
+
+// oneErrorLine checks the user got exactly one line, an e2e error, that
+// contains every fragment.
+func oneErrorLine(t *testing.T, r testbin.Result, fragments ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "e2e: ") {
+		t.Fatalf("want one error line on stderr, got %d:\n%s", len(lines), r.Stderr)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(lines[0], f) {
+			t.Errorf("error %q does not mention %q", lines[0], f)
+		}
+	}
+	if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic(") {
+		t.Errorf("stderr has a stack trace:\n%s", r.Stderr)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	s := newSandbox(t)
+	s.extra = append(s.extra, "E2E_TEST_TOKEN=supersecret-token-value")
+	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
+	writeFile(t, cfg, "backend: test\ncluster_id: life\nmasters: 1\nagents: 3\npublic_agents: 1\noptions:\n  dir: "+s.machine+"\n  memory: 1024\n  tags: [a, b]\n")
+
+	r := s.e2e("create", "--config", cfg, "--agents", "2", "-o", "memory=2048", "-o", "labels=team=qa")
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != "life" {
+		t.Errorf("create printed %q on stdout, want the cluster id", r.Stdout)
+	}
+
+	r = s.e2e("inspect", "-c", "life", "--json")
+	expectCode(t, r, 0)
+	var c cluster.Cluster
+	if err := json.Unmarshal([]byte(r.Stdout), &c); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, r.Stdout)
+	}
+	roles := map[cluster.Role]int{}
+	for _, n := range c.Nodes {
+		roles[n.Role]++
+		if n.PrivateAddress == "" || n.SSH.Host == "" || n.SSH.Port == 0 {
+			t.Errorf("node %s lacks an address or SSH endpoint: %+v", n.Ref(), n)
+		}
+	}
+	// The flag (--agents 2) wins over the file (agents: 3).
+	if roles[cluster.Master] != 1 || roles[cluster.Agent] != 2 || roles[cluster.PublicAgent] != 1 {
+		t.Errorf("roles = %v, want 1 master, 2 agents, 1 public agent", roles)
+	}
+	// -o memory=2048 wins over the file's memory: 1024.
+	if c.Details["memory"] != "2048" {
+		t.Errorf("memory detail = %q, want 2048 (from -o)", c.Details["memory"])
+	}
+	if c.Backend != "test" || c.PluginVersion != "1.0.0-test" || c.UID == "" {
+		t.Errorf("cluster = %+v", c)
+	}
+
+	// The private key is private, and the secret is nowhere in the state.
+	st, err := os.Stat(c.SSHKeyPath)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("private key %s: mode %v, err %v; want 0600", c.SSHKeyPath, st.Mode().Perm(), err)
+	}
+	_ = filepath.Walk(s.home, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "supersecret") {
+				t.Errorf("state file %s contains the secret", p)
+			}
+		}
+		return nil
+	})
+
+	r = s.e2e("list", "--json")
+	expectCode(t, r, 0)
+	var rows []cluster.Summary
+	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 1 || rows[0].ID != "life" || rows[0].Status != "running" {
+		t.Fatalf("list --json = %s (err %v), want life running", r.Stdout, err)
+	}
+
+	r = s.e2e("destroy", "-c", "life")
+	expectCode(t, r, 0)
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("backend still holds %v after destroy", got)
+	}
+	if got := s.records(); len(got) != 0 {
+		t.Errorf("state still records %v after destroy", got)
+	}
+	r = s.e2e("list", "--json")
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != "[]" {
+		t.Errorf("list after destroy = %s, want []", r.Stdout)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	s := newSandbox(t)
+	expectCode(t, s.e2e("create", "--backend", "test", "-o", s.dirOpt(), "-c", "taken"), 0)
+	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, badYAML, "backend: test\nagentz: 2\n")
+
+	tests := []struct {
+		name      string
+		args      []string
+		fragments []string
+	}{
+		{"unknown backend", []string{"create", "--backend", "nosuch"}, []string{`no such backend "nosuch"`, "test"}},
+		{"unknown option", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "colour=red"}, []string{`unknown option "colour"`, "e2e plugin info test"}},
+		{"wrong type", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "memory=lots"}, []string{`"memory"`, "integer"}},
+		{"wrong type duration", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "create_delay=soon"}, []string{`"create_delay"`, "duration"}},
+		{"bad mount", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "master_mounts=/a"}, []string{`"master_mounts"`}},
+		{"missing required", []string{"create", "--backend", "test"}, []string{`"dir" is required`}},
+		{"invalid id", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "no/slashes"}, []string{`invalid cluster id "no/slashes"`}},
+		{"id too long", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", strings.Repeat("a", 41)}, []string{"invalid cluster id"}},
+		{"negative count", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--agents=-1"}, []string{"negative"}},
+		{"no nodes", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--masters=0", "--agents=0", "--public-agents=0"}, []string{"at least one node"}},
+		{"duplicate id", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "taken"}, []string{`"taken" exists already`}},
+		{"secret on the command line", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "token=x"}, []string{`"token" is secret`, "E2E_TEST_TOKEN"}},
+		{"option without value", []string{"create", "--backend", "test", "-o", "dir"}, []string{`"dir" is not NAME=VALUE`}},
+		{"bad JSON value", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "labels={nope"}, []string{`"labels"`, "JSON"}},
+		{"unknown key in cluster file", []string{"create", "--config", badYAML}, []string{"agentz"}},
+		{"unknown flag", []string{"create", "--backend", "test", "--nodes", "3"}, []string{"--nodes"}},
+		{"inspect unknown cluster", []string{"inspect", "-c", "ghost"}, []string{`no such cluster "ghost"`}},
+		{"destroy unknown cluster", []string{"destroy", "-c", "ghost"}, []string{`no such cluster "ghost"`}},
+		{"info of unknown backend", []string{"plugin", "info", "nosuch"}, []string{`no such backend "nosuch"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.e2e(tc.args...)
+			expectCode(t, r, 2)
+			oneErrorLine(t, r, tc.fragments...)
+			if r.Stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.Stdout)
+			}
+			if got := s.clusterDirs(); len(got) != 1 || got[0] != "taken" {
+				t.Errorf("backend holds %v, want only the earlier cluster", got)
+			}
+			if got := s.records(); len(got) != 1 || got[0] != "taken" {
+				t.Errorf("state records %v, want only the earlier cluster", got)
+			}
+		})
+	}
+}
+
+func TestDefaultsAsDCOSE2E(t *testing.T) {
+	s := newSandbox(t)
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != cluster.DefaultID {
+		t.Fatalf("default cluster id = %q", r.Stdout)
+	}
+	r = s.e2e("inspect", "--json")
+	expectCode(t, r, 0)
+	var c cluster.Cluster
+	if err := json.Unmarshal([]byte(r.Stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Masters()) != 1 || len(c.Agents()) != 1 || len(c.PublicAgents()) != 1 {
+		t.Errorf("default counts: %d masters, %d agents, %d public agents; want one of each",
+			len(c.Masters()), len(c.Agents()), len(c.PublicAgents()))
+	}
+	expectCode(t, s.e2e("destroy", "--all"), 0)
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("destroy --all left %v", got)
+	}
+	// Nothing left to destroy is not an error.
+	expectCode(t, s.e2e("destroy", "--all"), 0)
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	s := newSandbox(t)
+	r := s.e2e("version")
+	expectCode(t, r, 0)
+	if !strings.Contains(r.Stdout, "9.9.9-test") || !strings.Contains(r.Stdout, "protocol 1") {
+		t.Errorf("version = %q", r.Stdout)
+	}
+	r = s.e2e("create", "--help")
+	expectCode(t, r, 0)
+	if !strings.Contains(r.Stdout, "e2e plugin info NAME") {
+		t.Errorf("create --help does not say where backend options are described:\n%s", r.Stdout)
+	}
+	r = s.e2e()
+	expectCode(t, r, 2)
+}
+
+// pidFile reads the pid the test backend wrote when Create started.
+func pidFile(t *testing.T, s *sandbox) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.machine, "create.pid"))
+	if err != nil {
+		t.Fatalf("the plugin did not record its pid: %v", err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func TestCrashDuringCreate(t *testing.T) {
+	s := newSandbox(t)
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt(), "-c", "boom", "--agents", "3", "-o", "crash_after_nodes=2")
+	expectCode(t, r, 1)
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{`"test" backend plugin`, built.test, "crashed during create", "injected crash after 2 nodes"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("error %q does not mention %q", last, want)
+		}
+	}
+	if pid := pidFile(t, s); !testbin.Gone(pid, 5*time.Second) {
+		t.Errorf("crashed plugin process %d still exists", pid)
+	}
+	if pids := testbin.Processes(built.test); len(pids) != 0 {
+		t.Errorf("plugin processes left: %v", pids)
+	}
+	// The half-made cluster was destroyed by a fresh plugin, and not recorded.
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("half-made cluster left behind: %v", got)
+	}
+	if got := s.records(); len(got) != 0 {
+		t.Errorf("state records %v after a failed create", got)
+	}
+}
+
+func TestPanicInPluginIsAnError(t *testing.T) {
+	s := newSandbox(t)
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt(), "-o", "panic_in_create=true")
+	expectCode(t, r, 1)
+	if !strings.Contains(r.Stderr, "the test backend failed (a bug in the plugin): injected panic") {
+		t.Errorf("stderr = %s", r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "goroutine") {
+		t.Errorf("a stack trace reached the user:\n%s", r.Stderr)
+	}
+	if pids := testbin.Processes(built.test); len(pids) != 0 {
+		t.Errorf("plugin processes left: %v", pids)
+	}
+}
+
+// startCreate starts a slow create and waits until the plugin made a node.
+func startCreate(t *testing.T, s *sandbox, id string, extra ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	args := append([]string{"--plugin-dir", built.pluginDir, "create", "--backend", "test", "-o", s.dirOpt(),
+		"-c", id, "--agents", "5", "-o", "create_delay=500ms"}, extra...)
+	cmd := exec.Command(built.e2e, args...)
+	cmd.Env = s.env()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		entries, _ := os.ReadDir(filepath.Join(s.machine, "clusters", id))
+		if len(entries) > 0 {
+			return cmd, &stderr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin made no node in time; stderr: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func exitCodeOf(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	err := cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatal(err)
+	}
+	return ee.ExitCode()
+}
+
+func TestInterruptDuringCreate(t *testing.T) {
+	s := newSandbox(t)
+	cmd, stderr := startCreate(t, s, "sigint")
+	pid := pidFile(t, s)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(t, cmd); code != 130 {
+		t.Fatalf("exit code %d after Ctrl-C, want 130; stderr: %s", code, stderr)
+	}
+	// The plugin saw the cancellation and cleaned up before e2e exited.
+	if _, err := os.Stat(filepath.Join(s.machine, "sigint.cancelled")); err != nil {
+		t.Errorf("the plugin did not see the cancellation: %v", err)
+	}
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("interrupted create left %v", got)
+	}
+	if got := s.records(); len(got) != 0 {
+		t.Errorf("state records %v after an interrupted create", got)
+	}
+	if !testbin.Gone(pid, 5*time.Second) {
+		t.Errorf("plugin process %d outlived e2e", pid)
+	}
+	if pids := testbin.Processes(built.test); len(pids) != 0 {
+		t.Errorf("plugin processes left: %v", pids)
+	}
+}
+
+func TestInterruptWithRetainKeepsNodes(t *testing.T) {
+	s := newSandbox(t)
+	cmd, stderr := startCreate(t, s, "kept", "--retain")
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(t, cmd); code != 130 {
+		t.Fatalf("exit code %d, want 130; stderr: %s", code, stderr)
+	}
+	if !strings.Contains(stderr.String(), "retained") {
+		t.Errorf("stderr does not say the nodes were retained: %s", stderr)
+	}
+	if got := s.clusterDirs(); len(got) != 1 {
+		t.Fatalf("--retain kept %v, want the half-made cluster", got)
+	}
+	// The retained cluster can be destroyed later.
+	expectCode(t, s.e2e("destroy", "-c", "kept"), 0)
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("destroy left %v", got)
+	}
+}
+
+func TestKilledE2ELeavesNoPlugin(t *testing.T) {
+	s := newSandbox(t)
+	cmd, _ := startCreate(t, s, "killed")
+	pid := pidFile(t, s)
+	// SIGKILL gives e2e no chance to clean up; the plugin's watchdog must.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if !testbin.Gone(pid, 10*time.Second) {
+		t.Errorf("plugin process %d outlived a killed e2e", pid)
+	}
+	// It cancelled its work and cleaned up on the way out.
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("the orphaned plugin left %v", got)
+	}
+}
