@@ -52,7 +52,9 @@ type record struct {
 	Options map[string]any
 }
 
-func clusterDir(opts sdk.Options, id string) string { return filepath.Join(opts.String("dir"), "clusters", id) }
+func clusterDir(opts sdk.Options, id string) string {
+	return filepath.Join(opts.String("dir"), "clusters", id)
+}
 
 func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Reporter) (*sdk.Cluster, error) {
 	opts := req.Options

@@ -40,7 +40,9 @@ func (backend) Create(context.Context, sdk.CreateRequest, sdk.Reporter) (*sdk.Cl
 	return nil, errNotYet
 }
 
-func (backend) Get(context.Context, sdk.ClusterRef) (*sdk.Cluster, error) { return nil, sdk.ErrNotFound }
+func (backend) Get(context.Context, sdk.ClusterRef) (*sdk.Cluster, error) {
+	return nil, sdk.ErrNotFound
+}
 
 func (backend) List(context.Context, sdk.Options) ([]*sdk.Cluster, error) { return nil, nil }
 
