@@ -213,8 +213,11 @@ func startError(c Candidate, err error, t *tail, timeout time.Duration) error {
 		return fmt.Errorf("plugin %q (%s) speaks protocol %s, but this e2e speaks protocol %d: install a build of the plugin for protocol %d, or an e2e that speaks protocol %s", c.Name, c.Path, v, sdk.ProtocolVersion, sdk.ProtocolVersion, v)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("plugin %q (%s) did not start within %s%s", c.Name, c.Path, timeout, withOutput(last))
-	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"):
-		return fmt.Errorf("%s is not an e2e backend plugin (it exited or printed something else instead of the plugin handshake)%s", c.Path, withOutput(last))
+	case strings.Contains(msg, "Unrecognized remote plugin message"):
+		printed, _, _ := strings.Cut(strings.TrimPrefix(msg[strings.Index(msg, "Unrecognized remote plugin message"):], "Unrecognized remote plugin message: "), "\n")
+		return fmt.Errorf("%s is not an e2e backend plugin (it printed %q instead of the plugin handshake)%s", c.Path, printed, withOutput(last))
+	case strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%s is not an e2e backend plugin (it exited before the plugin handshake)%s", c.Path, withOutput(last))
 	case strings.Contains(msg, "exec format error"):
 		return fmt.Errorf("%s is not an e2e backend plugin (not a program this machine can run)", c.Path)
 	case strings.Contains(msg, "permission denied"):
