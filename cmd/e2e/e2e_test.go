@@ -43,13 +43,8 @@ func TestMain(m *testing.M) {
 			{"./internal/testbackend", built.test, "1.0.0-test"},
 			{"./internal/testbackend/future", built.future, ""},
 		} {
-			cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+b.version, "-o", b.out, b.pkg)
-			if b.version == "" {
-				cmd = exec.Command("go", "build", "-o", b.out, b.pkg)
-			}
-			cmd.Dir = testbin.Root()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				os.Stderr.Write(out)
+			if err := testbin.Compile(b.pkg, b.out, b.version); err != nil {
+				os.Stderr.WriteString(err.Error())
 				return 1
 			}
 		}

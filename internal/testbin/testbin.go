@@ -5,6 +5,7 @@ package testbin
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,11 +23,10 @@ func Root() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Build compiles the main package pkg (relative to the repository root,
+// Compile builds the main package pkg (relative to the repository root,
 // such as ./cmd/e2e) to out, with -X main.version=version when version is
-// not empty. It fails the test on error.
-func Build(tb testing.TB, pkg, out, version string) string {
-	tb.Helper()
+// not empty. TestMain functions use it before any test runs.
+func Compile(pkg, out, version string) error {
 	args := []string{"build", "-o", out}
 	if version != "" {
 		args = append(args, "-ldflags", "-X main.version="+version)
@@ -35,7 +35,16 @@ func Build(tb testing.TB, pkg, out, version string) string {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = Root()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// Build is Compile for a test: it fails the test on error.
+func Build(tb testing.TB, pkg, out, version string) string {
+	tb.Helper()
+	if err := Compile(pkg, out, version); err != nil {
+		tb.Fatal(err)
 	}
 	return out
 }

@@ -1,0 +1,154 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/internal/testbin"
+)
+
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "e2e-cluster-test-")
+	if err != nil {
+		panic(err)
+	}
+	pluginDir = dir
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := testbin.Compile("./internal/testbackend", filepath.Join(dir, "e2e-backend-test"), "2.0.0-test"); err != nil {
+			os.Stderr.WriteString(err.Error())
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func newClient(t *testing.T) *cluster.Client {
+	t.Helper()
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	t.Setenv("E2E_PLUGIN_PATH", "")
+	e, err := cluster.New(cluster.Options{Home: t.TempDir(), PluginDirs: []string{pluginDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// TestCreateAndDestroyFromGo is what a Go test author writes.
+func TestCreateAndDestroyFromGo(t *testing.T) {
+	ctx := context.Background()
+	e := newClient(t)
+	machines := t.TempDir()
+
+	c, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "gotest", Masters: 1, Agents: 2,
+		Options: map[string]any{"dir": machines, "tags": []string{"x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Masters()) != 1 || len(c.Agents()) != 2 || len(c.PublicAgents()) != 0 {
+		t.Errorf("nodes: %+v", c.Nodes)
+	}
+	n, err := c.Node("agent_1")
+	if err != nil || n.Role != cluster.Agent || n.Index != 1 {
+		t.Errorf("Node(agent_1) = %+v, %v", n, err)
+	}
+	if byName, err := c.Node(n.Name); err != nil || byName.Ref() != "agent_1" {
+		t.Errorf("Node(%s) = %+v, %v", n.Name, byName, err)
+	}
+	if _, err := c.Node("agent_7"); !cluster.IsInvalid(err) {
+		t.Errorf("Node(agent_7) error = %v, want an InvalidError", err)
+	}
+	got, err := e.Get(ctx, "gotest")
+	if err != nil || got.UID != c.UID || len(got.Nodes) != 3 {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	if err := c.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Get(ctx, "gotest"); !errors.Is(err, cluster.ErrUnknownCluster) || !cluster.IsInvalid(err) {
+		t.Errorf("Get after Destroy: %v, want ErrUnknownCluster", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 0 {
+		t.Errorf("destroy left %d stand-in clusters", len(entries))
+	}
+}
+
+// TestConcurrentCreateSameID: two creators of one id, one wins.
+func TestConcurrentCreateSameID(t *testing.T) {
+	ctx := context.Background()
+	e := newClient(t)
+	machines := t.TempDir()
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.Create(ctx, cluster.Spec{Backend: "test", ID: "race",
+				Options: map[string]any{"dir": machines, "create_delay": "20ms"}})
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !cluster.IsInvalid(err):
+			t.Errorf("loser's error is not a usage error: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d creates of the same id succeeded, want 1: %v", wins, errs)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 1 {
+		t.Errorf("%d stand-in clusters exist, want 1", len(entries))
+	}
+	if err := e.Destroy(ctx, "race"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelledCreateLeavesNothing(t *testing.T) {
+	e := newClient(t)
+	machines := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	events := 0
+	e2, err := cluster.New(cluster.Options{Home: e.Home(), PluginDirs: []string{pluginDir},
+		Events: func(ev cluster.Event) {
+			if ev.Step != "" {
+				events++
+				if events == 2 {
+					cancel()
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	_, err = e2.Create(ctx, cluster.Spec{Backend: "test", ID: "cancelled", Agents: 8,
+		Options: map[string]any{"dir": machines, "create_delay": "100ms"}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create error = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(machines, "cancelled.cancelled")); err != nil {
+		t.Errorf("the plugin did not see the cancellation: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 0 {
+		t.Errorf("cancelled create left %d stand-in clusters", len(entries))
+	}
+	if ids, _ := e.IDs(); len(ids) != 0 {
+		t.Errorf("cancelled create recorded %v", ids)
+	}
+}
