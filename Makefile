@@ -22,10 +22,10 @@ build:
 	done
 
 # The main job of the Quick start: a Docker cluster, a command on it, gone.
+# The cluster is destroyed even when the command fails.
 demo: build
-	./$(BINDIR)/e2e create --backend docker -c quickstart --agents 1 --public-agents 0
-	./$(BINDIR)/e2e inspect -c quickstart
-	./$(BINDIR)/e2e destroy -c quickstart
+	./$(BINDIR)/e2e create --backend docker -c quickstart
+	./$(BINDIR)/e2e run -c quickstart -- uname -a; rc=$$?; ./$(BINDIR)/e2e destroy -c quickstart && exit $$rc
 
 test:
 	$(GO) test -count=1 ./...
