@@ -67,7 +67,7 @@ func (c *PluginListCmd) Run(e *env) error {
 		return printJSON(e, infos)
 	}
 	if len(infos) == 0 {
-		fmt.Fprintln(e.stderr, "no plugins found (looked in --plugin-dir, $E2E_PLUGIN_PATH, the installed plugins and beside e2e)")
+		e.say("no plugins found (looked in --plugin-dir, $E2E_PLUGIN_PATH, the installed plugins and beside e2e)")
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -88,7 +88,7 @@ func (c *PluginListCmd) Run(e *env) error {
 	}
 	for _, p := range infos {
 		if p.Error != "" {
-			fmt.Fprintf(e.stderr, "e2e: plugin %s: %s\n", p.Path, p.Error)
+			e.say("e2e: plugin %s: %s", p.Path, p.Error)
 		}
 	}
 	return nil
@@ -171,7 +171,7 @@ func (c *PluginInstallCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "installed %s %s (protocol %d) as %s\n", info.Name, info.Version, info.Protocol, info.Path)
+	e.say("installed %s %s (protocol %d) as %s", info.Name, info.Version, info.Protocol, info.Path)
 	fmt.Fprintln(e.stdout, info.Name)
 	return nil
 }
@@ -185,7 +185,7 @@ func (c *PluginRemoveCmd) Run(e *env) error {
 	if err := e.client.RemovePlugin(c.Name); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "removed %s\n", c.Name)
+	e.say("removed %s", c.Name)
 	return nil
 }
 
@@ -315,7 +315,7 @@ func (c *CreateCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "created cluster %s (%d nodes, backend %s) in %s\n", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
+	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(e.stdout, cl.ID)
 	return nil
 }
@@ -338,7 +338,7 @@ func (c *ListCmd) Run(e *env) error {
 		return printJSON(e, rows)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintln(e.stderr, "no clusters")
+		e.say("no clusters")
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -400,7 +400,7 @@ func (c *DestroyCmd) Run(e *env) error {
 			return err
 		}
 		if len(ids) == 0 {
-			fmt.Fprintln(e.stderr, "no clusters to destroy")
+			e.say("no clusters to destroy")
 			return nil
 		}
 	} else if len(ids) == 0 {
@@ -412,7 +412,7 @@ func (c *DestroyCmd) Run(e *env) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(e.stderr, "destroyed %s\n", id)
+		e.say("destroyed %s", id)
 		fmt.Fprintln(e.stdout, id)
 	}
 	return errors.Join(errs...)
@@ -427,7 +427,7 @@ func (c *ForgetCmd) Run(e *env) error {
 	if err := e.client.Forget(e.ctx, c.ClusterID); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "forgot %s (its machines were not touched)\n", c.ClusterID)
+	e.say("forgot %s (its machines were not touched)", c.ClusterID)
 	return nil
 }
 

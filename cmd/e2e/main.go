@@ -40,9 +40,16 @@ func main() {
 type env struct {
 	ctx    context.Context
 	client *cluster.Client
-	stdout io.Writer
-	stderr io.Writer
-	isTTY  bool
+	stdout   io.Writer
+	stderr   io.Writer
+	isTTY    bool
+	progress *progress
+}
+
+// say writes a message line to stderr, after any progress line.
+func (e *env) say(format string, args ...any) {
+	e.progress.endLine()
+	fmt.Fprintf(e.stderr, format+"\n", args...)
 }
 
 // kongExit carries kong's request to exit (after --help) out of Parse.
@@ -92,16 +99,17 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		Name: "e2e", Output: stderr, Level: logLevel(cli.Verbose),
 		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
 	})
-	client, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger,
-		Events: newProgress(stderr, isTerminal(stderr)).event})
+	prog := newProgress(stderr, isTerminal(stderr))
+	client, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		return exitCode(ctx, err)
 	}
-	e := &env{ctx: ctx, client: client, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout)}
+	e := &env{ctx: ctx, client: client, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog}
 	err = kctx.Run(e)
 	// Every plugin is stopped before e2e exits, whatever happened.
 	client.Close()
+	prog.endLine()
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		if cli.Verbose > 0 {

@@ -27,7 +27,7 @@ func (p *progress) event(ev cluster.Event) {
 		if ev.Level == "debug" {
 			return
 		}
-		p.endLine()
+		p.endLineLocked()
 		prefix := ""
 		if ev.Level == "warn" || ev.Level == "error" {
 			prefix = ev.Level + ": "
@@ -50,7 +50,15 @@ func (p *progress) event(ev cluster.Event) {
 	}
 }
 
+// endLine ends an in-place progress line so that other output starts on a
+// line of its own.
 func (p *progress) endLine() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endLineLocked()
+}
+
+func (p *progress) endLineLocked() {
 	if p.inPlace {
 		fmt.Fprintln(p.w)
 		p.inPlace = false
