@@ -530,6 +530,9 @@ func summary(m state.Metadata, status string) Summary {
 // cluster the backend no longer has only drops the record.
 func (e *Client) Destroy(ctx context.Context, id string) error {
 	meta, err := e.load(id)
+	if errors.Is(err, ErrUnknownCluster) {
+		return e.destroyUntracked(ctx, id, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -545,6 +548,58 @@ func (e *Client) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("destroying cluster %q: %w", id, p.Wrap("destroy", err))
 	}
 	return e.store.Remove(ctx, id)
+}
+
+// destroyUntracked destroys a cluster this e2e has no record of (made from
+// another E2E_HOME) when exactly one backend that tracks its clusters has it
+// with its default options; otherwise notFound is returned.
+func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error) error {
+	cands, err := e.host.Discover()
+	if err != nil {
+		return notFound
+	}
+	type hit struct {
+		p *plugin.Plugin
+		c *sdk.Cluster
+	}
+	var hits []hit
+	for _, c := range cands {
+		if !c.Used {
+			continue
+		}
+		p, err := e.host.Launch(ctx, c)
+		if err != nil {
+			continue
+		}
+		defer p.Kill()
+		if !p.Desc.Capabilities.TracksClusters || !p.Desc.Capabilities.Destroy {
+			continue
+		}
+		found, err := p.List(ctx, nil)
+		if err != nil {
+			continue
+		}
+		for _, sc := range found {
+			if sc.ID == id {
+				hits = append(hits, hit{p, sc})
+			}
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return notFound
+	case 1:
+		h := hits[0]
+		if err := h.p.Destroy(ctx, sdk.Ref{ClusterID: id, UID: h.c.UID}, e.emit(id)); err != nil {
+			return fmt.Errorf("destroying cluster %q (no local record) of the %s backend: %w", id, h.p.Name, h.p.Wrap("destroy", err))
+		}
+		return nil
+	}
+	var names []string
+	for _, h := range hits {
+		names = append(names, h.p.Name)
+	}
+	return invalidf("cluster %q has no local record and several backends have one of that id (%s): destroy it with the backend's own tools", id, strings.Join(names, ", "))
 }
 
 // Forget drops the record of a cluster without touching its machines.

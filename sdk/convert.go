@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"strings"
 	"time"
 
 	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
@@ -69,8 +69,9 @@ func infoToProto(info Info, exec bool) *backendv1.DescribeResponse {
 		spec := &backendv1.OptionSpec{Name: o.Name, Type: typeToProto[o.Type], Help: o.Help,
 			Required: o.Required, Secret: o.Secret, Env: o.Env}
 		if o.Default != nil {
-			b, _ := json.Marshal(o.Default)
-			spec.DefaultJson = string(b)
+			if b, err := defaultJSON(o); err == nil {
+				spec.DefaultJson = string(b)
+			}
 		}
 		resp.Options = append(resp.Options, spec)
 	}
@@ -102,7 +103,9 @@ func infoFromProto(resp *backendv1.DescribeResponse) Description {
 			Required: spec.GetRequired(), Secret: spec.GetSecret(), Env: spec.GetEnv()}
 		if spec.GetDefaultJson() != "" {
 			var v any
-			if json.Unmarshal([]byte(spec.GetDefaultJson()), &v) == nil {
+			dec := json.NewDecoder(strings.NewReader(spec.GetDefaultJson()))
+			dec.UseNumber()
+			if dec.Decode(&v) == nil {
 				o.Default = v
 			}
 		}
@@ -227,11 +230,21 @@ func fromStatus(err error) error {
 		}
 		return de
 	case codes.NotFound:
-		return fmt.Errorf("%w: %s", ErrNotFound, st.Message())
+		return &remoteSentinel{msg: st.Message(), target: ErrNotFound}
 	case codes.Canceled:
-		return fmt.Errorf("%w: %s", context.Canceled, st.Message())
+		return &remoteSentinel{msg: st.Message(), target: context.Canceled}
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
+		return &remoteSentinel{msg: st.Message(), target: context.DeadlineExceeded}
 	}
 	return &RemoteError{Code: st.Code(), Message: st.Message()}
 }
+
+// remoteSentinel keeps the plugin's message as it is while errors.Is still
+// matches the sentinel it stands for.
+type remoteSentinel struct {
+	msg    string
+	target error
+}
+
+func (e *remoteSentinel) Error() string { return e.msg }
+func (e *remoteSentinel) Unwrap() error { return e.target }

@@ -129,7 +129,7 @@ func (s Schema) Check() error {
 			return fmt.Errorf("secret option %q cannot have a default", o.Name)
 		}
 		if o.Default != nil {
-			raw, err := json.Marshal(o.Default)
+			raw, err := defaultJSON(o)
 			if err != nil {
 				return fmt.Errorf("option %q: default: %w", o.Name, err)
 			}
@@ -139,6 +139,24 @@ func (s Schema) Check() error {
 		}
 	}
 	return nil
+}
+
+// defaultJSON encodes an option's default the way values travel, so that
+// Go values such as time.Duration and []Mount work as defaults.
+func defaultJSON(o Option) ([]byte, error) {
+	switch d := o.Default.(type) {
+	case time.Duration:
+		return json.Marshal(d.String())
+	case Mount:
+		return json.Marshal([]string{d.String()})
+	case []Mount:
+		items := make([]string, 0, len(d))
+		for _, m := range d {
+			items = append(items, m.String())
+		}
+		return json.Marshal(items)
+	}
+	return json.Marshal(o.Default)
 }
 
 // Mount is one parsed mount option entry.
@@ -275,6 +293,9 @@ func convert(t OptionType, raw json.RawMessage) (any, error) {
 		switch x := v.(type) {
 		case map[string]any:
 			for k, it := range x {
+				if k == "" {
+					return nil, fmt.Errorf("expected non-empty keys, got an empty one")
+				}
 				s, ok := it.(string)
 				if !ok {
 					return nil, fmt.Errorf("expected string values, key %q is %s", k, describe(it))
@@ -368,7 +389,7 @@ func (s Schema) Parse(raw []byte, getenv func(string) string) (Options, []Diagno
 			continue
 		}
 		if o.Default != nil {
-			b, _ := json.Marshal(o.Default)
+			b, _ := defaultJSON(o)
 			if v, err := convert(o.Type, b); err == nil {
 				opts.values[o.Name] = v
 			}

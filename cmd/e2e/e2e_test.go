@@ -456,3 +456,28 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 		t.Errorf("the orphaned plugin left %v", got)
 	}
 }
+
+// TestOtherStateHome: a cluster made from another E2E_HOME is listed as
+// untracked and can still be destroyed; an id no backend knows exits 2.
+func TestOtherStateHome(t *testing.T) {
+	a := newSandbox(t)
+	a.extra = append(a.extra, "E2E_TEST_BACKEND_DIR="+a.machine)
+	expectCode(t, a.e2e("create", "--backend", "test", "-c", "elsewhere"), 0)
+
+	b := newSandbox(t)
+	b.machine = a.machine
+	b.extra = a.extra
+	r := b.e2e("list", "--backend", "test", "--json")
+	expectCode(t, r, 0)
+	var rows []cluster.Summary
+	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 1 || rows[0].Status != "untracked" || rows[0].Agents != 1 {
+		t.Fatalf("list from another home = %s (err %v), want elsewhere untracked", r.Stdout, err)
+	}
+	expectCode(t, b.e2e("destroy", "-c", "elsewhere"), 0)
+	if got := a.clusterDirs(); len(got) != 0 {
+		t.Errorf("destroy from another home left %v", got)
+	}
+	r = b.e2e("destroy", "-c", "elsewhere")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `no such cluster "elsewhere"`)
+}

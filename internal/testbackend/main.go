@@ -34,7 +34,7 @@ func (backend) Info() sdk.Info {
 			Destroy: true, TracksClusters: true, InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath},
 		},
 		Options: sdk.Schema{
-			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired(),
+			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired().FromEnv("E2E_TEST_BACKEND_DIR"),
 			sdk.DurationOption("create_delay", "pause after each node is made").WithDefault("0s"),
 			sdk.IntOption("crash_after_nodes", "exit abruptly after making this many nodes (-1: never)").WithDefault(-1),
 			sdk.BoolOption("panic_in_create", "panic inside Create"),
