@@ -38,8 +38,8 @@ func main() {
 
 // env is what every command gets: the API client and where to write.
 type env struct {
-	ctx    context.Context
-	client *cluster.Client
+	ctx      context.Context
+	client   *cluster.Client
 	stdout   io.Writer
 	stderr   io.Writer
 	isTTY    bool
