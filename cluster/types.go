@@ -13,10 +13,11 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/e2e-tool/e2e/sdk"
 )
 
 // Role is the part a node plays in a cluster.
@@ -125,14 +126,12 @@ func IsInvalid(err error) bool {
 // ErrUnknownCluster is wrapped when no cluster has the given id.
 var ErrUnknownCluster = errors.New("no such cluster")
 
-var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
-
 // ValidateID checks a cluster id: letters, digits, _ . - and at most 40
 // characters, starting with a letter or digit (it becomes part of
 // container names and hostnames).
 func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
-		return invalidf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
+	if err := sdk.ValidateClusterID(id); err != nil {
+		return &InvalidError{Err: err}
 	}
 	return nil
 }

@@ -117,15 +117,23 @@ func (s *server) parse(raw []byte) (Options, error) {
 	return opts, nil
 }
 
-// ClusterIDPattern is what a cluster id looks like; the SDK refuses any
-// other id before a backend sees it, so an id can never escape a directory
-// or name another resource.
+// clusterIDPattern is what a cluster id looks like: it becomes part of
+// container names and hostnames, and can never escape a directory.
 var clusterIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
 
-func checkID(id string) error {
+// ValidateClusterID checks a cluster id: 1 to 40 letters, digits, '_', '.'
+// or '-', starting with a letter or digit. The SDK refuses any other id
+// before a backend sees it; the core checks ids with the same function.
+func ValidateClusterID(id string) error {
 	if !clusterIDPattern.MatchString(id) {
-		return &DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError,
-			Summary: fmt.Sprintf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)}}}
+		return fmt.Errorf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if err := ValidateClusterID(id); err != nil {
+		return &DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError, Summary: err.Error()}}}
 	}
 	return nil
 }

@@ -20,10 +20,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/e2e-tool/e2e/sdk"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -46,17 +46,9 @@ const (
 	locksDir       = "locks"
 )
 
-// idPattern is the cluster id syntax of the design; it also guarantees that an
-// id is a single path element that cannot be "." or "..".
-var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
-
-// ValidateID reports whether id is a valid cluster id.
-func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
-		return fmt.Errorf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
-	}
-	return nil
-}
+// ValidateID reports whether id is a valid cluster id; a valid id is also a
+// single path element that cannot be "." or "..".
+func ValidateID(id string) error { return sdk.ValidateClusterID(id) }
 
 // DefaultRoot returns the state directory: $E2E_HOME if set; else
 // $XDG_STATE_HOME/e2e; else $HOME/.local/state/e2e.
