@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/e2e-tool/e2e/sdk"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/e2e-tool/e2e/sdk"
 )
 
 var (
