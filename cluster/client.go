@@ -103,8 +103,9 @@ type Spec struct {
 	Backend string
 	// ID defaults to "default".
 	ID string
-	// Node counts; when all three are zero, one of each role is made, as
-	// DC/OS E2E did.
+	// Node counts. DefaultCount leaves a count to the backend (one node, or
+	// as many as its options name); when all three are zero, one of each
+	// role is made, as DC/OS E2E did.
 	Masters, Agents, PublicAgents int
 	// Options for the backend, by name as `e2e plugin info` lists them.
 	// Secret options are not accepted here: they are read from the
@@ -121,6 +122,9 @@ func (e *Client) emit(cluster string) func(sdk.Event) {
 		e.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
 	}
 }
+
+// DefaultCount as a node count leaves the count to the backend.
+const DefaultCount = -1
 
 // cleanupTimeout bounds how long the core waits for a plugin to clean up
 // after cancellation or failure.
@@ -140,11 +144,11 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.Backend == "" {
 		return nil, invalidf("no backend given: choose one with --backend (see `e2e plugin list`)")
 	}
-	if spec.Masters < 0 || spec.Agents < 0 || spec.PublicAgents < 0 {
+	if spec.Masters < DefaultCount || spec.Agents < DefaultCount || spec.PublicAgents < DefaultCount {
 		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d)", spec.Masters, spec.Agents, spec.PublicAgents)
 	}
 	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
-		spec.Masters, spec.Agents, spec.PublicAgents = 1, 1, 1
+		spec.Masters, spec.Agents, spec.PublicAgents = DefaultCount, DefaultCount, DefaultCount
 	}
 	p, err := e.open(ctx, spec.Backend)
 	if err != nil {
@@ -223,6 +227,17 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 	meta.UID, meta.Record = sc.UID, sc.Record
 	meta.Nodes = nodesToState(sc.Nodes, spec.SSHUser)
+	meta.Counts = state.Counts{}
+	for _, n := range sc.Nodes {
+		switch Role(n.Role) {
+		case Master:
+			meta.Counts.Masters++
+		case Agent:
+			meta.Counts.Agents++
+		case PublicAgent:
+			meta.Counts.PublicAgents++
+		}
+	}
 	var hostKeys []state.HostKey
 	for _, n := range sc.Nodes {
 		for _, k := range n.HostKeys {

@@ -55,6 +55,10 @@ type Capabilities struct {
 	// (labels, tags). When false the core stores Cluster.Record and hands
 	// it back in ClusterRef.
 	TracksClusters bool
+	// VerifySSH says the nodes are machines with sshd: after Create the core
+	// logs in to every node with the cluster's key (retrying while sshd
+	// starts) and pins host keys before it records the cluster.
+	VerifySSH bool
 }
 
 // Info describes a backend.
@@ -73,10 +77,14 @@ type Info struct {
 
 // CreateRequest asks for the machines of a new cluster.
 type CreateRequest struct {
-	ClusterID    string
+	ClusterID string
+	// Node counts: what the user gave, or 1 for a count not given (see
+	// CountGiven, for backends whose options name the nodes).
 	Masters      int
 	Agents       int
 	PublicAgents int
+	// Given holds the roles whose count the user gave explicitly.
+	Given map[Role]bool
 	// Options are validated against the schema; defaults are filled in.
 	Options Options
 	// SSHPublicKey (authorized_keys format) is the only key a backend ever
@@ -88,6 +96,9 @@ type CreateRequest struct {
 	// cancelled, for debugging, instead of removing it.
 	Retain bool
 }
+
+// CountGiven reports whether the user gave the count of a role.
+func (r CreateRequest) CountGiven(role Role) bool { return r.Given[role] }
 
 // Count returns the number of nodes requested for a role.
 func (r CreateRequest) Count(role Role) int {

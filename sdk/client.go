@@ -30,7 +30,8 @@ func (r Ref) proto() *backendv1.ClusterRef {
 	return &backendv1.ClusterRef{ClusterId: r.ClusterID, Uid: r.UID, OptionsJson: r.OptionsJSON, Record: r.Record}
 }
 
-// CreateCall is a Create request as the core sends it.
+// CreateCall is a Create request as the core sends it. A negative count
+// means not given.
 type CreateCall struct {
 	ClusterID    string
 	Masters      int
@@ -100,8 +101,8 @@ func eventFromProto(ev *backendv1.Event) (Event, bool) {
 func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event)) (*Cluster, error) {
 	stream, err := c.rpc.Create(ctx, &backendv1.CreateRequest{
 		ClusterId: call.ClusterID,
-		Counts: &backendv1.NodeCounts{Masters: int32(call.Masters), Agents: int32(call.Agents),
-			PublicAgents: int32(call.PublicAgents)},
+		Counts: &backendv1.NodeCounts{Masters: count(call.Masters), Agents: count(call.Agents),
+			PublicAgents: count(call.PublicAgents)},
 		OptionsJson: call.OptionsJSON, SshPublicKey: call.SSHPublicKey, SshUser: call.SSHUser, Retain: call.Retain,
 	})
 	if err != nil {
@@ -128,6 +129,15 @@ func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event
 		return nil, errors.New("the plugin ended Create without returning the cluster")
 	}
 	return cluster, nil
+}
+
+// count encodes a node count; negative means not given.
+func count(n int) *int32 {
+	if n < 0 {
+		return nil
+	}
+	v := int32(n)
+	return &v
 }
 
 // Get returns a cluster; the error wraps ErrNotFound when it does not exist.

@@ -60,6 +60,7 @@ func infoToProto(info Info, exec bool) *backendv1.DescribeResponse {
 			Destroy:        info.Capabilities.Destroy,
 			TracksClusters: info.Capabilities.TracksClusters,
 			Exec:           exec,
+			VerifySsh:      info.Capabilities.VerifySSH,
 		},
 	}
 	for _, m := range info.Capabilities.InstallMethods {
@@ -90,7 +91,8 @@ func infoFromProto(resp *backendv1.DescribeResponse) Description {
 	d := Description{Protocol: int(resp.GetProtocol()), Exec: resp.GetCapabilities().GetExec()}
 	d.Name, d.Version, d.Commit, d.Summary = resp.GetName(), resp.GetVersion(), resp.GetCommit(), resp.GetSummary()
 	caps := resp.GetCapabilities()
-	d.Capabilities = Capabilities{Destroy: caps.GetDestroy(), TracksClusters: caps.GetTracksClusters()}
+	d.Capabilities = Capabilities{Destroy: caps.GetDestroy(), TracksClusters: caps.GetTracksClusters(),
+		VerifySSH: caps.GetVerifySsh()}
 	for _, m := range caps.GetInstallMethods() {
 		for k, v := range methodToProto {
 			if v == m {

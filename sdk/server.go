@@ -216,7 +216,16 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 	}
 	counts := req.GetCounts()
 	if counts.GetMasters() < 0 || counts.GetAgents() < 0 || counts.GetPublicAgents() < 0 {
-		return status.Error(codes.InvalidArgument, "node counts cannot be negative")
+		return toStatus(&DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError, Summary: "node counts cannot be negative"}}})
+	}
+	given := map[Role]bool{
+		RoleMaster: counts.Masters != nil, RoleAgent: counts.Agents != nil, RolePublicAgent: counts.PublicAgents != nil,
+	}
+	orOne := func(v *int32) int {
+		if v == nil {
+			return 1
+		}
+		return int(*v)
 	}
 	release, err := s.busy.acquire(ctx, req.GetClusterId())
 	if err != nil {
@@ -228,8 +237,8 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 	}
 	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", req.GetClusterId())}
 	c, err := s.backend.Create(ctx, CreateRequest{
-		ClusterID: req.GetClusterId(), Masters: int(counts.GetMasters()), Agents: int(counts.GetAgents()),
-		PublicAgents: int(counts.GetPublicAgents()), Options: opts,
+		ClusterID: req.GetClusterId(), Masters: orOne(counts.Masters), Agents: orOne(counts.Agents),
+		PublicAgents: orOne(counts.PublicAgents), Given: given, Options: opts,
 		SSHPublicKey: req.GetSshPublicKey(), SSHUser: req.GetSshUser(), Retain: req.GetRetain(),
 	}, r)
 	if err != nil {

@@ -267,6 +267,7 @@ func parseOptions(flags []string) (map[string]any, error) {
 
 func invalid(err error) error { return &cluster.InvalidError{Err: err} }
 
+// pick returns the count given by flag or file, or cluster.DefaultCount.
 func pick(flag *int, file *int) int {
 	switch {
 	case flag != nil:
@@ -274,7 +275,7 @@ func pick(flag *int, file *int) int {
 	case file != nil:
 		return *file
 	}
-	return 1
+	return cluster.DefaultCount
 }
 
 func (c *CreateCmd) Run(e *env) error {
@@ -296,7 +297,12 @@ func (c *CreateCmd) Run(e *env) error {
 		return invalid(errors.New("no backend given: use --backend NAME or backend: in --config (see `e2e plugin list`)"))
 	}
 	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
-	if spec.Masters+spec.Agents+spec.PublicAgents == 0 && spec.Masters >= 0 && spec.Agents >= 0 && spec.PublicAgents >= 0 {
+	for _, n := range []*int{c.Masters, c.Agents, c.PublicAgents, file.Masters, file.Agents, file.PublicAgents} {
+		if n != nil && *n < 0 {
+			return invalid(fmt.Errorf("node counts cannot be negative (got %d)", *n))
+		}
+	}
+	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
 		return invalid(errors.New("a cluster needs at least one node"))
 	}
 	flagOpts, err := parseOptions(c.Option)

@@ -311,7 +311,11 @@ type Capabilities struct {
 	// keeps the cluster record and passes it back in ClusterRef.record.
 	TracksClusters bool `protobuf:"varint,3,opt,name=tracks_clusters,json=tracksClusters,proto3" json:"tracks_clusters,omitempty"`
 	// The backend implements Exec.
-	Exec          bool `protobuf:"varint,4,opt,name=exec,proto3" json:"exec,omitempty"`
+	Exec bool `protobuf:"varint,4,opt,name=exec,proto3" json:"exec,omitempty"`
+	// Nodes are machines with sshd: after Create the core logs in to every
+	// node with the cluster's key (retrying while sshd starts) and pins host
+	// keys, before it records the cluster.
+	VerifySsh     bool `protobuf:"varint,5,opt,name=verify_ssh,json=verifySsh,proto3" json:"verify_ssh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +374,13 @@ func (x *Capabilities) GetTracksClusters() bool {
 func (x *Capabilities) GetExec() bool {
 	if x != nil {
 		return x.Exec
+	}
+	return false
+}
+
+func (x *Capabilities) GetVerifySsh() bool {
+	if x != nil {
+		return x.VerifySsh
 	}
 	return false
 }
@@ -760,11 +771,13 @@ func (x *ValidateResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+// Node counts the user asked for. An absent count was not given: the
+// backend uses its default (one node, or as many as its options name).
 type NodeCounts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Masters       int32                  `protobuf:"varint,1,opt,name=masters,proto3" json:"masters,omitempty"`
-	Agents        int32                  `protobuf:"varint,2,opt,name=agents,proto3" json:"agents,omitempty"`
-	PublicAgents  int32                  `protobuf:"varint,3,opt,name=public_agents,json=publicAgents,proto3" json:"public_agents,omitempty"`
+	Masters       *int32                 `protobuf:"varint,1,opt,name=masters,proto3,oneof" json:"masters,omitempty"`
+	Agents        *int32                 `protobuf:"varint,2,opt,name=agents,proto3,oneof" json:"agents,omitempty"`
+	PublicAgents  *int32                 `protobuf:"varint,3,opt,name=public_agents,json=publicAgents,proto3,oneof" json:"public_agents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -800,22 +813,22 @@ func (*NodeCounts) Descriptor() ([]byte, []int) {
 }
 
 func (x *NodeCounts) GetMasters() int32 {
-	if x != nil {
-		return x.Masters
+	if x != nil && x.Masters != nil {
+		return *x.Masters
 	}
 	return 0
 }
 
 func (x *NodeCounts) GetAgents() int32 {
-	if x != nil {
-		return x.Agents
+	if x != nil && x.Agents != nil {
+		return *x.Agents
 	}
 	return 0
 }
 
 func (x *NodeCounts) GetPublicAgents() int32 {
-	if x != nil {
-		return x.PublicAgents
+	if x != nil && x.PublicAgents != nil {
+		return *x.PublicAgents
 	}
 	return 0
 }
@@ -2057,12 +2070,14 @@ var File_e2e_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
-	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xad\x01\n" +
+	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xcc\x01\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\adestroy\x18\x01 \x01(\bR\adestroy\x12F\n" +
 	"\x0finstall_methods\x18\x02 \x03(\x0e2\x1d.e2e.backend.v1.InstallMethodR\x0einstallMethods\x12'\n" +
 	"\x0ftracks_clusters\x18\x03 \x01(\bR\x0etracksClusters\x12\x12\n" +
-	"\x04exec\x18\x04 \x01(\bR\x04exec\"\xcd\x01\n" +
+	"\x04exec\x18\x04 \x01(\bR\x04exec\x12\x1d\n" +
+	"\n" +
+	"verify_ssh\x18\x05 \x01(\bR\tverifySsh\"\xcd\x01\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -2090,12 +2105,16 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x0fValidateRequest\x12!\n" +
 	"\foptions_json\x18\x01 \x01(\fR\voptionsJson\"P\n" +
 	"\x10ValidateResponse\x12<\n" +
-	"\vdiagnostics\x18\x01 \x03(\v2\x1a.e2e.backend.v1.DiagnosticR\vdiagnostics\"c\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\x1a.e2e.backend.v1.DiagnosticR\vdiagnostics\"\x9b\x01\n" +
 	"\n" +
-	"NodeCounts\x12\x18\n" +
-	"\amasters\x18\x01 \x01(\x05R\amasters\x12\x16\n" +
-	"\x06agents\x18\x02 \x01(\x05R\x06agents\x12#\n" +
-	"\rpublic_agents\x18\x03 \x01(\x05R\fpublicAgents\"\xde\x01\n" +
+	"NodeCounts\x12\x1d\n" +
+	"\amasters\x18\x01 \x01(\x05H\x00R\amasters\x88\x01\x01\x12\x1b\n" +
+	"\x06agents\x18\x02 \x01(\x05H\x01R\x06agents\x88\x01\x01\x12(\n" +
+	"\rpublic_agents\x18\x03 \x01(\x05H\x02R\fpublicAgents\x88\x01\x01B\n" +
+	"\n" +
+	"\b_mastersB\t\n" +
+	"\a_agentsB\x10\n" +
+	"\x0e_public_agents\"\xde\x01\n" +
 	"\rCreateRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
@@ -2331,6 +2350,7 @@ func file_e2e_backend_v1_backend_proto_init() {
 	if File_e2e_backend_v1_backend_proto != nil {
 		return
 	}
+	file_e2e_backend_v1_backend_proto_msgTypes[7].OneofWrappers = []any{}
 	file_e2e_backend_v1_backend_proto_msgTypes[15].OneofWrappers = []any{
 		(*Event_Progress)(nil),
 		(*Event_Log)(nil),
