@@ -1,0 +1,63 @@
+// Package ssh is the core's only way onto a node: commands (with quoting,
+// environment, sudo, pty and exact exit status), SFTP file transfer, host-key
+// pinning in known_hosts, retrying while sshd comes up, and fan-out to many
+// nodes with prefixed output.
+//
+// One Client is one SSH connection to one node, reused for every command and
+// transfer on it. Remote commands assume a POSIX login shell (sh, bash, dash,
+// zsh), as sshd runs them through it.
+package ssh
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Endpoint is where and as whom the core logs in to a node.
+type Endpoint struct {
+	Host string
+	Port int
+	User string
+}
+
+// Addr is the endpoint's host:port, with IPv6 addresses bracketed.
+func (e Endpoint) Addr() string {
+	return net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// Config says how to authenticate and which host keys to trust.
+type Config struct {
+	// Signers are the keys offered, in order.
+	Signers []gossh.Signer
+	// KnownHosts are known_hosts files; a host key must match an entry in
+	// one of them. Missing files count as empty.
+	KnownHosts []string
+	// AcceptNew accepts a host with no entry in any file and appends its key
+	// to KnownHosts[0] (StrictHostKeyChecking=accept-new). A changed key is
+	// always refused.
+	AcceptNew bool
+	// ConnectTimeout bounds each attempt (TCP connect and SSH handshake);
+	// 0 means 10s.
+	ConnectTimeout time.Duration
+	// RetryFor keeps retrying, with exponential backoff from 100ms capped at
+	// 2s, while sshd is not up: connection refused or reset, EOF or a timeout
+	// before or during the handshake. 0 means a single attempt.
+	RetryFor time.Duration
+}
+
+const (
+	defaultConnectTimeout = 10 * time.Second
+	firstBackoff          = 100 * time.Millisecond
+	maxBackoff            = 2 * time.Second
+	// keepAliveInterval is how often an idle connection is probed, so a node
+	// that vanished (terminated instance, dropped NAT entry) fails a running
+	// command instead of hanging it forever (like ServerAliveInterval).
+	keepAliveInterval = 15 * time.Second
+	keepAliveTimeout  = 45 * time.Second
+	// maxSessions bounds concurrent command sessions per connection: sshd's
+	// default MaxSessions is 10, and the SFTP session takes one more.
+	maxSessions = 8
+)
