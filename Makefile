@@ -55,6 +55,7 @@ lint: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plugin/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/e2e/
 
 # Removes build output and anything e2e's tests left behind.
 clean:

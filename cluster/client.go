@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/plugin"
+	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -113,6 +116,22 @@ type Spec struct {
 	Options map[string]any
 	// SSHUser the core logs in as; empty means the backend's default.
 	SSHUser string
+	// SSHKey is the user's private key to log in with instead of a key
+	// pair e2e generates; SSHAgent offers the keys of the user's ssh-agent
+	// ($SSH_AUTH_SOCK) too.
+	SSHKey   string
+	SSHAgent bool
+	// KnownHosts is a known_hosts file with the nodes' host keys, for
+	// backends that do not report them (existing machines); default
+	// ~/.ssh/known_hosts.
+	KnownHosts string
+	// AcceptNewHostKeys records the host key of a node met for the first
+	// time (like ssh's StrictHostKeyChecking=accept-new); a changed key is
+	// always refused.
+	AcceptNewHostKeys bool
+	// SSHTimeout bounds the wait for every node's sshd after the backend
+	// made the machines; default 3 minutes.
+	SSHTimeout time.Duration
 	// Retain keeps whatever was made when Create fails or is cancelled.
 	Retain bool
 }
@@ -188,9 +207,9 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		}
 	}
 
-	pub, keyPath, err := res.GenerateKey()
+	pub, keyPath, err := e.sshKey(spec, res)
 	if err != nil {
-		return nil, fmt.Errorf("generating the cluster's SSH key: %w", err)
+		return nil, err
 	}
 	call := sdk.CreateCall{
 		ClusterID: spec.ID, Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents,
@@ -199,7 +218,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	meta := state.Metadata{
 		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
 		Counts:  state.Counts{Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents},
-		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, CreatedAt: time.Now().UTC(),
+		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
 	}
 	sc, err := p.Create(ctx, call, e.emit(spec.ID))
 	if err != nil {
@@ -249,17 +268,110 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
 		}
 	}
+	if kh, err := userKnownHosts(spec.KnownHosts, len(hostKeys) > 0); err != nil {
+		return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+	} else if kh != "" {
+		meta.KnownHosts = []string{kh}
+	}
+	c := e.toCluster(meta, sc, p.Desc.Version)
+	if p.Desc.Capabilities.VerifySSH {
+		timeout := spec.SSHTimeout
+		if timeout <= 0 {
+			timeout = 3 * time.Minute
+		}
+		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
+		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
+			ferr := e.cleanupAfterBadNodes(spec, p, optsJSON, sc.UID, fmt.Errorf("checking SSH on the nodes of cluster %q: %w", spec.ID, err))
+			if IsInvalid(err) {
+				return nil, &InvalidError{Err: ferr}
+			}
+			return nil, ferr
+		}
+	}
 	if err := res.Commit(meta); err != nil {
 		return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
 	}
 	committed = true
-	return e.toCluster(meta, sc, p.Desc.Version), nil
+	return c, nil
+}
+
+// sshKey returns the public key the backend authorises and the private
+// key file the core logs in with: the user's (--ssh-key, --ssh-agent) or a
+// pair generated in the cluster's state directory.
+func (e *Client) sshKey(spec Spec, res *state.Reservation) (pub, keyPath string, err error) {
+	switch {
+	case spec.SSHKey != "":
+		abs, err := filepath.Abs(spec.SSHKey)
+		if err != nil {
+			return "", "", err
+		}
+		signer, err := ssh.LoadKey(abs)
+		if err != nil {
+			if spec.SSHAgent {
+				// A key with a passphrase lives in the agent; use its
+				// public half from PATH.pub.
+				if b, perr := os.ReadFile(abs + ".pub"); perr == nil {
+					return strings.TrimSpace(string(b)), "", nil
+				}
+			}
+			return "", "", &InvalidError{Err: fmt.Errorf("--ssh-key: %w", err)}
+		}
+		return publicKeyOf(signer), abs, nil
+	case spec.SSHAgent:
+		signers, closer, err := ssh.AgentSigners()
+		if err != nil {
+			return "", "", &InvalidError{Err: fmt.Errorf("--ssh-agent: %w", err)}
+		}
+		defer closer.Close()
+		if len(signers) == 0 {
+			return "", "", &InvalidError{Err: errors.New("--ssh-agent: the agent holds no keys (add one with ssh-add)")}
+		}
+		return publicKeyOf(signers[0]), "", nil
+	}
+	pub, keyPath, err = res.GenerateKey()
+	if err != nil {
+		return "", "", fmt.Errorf("generating the cluster's SSH key: %w", err)
+	}
+	return pub, keyPath, nil
+}
+
+// userKnownHosts returns the user's known_hosts file to consult: the one
+// given, or ~/.ssh/known_hosts when the backend pinned no host keys and it
+// exists.
+func userKnownHosts(given string, pinned bool) (string, error) {
+	if given != "" {
+		abs, err := filepath.Abs(given)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", &InvalidError{Err: fmt.Errorf("--known-hosts: %w", err)}
+		}
+		return abs, nil
+	}
+	if pinned {
+		return "", nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", nil
+	}
+	def := filepath.Join(home, ".ssh", "known_hosts")
+	if _, err := os.Stat(def); err != nil {
+		return "", nil
+	}
+	return def, nil
 }
 
 // failAfterCreate destroys a cluster the backend made when the core could
 // not record it, so nothing is left that e2e does not know of.
 func (e *Client) failAfterCreate(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
-	err = fmt.Errorf("recording cluster %q: %w", spec.ID, err)
+	return e.cleanupAfterBadNodes(spec, p, optsJSON, uid, fmt.Errorf("recording cluster %q: %w", spec.ID, err))
+}
+
+// cleanupAfterBadNodes destroys what the backend made (unless retained)
+// after the core found it unusable, and returns err.
+func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
 	if spec.Retain {
 		return err
 	}
@@ -348,7 +460,8 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 
 func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, pluginVersion string) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: pluginVersion,
-		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e}
+		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
+		access: accessOf(e, meta), conns: &conns{}}
 	nodes := meta.Nodes
 	if sc != nil {
 		c.Details = sc.Details
@@ -360,6 +473,9 @@ func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, pluginVersion s
 			SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}})
 	}
 	sortNodes(c.Nodes)
+	for i := range c.Nodes {
+		c.Nodes[i].cluster = c
+	}
 	return c
 }
 

@@ -50,6 +50,8 @@ type Node struct {
 	PrivateAddress string      `json:"private_address"`
 	PublicAddress  string      `json:"public_address,omitempty"`
 	SSH            SSHEndpoint `json:"ssh"`
+
+	cluster *Cluster
 }
 
 // Ref is the node's reference, such as master_0 or public_agent_1.
@@ -66,9 +68,11 @@ type Cluster struct {
 	Details       map[string]string `json:"details,omitempty"`
 	// StateDir holds the cluster's private key and known_hosts.
 	StateDir   string `json:"state_dir"`
-	SSHKeyPath string `json:"ssh_key_path"`
+	SSHKeyPath string `json:"ssh_key_path,omitempty"`
 
 	client *Client
+	access sshAccess
+	conns  *conns
 }
 
 // NodesOf returns the nodes of a role, in index order.

@@ -189,13 +189,15 @@ func (r *reporter) Progress(step, message string, current, total int64) {
 
 func (r *reporter) Infof(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.logger.Info(msg)
+	// The event reaches the user; the log line is for -vv only, so the
+	// message is not shown twice.
+	r.logger.Debug(msg)
 	r.emit(&backendv1.Event{Event: &backendv1.Event_Log{Log: &backendv1.Log{Level: backendv1.Log_LEVEL_INFO, Message: msg}}})
 }
 
 func (r *reporter) Warnf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.logger.Warn(msg)
+	r.logger.Debug(msg)
 	r.emit(&backendv1.Event{Event: &backendv1.Event_Log{Log: &backendv1.Log{Level: backendv1.Log_LEVEL_WARN, Message: msg}}})
 }
 

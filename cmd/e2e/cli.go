@@ -16,7 +16,7 @@ import (
 
 // CLI is the command line. Commands call only the cluster package.
 type CLI struct {
-	PluginDir []string `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path"`
+	PluginDir []string `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
 	Verbose   int      `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
@@ -25,7 +25,12 @@ type CLI struct {
 	List    ListCmd    `cmd:"" help:"List clusters."`
 	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, addresses and SSH endpoints."`
 	Destroy DestroyCmd `cmd:"" help:"Destroy clusters."`
-	Forget  ForgetCmd  `cmd:"" help:"Drop the record of a cluster without touching its machines."`
+
+	Run      RunCmd      `cmd:"" help:"Run a command on nodes (exit code: the remote command's)."`
+	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node."`
+	SendFile SendFileCmd `cmd:"" name:"send-file" help:"Copy a file or directory to nodes (default: every node)."`
+	Download DownloadCmd `cmd:"" help:"Copy a file or directory from a node."`
+	Forget   ForgetCmd   `cmd:"" help:"Drop the record of a cluster without touching its machines."`
 }
 
 // VersionCmd prints the version.
@@ -191,15 +196,20 @@ func (c *PluginRemoveCmd) Run(e *env) error {
 
 // CreateCmd creates a cluster.
 type CreateCmd struct {
-	Backend      string   `help:"Backend to create the machines with (see: e2e plugin list)."`
-	ClusterID    string   `name:"cluster-id" short:"c" help:"Cluster id (default \"${default_id}\")."`
-	Masters      *int     `help:"Number of masters (default 1)."`
-	Agents       *int     `help:"Number of agents (default 1)."`
-	PublicAgents *int     `name:"public-agents" help:"Number of public agents (default 1)."`
-	Option       []string `short:"o" name:"option" placeholder:"NAME=VALUE" help:"Backend option (repeatable; a list option appends; a value starting with [ or { is JSON). The options of a backend: e2e plugin info NAME."`
-	Config       string   `help:"YAML cluster file: backend, cluster_id, masters, agents, public_agents, options." type:"existingfile"`
-	SSHUser      string   `name:"ssh-user" help:"User to log in as (default: the backend's)."`
-	Retain       bool     `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+	Backend      string        `help:"Backend to create the machines with (see: e2e plugin list)."`
+	ClusterID    string        `name:"cluster-id" short:"c" help:"Cluster id (default \"${default_id}\")."`
+	Masters      *int          `help:"Number of masters (default 1)."`
+	Agents       *int          `help:"Number of agents (default 1)."`
+	PublicAgents *int          `name:"public-agents" help:"Number of public agents (default 1)."`
+	Option       []string      `short:"o" name:"option" placeholder:"NAME=VALUE" help:"Backend option (repeatable; a list option appends; a value starting with [ or { is JSON). The options of a backend: e2e plugin info NAME." sep:"none"`
+	Config       string        `help:"YAML cluster file: backend, cluster_id, masters, agents, public_agents, options." type:"existingfile"`
+	SSHUser      string        `name:"ssh-user" help:"User to log in as (default: the backend's)."`
+	SSHKey       string        `name:"ssh-key" help:"Private key to log in with instead of a key pair e2e generates." type:"existingfile"`
+	SSHAgent     bool          `name:"ssh-agent" help:"Also offer the keys of your ssh-agent (SSH_AUTH_SOCK)."`
+	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
+	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
+	SSHTimeout   time.Duration `name:"ssh-timeout" default:"3m" help:"How long to wait for every node's sshd after the machines are made."`
+	Retain       bool          `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 }
 
 // clusterFile is the YAML cluster file of --config.
@@ -286,7 +296,9 @@ func (c *CreateCmd) Run(e *env) error {
 			return err
 		}
 	}
-	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain}
+	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain,
+		SSHKey: c.SSHKey, SSHAgent: c.SSHAgent, KnownHosts: c.KnownHosts, AcceptNewHostKeys: c.AcceptNew,
+		SSHTimeout: c.SSHTimeout}
 	if spec.Backend == "" {
 		spec.Backend = file.Backend
 	}
@@ -394,7 +406,7 @@ func (c *InspectCmd) Run(e *env) error {
 
 // DestroyCmd destroys clusters.
 type DestroyCmd struct {
-	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which"`
+	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which" sep:"none"`
 	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
 }
 

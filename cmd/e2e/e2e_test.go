@@ -107,17 +107,24 @@ func expectCode(t *testing.T, r testbin.Result, code int) {
 	}
 }
 
-// oneErrorLine checks the user got exactly one line, an e2e error, that
-// contains every fragment.
+// oneErrorLine checks the user got exactly one error line, last, that
+// contains every fragment; lines before it may only be progress lines
+// ("[cluster] step") of work done before the error.
 func oneErrorLine(t *testing.T, r testbin.Result, fragments ...string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "e2e: ") {
-		t.Fatalf("want one error line on stderr, got %d:\n%s", len(lines), r.Stderr)
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "e2e: ") {
+		t.Fatalf("want an error line last on stderr, got:\n%s", r.Stderr)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "[") {
+			t.Fatalf("want one error line on stderr after progress lines, got:\n%s", r.Stderr)
+		}
 	}
 	for _, f := range fragments {
-		if !strings.Contains(lines[0], f) {
-			t.Errorf("error %q does not mention %q", lines[0], f)
+		if !strings.Contains(last, f) {
+			t.Errorf("error %q does not mention %q", last, f)
 		}
 	}
 	if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic(") {
@@ -480,4 +487,28 @@ func TestOtherStateHome(t *testing.T) {
 	r = b.e2e("destroy", "-c", "elsewhere")
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, `no such cluster "elsewhere"`)
+}
+
+// Commas belong to the value: JSON maps and lists with several elements
+// arrive whole.
+func TestOptionValuesWithCommas(t *testing.T) {
+	s := newSandbox(t)
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt(), "-c", "commas",
+		"-o", `labels={"a":"1","b":"2,3"}`, "-o", `tags=["x","y"]`, "-o", "tags=z,w")
+	expectCode(t, r, 0)
+	b, err := os.ReadFile(filepath.Join(s.home, "clusters", "commas", "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Options map[string]any `json:"options"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	labels, _ := json.Marshal(meta.Options["labels"])
+	tags, _ := json.Marshal(meta.Options["tags"])
+	if string(labels) != `{"a":"1","b":"2,3"}` || string(tags) != `["x","y","z,w"]` {
+		t.Errorf("stored labels %s, tags %s", labels, tags)
+	}
 }

@@ -110,7 +110,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	// Every plugin is stopped before e2e exits, whatever happened.
 	client.Close()
 	prog.endLine()
-	if err != nil {
+	var ee exitError
+	if err != nil && !(errors.As(err, &ee) && ee.quiet) {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		if cli.Verbose > 0 {
 			fmt.Fprintf(stderr, "e2e: (detail) %+v\n", err)
@@ -135,13 +136,20 @@ func exitCode(ctx context.Context, err error) int {
 	return exitFailure
 }
 
-// exitError asks for a specific exit code.
+// exitError asks for a specific exit code; quiet ones print nothing (a
+// remote command's own exit code).
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool
 }
 
-func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e exitError) Unwrap() error { return e.err }
 
 // oneLine keeps errors to one line unless they carry output lines on

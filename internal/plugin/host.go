@@ -215,6 +215,9 @@ func startError(c Candidate, err error, t *tail, timeout time.Duration) error {
 		return fmt.Errorf("plugin %q (%s) did not start within %s%s", c.Name, c.Path, timeout, withOutput(last))
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		printed, _, _ := strings.Cut(strings.TrimPrefix(msg[strings.Index(msg, "Unrecognized remote plugin message"):], "Unrecognized remote plugin message: "), "\n")
+		if strings.TrimSpace(printed) == "" {
+			return fmt.Errorf("%s is not an e2e backend plugin (it exited before the plugin handshake)%s", c.Path, withOutput(last))
+		}
 		return fmt.Errorf("%s is not an e2e backend plugin (it printed %q instead of the plugin handshake)%s", c.Path, printed, withOutput(last))
 	case strings.Contains(msg, "plugin exited before we could connect"):
 		return fmt.Errorf("%s is not an e2e backend plugin (it exited before the plugin handshake)%s", c.Path, withOutput(last))

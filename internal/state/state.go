@@ -103,8 +103,13 @@ type Metadata struct {
 	Nodes  []Node `json:"nodes"`
 	// SSHUser and SSHKeyPath are the credentials the core uses: the generated
 	// key in the cluster directory, or the user's own.
-	SSHUser    string    `json:"ssh_user"`
-	SSHKeyPath string    `json:"ssh_key_path"`
+	SSHUser    string `json:"ssh_user"`
+	SSHKeyPath string `json:"ssh_key_path,omitempty"`
+	// SSHAgent says the keys of the user's ssh-agent are offered too.
+	SSHAgent bool `json:"ssh_agent,omitempty"`
+	// KnownHosts are the user's known_hosts files consulted besides the
+	// cluster's own.
+	KnownHosts []string  `json:"known_hosts,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 

@@ -1,14 +1,19 @@
 // Command e2e-backend-existing makes clusters of machines that already
-// exist: it only records their addresses; e2e never creates or destroys
-// them.
-//
-// This build declares the backend's options; recording nodes arrives with
-// the existing-nodes issue, and until then Create says so clearly.
+// exist, as DC/OS E2E's Cluster.from_nodes did: it records their addresses
+// and never creates or destroys them. The core logs in to every node before
+// it records the cluster (capability verify_ssh).
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
 
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -21,32 +26,154 @@ var (
 
 type backend struct{}
 
+// hostOptions maps each role to the option that lists its hosts.
+var hostOptions = map[sdk.Role]string{
+	sdk.RoleMaster: "masters", sdk.RoleAgent: "agents", sdk.RolePublicAgent: "public_agents",
+}
+
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "existing", Version: version, Commit: commit,
-		Summary:      "machines that already exist, reached over SSH",
-		Capabilities: sdk.Capabilities{Destroy: false, TracksClusters: false},
+		Summary:      "machines that already exist, reached over SSH; e2e never creates or destroys them",
+		Capabilities: sdk.Capabilities{Destroy: false, TracksClusters: false, VerifySSH: true},
 		Options: sdk.Schema{
-			sdk.ListOption("masters", "master hosts, host[:port] (repeat -o masters=... for more)"),
-			sdk.ListOption("agents", "agent hosts, host[:port]"),
-			sdk.ListOption("public_agents", "public agent hosts, host[:port]"),
+			sdk.ListOption("masters", "master hosts, HOST[:PORT] (repeat -o masters=... for more)"),
+			sdk.ListOption("agents", "agent hosts, HOST[:PORT]"),
+			sdk.ListOption("public_agents", "public agent hosts, HOST[:PORT]"),
+			sdk.StringOption("ssh_user", "user to log in as when --ssh-user is not given").WithDefault("root"),
 		},
 	}
 }
 
-var errNotYet = errors.New("the existing backend cannot record clusters yet in this build of e2e-backend-existing (it lands with the existing-nodes issue)")
-
-func (backend) Create(context.Context, sdk.CreateRequest, sdk.Reporter) (*sdk.Cluster, error) {
-	return nil, errNotYet
+// parseHost splits HOST[:PORT]; IPv6 addresses need brackets with a port.
+func parseHost(s string) (string, int, error) {
+	if s == "" {
+		return "", 0, errors.New("empty host")
+	}
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: the whole string is the host (an IPv6 address included).
+		if ip := net.ParseIP(s); ip != nil || !containsColon(s) {
+			return s, 22, nil
+		}
+		return "", 0, fmt.Errorf("%q is not HOST[:PORT]", s)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, portStr)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q has no host", s)
+	}
+	return host, port, nil
 }
 
-func (backend) Get(context.Context, sdk.ClusterRef) (*sdk.Cluster, error) {
-	return nil, sdk.ErrNotFound
+func containsColon(s string) bool {
+	for _, r := range s {
+		if r == ':' {
+			return true
+		}
+	}
+	return false
 }
 
+func (backend) Validate(_ context.Context, opts sdk.Options) []sdk.Diagnostic {
+	var diags []sdk.Diagnostic
+	total := 0
+	seen := map[string]string{}
+	for _, role := range sdk.Roles() {
+		name := hostOptions[role]
+		for _, h := range opts.List(name) {
+			host, port, err := parseHost(h)
+			if err != nil {
+				diags = append(diags, sdk.Errorf(name, "option %q: %v", name, err))
+				continue
+			}
+			key := net.JoinHostPort(host, strconv.Itoa(port))
+			if other, dup := seen[key]; dup {
+				diags = append(diags, sdk.Errorf(name, "option %q: %s is also listed in %q", name, key, other))
+			}
+			seen[key] = name
+			total++
+		}
+	}
+	if total == 0 && len(diags) == 0 {
+		diags = append(diags, sdk.Errorf("masters", "no hosts given: list them with -o masters=HOST -o agents=HOST -o public_agents=HOST"))
+	}
+	return diags
+}
+
+func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Reporter) (*sdk.Cluster, error) {
+	var diags []sdk.Diagnostic
+	for _, role := range sdk.Roles() {
+		name := hostOptions[role]
+		hosts := req.Options.List(name)
+		if req.CountGiven(role) && req.Count(role) != len(hosts) {
+			diags = append(diags, sdk.Errorf(name, "%d %s given with -o %s but the %s count is %d: the counts come from the host lists, leave them out",
+				len(hosts), plural(len(hosts), "host"), name, role, req.Count(role)))
+		}
+	}
+	if len(diags) > 0 {
+		return nil, &sdk.DiagnosticsError{Diagnostics: diags}
+	}
+	user := req.SSHUser
+	if user == "" {
+		user = req.Options.String("ssh_user")
+	}
+	uid := make([]byte, 8)
+	if _, err := rand.Read(uid); err != nil {
+		return nil, err
+	}
+	c := &sdk.Cluster{ID: req.ClusterID, UID: hex.EncodeToString(uid), CreatedAt: time.Now().UTC(),
+		Details: map[string]string{"machines": "existing (e2e did not create them)"}}
+	for _, role := range sdk.Roles() {
+		for i, h := range req.Options.List(hostOptions[role]) {
+			host, port, err := parseHost(h)
+			if err != nil {
+				return nil, err
+			}
+			c.Nodes = append(c.Nodes, sdk.Node{Role: role, Index: i, Name: h, PrivateAddress: host,
+				SSH: sdk.SSHEndpoint{Host: host, Port: port, User: user}})
+		}
+	}
+	r.Infof("recorded %d existing %s", len(c.Nodes), plural(len(c.Nodes), "node"))
+	record, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	c.Record = record
+	return c, nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// Get returns the cluster from the record the core keeps: this backend has
+// no world of its own to look in.
+func (backend) Get(_ context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+	if len(ref.Record) == 0 {
+		return nil, fmt.Errorf("%w: no record of cluster %q was passed", sdk.ErrNotFound, ref.ClusterID)
+	}
+	var c sdk.Cluster
+	if err := json.Unmarshal(ref.Record, &c); err != nil {
+		return nil, fmt.Errorf("the record of cluster %q is corrupt: %w", ref.ClusterID, err)
+	}
+	if c.ID != ref.ClusterID {
+		return nil, fmt.Errorf("%w: the record is of cluster %q", sdk.ErrNotFound, c.ID)
+	}
+	c.Record = ref.Record
+	return &c, nil
+}
+
+// List finds nothing: the core's records are the only list of these clusters.
 func (backend) List(context.Context, sdk.Options) ([]*sdk.Cluster, error) { return nil, nil }
 
-// Destroy is refused by the SDK: this backend cannot destroy.
+// Destroy is never reached: the SDK refuses it for a backend without the
+// destroy capability.
 func (backend) Destroy(context.Context, sdk.ClusterRef, sdk.Reporter) error {
 	return errors.New("e2e did not create these machines")
 }

@@ -1,0 +1,362 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/e2e-tool/e2e/internal/ssh"
+	"github.com/e2e-tool/e2e/internal/state"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Command is what to run on a node.
+type Command struct {
+	// Argv is quoted for the remote shell; Shell is a command line used as
+	// it is. Give exactly one.
+	Argv  []string
+	Shell string
+	// Env is set for the command (through `env`, since sshd drops most
+	// variables a client sends).
+	Env map[string]string
+	// User runs the command as another user (sudo -u); Sudo runs it as root.
+	User string
+	Sudo bool
+	// TTY asks for a terminal (interactive programs).
+	TTY    bool
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// ExitStatus is how a remote command ended: Code is its exit code, 128+N
+// when it died of signal N (then Signal names it, such as "TERM").
+type ExitStatus struct {
+	Code   int
+	Signal string
+}
+
+// Progress reports a transfer: bytes done of total.
+type Progress func(done, total int64)
+
+// sshAccess is what the core needs to reach a cluster's nodes.
+type sshAccess struct {
+	keyPath    string
+	agent      bool
+	knownHosts []string
+}
+
+func accessOf(e *Client, meta state.Metadata) sshAccess {
+	return sshAccess{keyPath: meta.SSHKeyPath, agent: meta.SSHAgent,
+		knownHosts: append([]string{e.store.KnownHostsPath(meta.ID)}, meta.KnownHosts...)}
+}
+
+// config builds the SSH client configuration; closers must be closed after
+// the connections that use it.
+func (a sshAccess) config(acceptNew bool, retryFor time.Duration) (ssh.Config, []io.Closer, error) {
+	cfg := ssh.Config{KnownHosts: a.knownHosts, AcceptNew: acceptNew, RetryFor: retryFor}
+	var closers []io.Closer
+	if a.keyPath != "" {
+		signer, err := ssh.LoadKey(a.keyPath)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Signers = append(cfg.Signers, signer)
+	}
+	if a.agent {
+		signers, closer, err := ssh.AgentSigners()
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Signers = append(cfg.Signers, signers...)
+		closers = append(closers, closer)
+	}
+	if len(cfg.Signers) == 0 {
+		return cfg, nil, errors.New("no SSH key to log in with: give --ssh-key PATH or --ssh-agent when creating the cluster")
+	}
+	return cfg, closers, nil
+}
+
+// conns holds one SSH connection per node, reused for everything done on
+// that node until Cluster.Close.
+type conns struct {
+	mu      sync.Mutex
+	clients map[string]*ssh.Client
+	dialing map[string]chan struct{}
+	cfg     *ssh.Config
+	closers []io.Closer
+}
+
+// connect returns the node's connection, dialling it on first use.
+func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
+	key := n.Ref()
+	for {
+		c.conns.mu.Lock()
+		if cl, ok := c.conns.clients[key]; ok {
+			c.conns.mu.Unlock()
+			return cl, nil
+		}
+		if wait, ok := c.conns.dialing[key]; ok {
+			c.conns.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if c.conns.cfg == nil {
+			cfg, closers, err := c.access.config(false, 0)
+			if err != nil {
+				c.conns.mu.Unlock()
+				return nil, &InvalidError{Err: fmt.Errorf("cluster %q: %w", c.ID, err)}
+			}
+			c.conns.cfg, c.conns.closers = &cfg, closers
+		}
+		if c.conns.clients == nil {
+			c.conns.clients, c.conns.dialing = map[string]*ssh.Client{}, map[string]chan struct{}{}
+		}
+		done := make(chan struct{})
+		c.conns.dialing[key] = done
+		cfg := *c.conns.cfg
+		c.conns.mu.Unlock()
+
+		cl, err := ssh.Dial(ctx, endpoint(n), cfg)
+		c.conns.mu.Lock()
+		delete(c.conns.dialing, key)
+		if err == nil {
+			c.conns.clients[key] = cl
+		}
+		c.conns.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, nodeError(n, err)
+		}
+		return cl, nil
+	}
+}
+
+func endpoint(n Node) ssh.Endpoint {
+	return ssh.Endpoint{Host: n.SSH.Host, Port: n.SSH.Port, User: n.SSH.User}
+}
+
+// nodeError names the node in an SSH error.
+func nodeError(n Node, err error) error {
+	return fmt.Errorf("%s (%s@%s:%d): %w", n.Ref(), n.SSH.User, n.SSH.Host, n.SSH.Port, err)
+}
+
+// Close closes the cluster's SSH connections. The cluster stays usable:
+// the next command dials again.
+func (c *Cluster) Close() error {
+	c.conns.mu.Lock()
+	clients, closers := c.conns.clients, c.conns.closers
+	c.conns.clients, c.conns.closers, c.conns.cfg = nil, nil, nil
+	c.conns.mu.Unlock()
+	var errs []error
+	for _, cl := range clients {
+		errs = append(errs, cl.Close())
+	}
+	for _, cl := range closers {
+		errs = append(errs, cl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SSHError marks a failure of SSH itself (not of the remote command); the
+// CLI exits 255 for it, as ssh does.
+type SSHError struct{ Err error }
+
+func (e *SSHError) Error() string { return e.Err.Error() }
+func (e *SSHError) Unwrap() error { return e.Err }
+
+// Run runs a command on the node and returns how it ended. The error is
+// only for failures of SSH itself.
+func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
+	if n.cluster == nil {
+		return ExitStatus{}, errors.New("node was not returned by a cluster.Client")
+	}
+	cl, err := n.cluster.connect(ctx, n)
+	if err != nil {
+		return ExitStatus{}, &SSHError{Err: err}
+	}
+	st, err := cl.Run(ctx, ssh.Cmd{Argv: cmd.Argv, Shell: cmd.Shell, Env: cmd.Env, User: cmd.User, Sudo: cmd.Sudo,
+		TTY: cmd.TTY, Stdin: cmd.Stdin, Stdout: cmd.Stdout, Stderr: cmd.Stderr})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ExitStatus{}, ctx.Err()
+		}
+		return ExitStatus{}, &SSHError{Err: nodeError(n, err)}
+	}
+	return ExitStatus{Code: st.Code, Signal: st.Signal}, nil
+}
+
+// Output runs argv on the node and returns its stdout; a non-zero exit is
+// an error that carries stderr.
+func (n Node) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	var stdout bytes.Buffer
+	var stderr limitedBuffer
+	st, err := n.Run(ctx, Command{Argv: argv, Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		return nil, err
+	}
+	if st.Code != 0 {
+		return stdout.Bytes(), fmt.Errorf("%s: %q exited %d: %s", n.Ref(), argv, st.Code, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// Upload copies a local file or directory tree to the node (modes kept,
+// parent directories made; an interrupted transfer leaves no partial file).
+func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) error {
+	if n.cluster == nil {
+		return errors.New("node was not returned by a cluster.Client")
+	}
+	cl, err := n.cluster.connect(ctx, n)
+	if err != nil {
+		return &SSHError{Err: err}
+	}
+	if err := cl.Upload(ctx, src, dst, ssh.Progress(progress)); err != nil {
+		return nodeError(n, err)
+	}
+	return nil
+}
+
+// Download copies a file or directory tree from the node.
+func (n Node) Download(ctx context.Context, src, dst string, progress Progress) error {
+	if n.cluster == nil {
+		return errors.New("node was not returned by a cluster.Client")
+	}
+	cl, err := n.cluster.connect(ctx, n)
+	if err != nil {
+		return &SSHError{Err: err}
+	}
+	if err := cl.Download(ctx, src, dst, ssh.Progress(progress)); err != nil {
+		return nodeError(n, err)
+	}
+	return nil
+}
+
+// NodeResult is one node's outcome of RunOn.
+type NodeResult struct {
+	Node   Node
+	Status ExitStatus
+	Err    error
+}
+
+// RunOptions tune RunOn.
+type RunOptions struct {
+	// Limit bounds how many nodes run at once; 0 means all.
+	Limit int
+	// Prefix starts every output line with the node reference ("agent_1: ").
+	Prefix bool
+}
+
+// RunOn runs a command on several nodes at once and returns every node's
+// outcome in node order, after all have finished.
+func (c *Cluster) RunOn(ctx context.Context, nodes []Node, cmd Command, opts RunOptions) []NodeResult {
+	results := make([]NodeResult, len(nodes))
+	var mu sync.Mutex
+	ssh.FanOut(ctx, len(nodes), opts.Limit, func(ctx context.Context, i int) error {
+		n := nodes[i]
+		one := cmd
+		var closers []io.Closer
+		if opts.Prefix {
+			if cmd.Stdout != nil {
+				w := ssh.NewPrefixWriter(cmd.Stdout, n.Ref()+": ", &mu)
+				one.Stdout, closers = w, append(closers, w)
+			}
+			if cmd.Stderr != nil {
+				w := ssh.NewPrefixWriter(cmd.Stderr, n.Ref()+": ", &mu)
+				one.Stderr, closers = w, append(closers, w)
+			}
+		}
+		st, err := n.Run(ctx, one)
+		for _, cl := range closers {
+			_ = cl.Close()
+		}
+		results[i] = NodeResult{Node: n, Status: st, Err: err}
+		return err
+	})
+	return results
+}
+
+// verifySSH logs in to every node with the cluster's credentials, retrying
+// while sshd starts, and records host keys met for the first time when
+// acceptNew. It returns the first failure, naming the node.
+func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.Duration) error {
+	cfg, closers, err := c.access.config(acceptNew, retryFor)
+	if err != nil {
+		return &InvalidError{Err: err}
+	}
+	defer func() {
+		for _, cl := range closers {
+			_ = cl.Close()
+		}
+	}()
+	errs := ssh.FanOut(ctx, len(c.Nodes), 0, func(ctx context.Context, i int) error {
+		n := c.Nodes[i]
+		cl, err := ssh.Dial(ctx, endpoint(n), cfg)
+		if err != nil {
+			return nodeError(n, err)
+		}
+		return cl.Close()
+	})
+	for _, err := range errs {
+		if err != nil {
+			return sshUsageError(err)
+		}
+	}
+	return nil
+}
+
+// sshUsageError marks errors the user can fix with their SSH flags as
+// invalid input.
+func sshUsageError(err error) error {
+	var (
+		auth    *ssh.AuthError
+		changed *ssh.HostKeyChangedError
+		unknown *ssh.UnknownHostError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		return &InvalidError{Err: fmt.Errorf("%w (give its key with --known-hosts FILE, or record it with --accept-new-host-keys)", err)}
+	case errors.As(err, &auth) || errors.As(err, &changed):
+		return &InvalidError{Err: err}
+	}
+	return err
+}
+
+// publicKeyOf returns the authorized_keys line of the key at path.
+func publicKeyOf(signer gossh.Signer) string {
+	return string(trimNewline(gossh.MarshalAuthorizedKey(signer.PublicKey())))
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// limitedBuffer keeps up to 1 MiB of output.
+type limitedBuffer struct {
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	room := 1<<20 - len(b.buf)
+	if room > 0 {
+		if len(p) < room {
+			room = len(p)
+		}
+		b.buf = append(b.buf, p[:room]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte  { return b.buf }
+func (b *limitedBuffer) String() string { return string(b.buf) }

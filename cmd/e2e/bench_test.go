@@ -1,0 +1,172 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/e2e-tool/e2e/internal/ssh/sshdtest"
+)
+
+// benchCluster records an existing-nodes cluster of n local sshd servers.
+func benchCluster(b *testing.B, n int) (run func(args ...string) error, servers []*sshdtest.Server, key, kh string) {
+	b.Helper()
+	key, authorized := userKey(b)
+	for range n {
+		servers = append(servers, sshdtest.Start(b, sshdtest.Options{AuthorizedKeys: []string{authorized}}))
+	}
+	kh = sshdtest.KnownHostsFile(b, servers...)
+	dir := b.TempDir()
+	e2e := buildAll(b, dir)
+	env := append(os.Environ(), "E2E_HOME="+b.TempDir(), "XDG_DATA_HOME="+b.TempDir(), "E2E_PLUGIN_PATH=")
+	run = func(args ...string) error {
+		cmd := exec.Command(e2e, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("e2e %v: %v\n%s", args, err, out)
+		}
+		return nil
+	}
+	args := []string{"create", "--backend", "existing", "-c", "bench", "--ssh-key", key, "--known-hosts", kh}
+	for i, s := range servers {
+		role := "agents"
+		if i == 0 {
+			role = "masters"
+		}
+		args = append(args, "-o", hostOpt(role, s))
+	}
+	if err := run(args...); err != nil {
+		b.Fatal(err)
+	}
+	return run, servers, key, kh
+}
+
+// openSSH runs f for every server at once, as a script fanning out with
+// the OpenSSH client would, and waits for all.
+func openSSH(servers []*sshdtest.Server, f func(s *sshdtest.Server) *exec.Cmd) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers))
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := f(s).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("%v: %s", err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sshOpts(key, kh string) []string {
+	return []string{"-i", key, "-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=yes",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}
+}
+
+// timeRuns returns the mean of n runs of f.
+func timeRuns(b *testing.B, n int, f func() error) time.Duration {
+	b.Helper()
+	start := time.Now()
+	for range n {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+// BenchmarkRunAll: `e2e run --all -- true` on 8 nodes against the same
+// command fanned out with the OpenSSH client in parallel. Goal: no slower.
+func BenchmarkRunAll(b *testing.B) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		b.Skip("SKIPPED LOUDLY: the OpenSSH client is missing; .ci/run installs it")
+	}
+	run, servers, key, kh := benchCluster(b, 8)
+	const n = 10
+	e2e := timeRuns(b, n, func() error { return run("run", "-c", "bench", "--all", "--", "true") })
+	ossh := timeRuns(b, n, func() error {
+		return openSSH(servers, func(s *sshdtest.Server) *exec.Cmd {
+			return exec.Command("ssh", append(sshOpts(key, kh), "-p", strconv.Itoa(s.Endpoint.Port), "root@"+s.Endpoint.Host, "true")...)
+		})
+	})
+	b.ReportMetric(float64(e2e.Milliseconds()), "ms/e2e-run-all")
+	b.ReportMetric(float64(e2e)/float64(ossh), "x-openssh")
+	fmt.Fprintf(os.Stderr, "e2e run --all -- true on 8 nodes: %.0f ms; OpenSSH in parallel: %.0f ms; ratio %.2f (goal <= 1)\n",
+		ms(e2e), ms(ossh), float64(e2e)/float64(ossh))
+}
+
+// BenchmarkSendFile: a 256 MiB `e2e send-file` to 4 nodes against parallel
+// scp of the same file. Goal: no slower.
+func BenchmarkSendFile(b *testing.B) {
+	if _, err := exec.LookPath("scp"); err != nil {
+		b.Skip("SKIPPED LOUDLY: scp is missing; .ci/run installs the OpenSSH client")
+	}
+	run, servers, key, kh := benchCluster(b, 4)
+	src := filepath.Join(b.TempDir(), "payload")
+	payload := make([]byte, 256<<20)
+	if _, err := rand.Read(payload); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(src, payload, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	// Every "node" is this machine: each gets its own destination so the
+	// four transfers do not write one file.
+	dst := b.TempDir()
+	const n = 3
+	e2e := timeRuns(b, n, func() error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(servers))
+		for i := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ref := "agent_" + strconv.Itoa(i-1)
+				if i == 0 {
+					ref = "master_0"
+				}
+				errs[i] = run("send-file", "-c", "bench", "--node", ref, src, filepath.Join(dst, "e2e-"+strconv.Itoa(i)))
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	e2eOne := timeRuns(b, n, func() error {
+		// One e2e command to all four nodes, as a user runs it.
+		return run("send-file", "-c", "bench", src, filepath.Join(dst, "all"))
+	})
+	scp := timeRuns(b, n, func() error {
+		i := 0
+		var mu sync.Mutex
+		return openSSH(servers, func(s *sshdtest.Server) *exec.Cmd {
+			mu.Lock()
+			i++
+			target := filepath.Join(dst, "scp-"+strconv.Itoa(i))
+			mu.Unlock()
+			return exec.Command("scp", append(sshOpts(key, kh), "-q", "-P", strconv.Itoa(s.Endpoint.Port), src, "root@"+s.Endpoint.Host+":"+target)...)
+		})
+	})
+	b.ReportMetric(float64(e2eOne.Milliseconds()), "ms/e2e-send-file")
+	b.ReportMetric(float64(e2eOne)/float64(scp), "x-scp")
+	fmt.Fprintf(os.Stderr, "256 MiB to 4 nodes: e2e send-file %.0f ms (four parallel single-node commands: %.0f ms); parallel scp %.0f ms; ratio %.2f (goal <= 1)\n",
+		ms(e2eOne), ms(e2e), ms(scp), float64(e2eOne)/float64(scp))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

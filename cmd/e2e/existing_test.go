@@ -1,0 +1,220 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/internal/ssh/sshdtest"
+	"github.com/e2e-tool/e2e/internal/testbin"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// userKey writes a fresh private key as a user's key file (0600) and
+// returns its path and authorized_keys line.
+func userKey(t testing.TB) (string, string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "e2e test user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := gossh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshPub)))
+}
+
+// machines starts n sshd servers standing in for existing machines.
+func machines(t *testing.T, n int, authorized string) []*sshdtest.Server {
+	t.Helper()
+	var out []*sshdtest.Server
+	for range n {
+		out = append(out, sshdtest.Start(t, sshdtest.Options{AuthorizedKeys: []string{authorized}}))
+	}
+	return out
+}
+
+func hostOpt(role string, s *sshdtest.Server) string {
+	return fmt.Sprintf("%s=%s:%d", role, s.Endpoint.Host, s.Endpoint.Port)
+}
+
+func TestExistingCluster(t *testing.T) {
+	key, authorized := userKey(t)
+	ms := machines(t, 3, authorized)
+	kh := sshdtest.KnownHostsFile(t, ms...)
+	s := newSandbox(t)
+	bin := t.TempDir()
+	e2e := buildAll(t, bin)
+	run := func(args ...string) testbin.Result { return testbin.Run(t, s.env(), e2e, args...) }
+
+	r := run("create", "--backend", "existing", "-c", "ex", "-o", hostOpt("masters", ms[0]),
+		"-o", hostOpt("agents", ms[1]), "-o", hostOpt("agents", ms[2]),
+		"--ssh-user", "root", "--ssh-key", key, "--known-hosts", kh)
+	expectCode(t, r, 0)
+
+	r = run("inspect", "-c", "ex", "--json")
+	expectCode(t, r, 0)
+	var c cluster.Cluster
+	if err := json.Unmarshal([]byte(r.Stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Masters()) != 1 || len(c.Agents()) != 2 || len(c.PublicAgents()) != 0 {
+		t.Fatalf("nodes = %+v", c.Nodes)
+	}
+	for i, n := range c.Nodes {
+		if n.SSH.Port != ms[i].Endpoint.Port || n.SSH.User != "root" {
+			t.Errorf("node %s: %+v, want port %d as root", n.Ref(), n.SSH, ms[i].Endpoint.Port)
+		}
+	}
+
+	// Each node answers with the port its sshd listens on: the command ran
+	// on every node, and each line carries the node's reference.
+	r = run("run", "-c", "ex", "--all", "--", "sh", "-c", `echo "${SSH_CONNECTION##* }"`)
+	expectCode(t, r, 0)
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	sort.Strings(lines)
+	want := []string{
+		"agent_0: " + strconv.Itoa(ms[1].Endpoint.Port),
+		"agent_1: " + strconv.Itoa(ms[2].Endpoint.Port),
+		"master_0: " + strconv.Itoa(ms[0].Endpoint.Port),
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("run --all printed:\n%s\nwant:\n%s", r.Stdout, strings.Join(want, "\n"))
+	}
+
+	src := filepath.Join(t.TempDir(), "payload.txt")
+	writeFile(t, src, "hello nodes\n")
+	dst := filepath.Join(t.TempDir(), "dst", "payload.txt")
+	r = run("send-file", "-c", "ex", src, dst)
+	expectCode(t, r, 0)
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "hello nodes\n" {
+		t.Errorf("sent file: %q, %v", b, err)
+	}
+	back := filepath.Join(t.TempDir(), "back.txt")
+	expectCode(t, run("download", "-c", "ex", "--node", "agent_1", dst, back), 0)
+	if b, err := os.ReadFile(back); err != nil || string(b) != "hello nodes\n" {
+		t.Errorf("downloaded file: %q, %v", b, err)
+	}
+
+	r = run("destroy", "-c", "ex")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "e2e did not create these machines", "e2e forget -c ex")
+
+	expectCode(t, run("forget", "-c", "ex"), 0)
+	r = run("list", "--json")
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != "[]" {
+		t.Errorf("list after forget = %s", r.Stdout)
+	}
+	// The machines were not touched.
+	r = run("create", "--backend", "existing", "-c", "again", "-o", hostOpt("masters", ms[0]),
+		"--ssh-key", key, "--known-hosts", kh)
+	expectCode(t, r, 0)
+}
+
+func TestExistingClusterChecks(t *testing.T) {
+	key, authorized := userKey(t)
+	ms := machines(t, 2, authorized)
+	kh := sshdtest.KnownHostsFile(t, ms...)
+	s := newSandbox(t)
+	e2e := buildAll(t, t.TempDir())
+	run := func(args ...string) testbin.Result { return testbin.Run(t, s.env(), e2e, args...) }
+	base := []string{"create", "--backend", "existing", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", ms[1]), "--ssh-key", key}
+
+	// A count that disagrees with the host lists.
+	r := run(append(base, "--known-hosts", kh, "--agents", "3")...)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "1 host given with -o agents", "count is 3")
+
+	// An unknown host key is refused unless asked to record it.
+	r = run(append(base, "-c", "unknown")...)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "master_0")
+	r = run(append(base, "-c", "accepted", "--accept-new-host-keys")...)
+	expectCode(t, r, 0)
+	expectCode(t, run("run", "-c", "accepted", "--node", "agent_0", "--", "true"), 0)
+
+	// A node that does not answer: clear error, nothing recorded.
+	dead := sshdtest.Start(t, sshdtest.Options{AuthorizedKeys: []string{authorized}})
+	dead.Stop()
+	r = run("create", "--backend", "existing", "-c", "dead", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", dead),
+		"--ssh-key", key, "--known-hosts", kh, "--ssh-timeout", "2s")
+	expectCode(t, r, 1)
+	oneErrorLine(t, r, "agent_0", strconv.Itoa(dead.Endpoint.Port))
+	r = run("list", "--json")
+	if strings.Contains(r.Stdout, `"dead"`) {
+		t.Errorf("an unreachable cluster was recorded: %s", r.Stdout)
+	}
+
+	// A key the machines do not accept.
+	other, _ := userKey(t)
+	r = run("create", "--backend", "existing", "-c", "wrongkey", "-o", hostOpt("masters", ms[0]), "--ssh-key", other, "--known-hosts", kh)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "root", strconv.Itoa(ms[0].Endpoint.Port))
+}
+
+func TestRunExitCodes(t *testing.T) {
+	key, authorized := userKey(t)
+	ms := machines(t, 2, authorized)
+	kh := sshdtest.KnownHostsFile(t, ms...)
+	s := newSandbox(t)
+	e2e := buildAll(t, t.TempDir())
+	run := func(args ...string) testbin.Result { return testbin.Run(t, s.env(), e2e, args...) }
+	expectCode(t, run("create", "--backend", "existing", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", ms[1]),
+		"--ssh-key", key, "--known-hosts", kh), 0)
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"success", []string{"--", "true"}, 0},
+		{"failure", []string{"--", "false"}, 1},
+		{"exit code", []string{"--", "sh", "-c", "exit 42"}, 42},
+		{"not found", []string{"--", "no-such-command-e2e"}, 127},
+		{"signal", []string{"--", "sh", "-c", "kill -TERM $$"}, 143},
+		{"first non-zero in node order", []string{"--all", "--", "sh", "-c", `case "${SSH_CONNECTION##* }" in ` + strconv.Itoa(ms[0].Endpoint.Port) + `) exit 3;; *) exit 4;; esac`}, 3},
+		{"env and quoting", []string{"-e", "GREETING=hi there", "--", "sh", "-c", `test "$GREETING" = "hi there" && test "$1" = 'a "b" $c'`, "sh", `a "b" $c`}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(append([]string{"run"}, tc.args...)...)
+			expectCode(t, r, tc.code)
+		})
+	}
+	// SSH itself failing gives 255, as ssh does.
+	ms[1].Stop()
+	r := run("run", "--node", "agent_0", "--", "true")
+	expectCode(t, r, 255)
+	oneErrorLine(t, r, "agent_0")
+}
+
+// buildAll builds e2e and the built-in plugins into dir with the Makefile.
+func buildAll(t testing.TB, dir string) string {
+	t.Helper()
+	if err := testbin.Compile("./cmd/e2e", filepath.Join(dir, "e2e"), "9.9.9-test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbin.Compile("./plugins/existing", filepath.Join(dir, "e2e-backend-existing"), "9.9.9-test"); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "e2e")
+}

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/e2e-tool/e2e/cluster"
+	"golang.org/x/term"
+)
+
+// exitSSHFailed is ssh's code when SSH itself failed.
+const exitSSHFailed = 255
+
+// nodeSelection picks nodes by reference, role or all.
+type nodeSelection struct {
+	Node []string `help:"Node: master_0, agent_1, public_agent_0, or a name or address as e2e inspect shows (repeatable)." placeholder:"REF" sep:"none"`
+	Role []string `help:"Every node of a role: master, agent, public_agent (repeatable)." placeholder:"ROLE" sep:"none"`
+	All  bool     `help:"Every node."`
+}
+
+func parseRole(s string) (cluster.Role, error) {
+	switch strings.ReplaceAll(s, "-", "_") {
+	case "master", "masters":
+		return cluster.Master, nil
+	case "agent", "agents":
+		return cluster.Agent, nil
+	case "public_agent", "public_agents":
+		return cluster.PublicAgent, nil
+	}
+	return "", invalid(fmt.Errorf("unknown role %q: use master, agent or public_agent", s))
+}
+
+// pick returns the selected nodes in node order; none selected means def.
+func (s nodeSelection) pick(c *cluster.Cluster, def func() []cluster.Node) ([]cluster.Node, error) {
+	want := map[string]bool{}
+	for _, ref := range s.Node {
+		n, err := c.Node(ref)
+		if err != nil {
+			return nil, err
+		}
+		want[n.Ref()] = true
+	}
+	for _, r := range s.Role {
+		role, err := parseRole(r)
+		if err != nil {
+			return nil, err
+		}
+		nodes := c.NodesOf(role)
+		if len(nodes) == 0 {
+			return nil, invalid(fmt.Errorf("cluster %q has no %s nodes", c.ID, role))
+		}
+		for _, n := range nodes {
+			want[n.Ref()] = true
+		}
+	}
+	if s.All || (len(want) == 0 && def == nil) {
+		for _, n := range c.Nodes {
+			want[n.Ref()] = true
+		}
+	}
+	if len(want) == 0 {
+		return def(), nil
+	}
+	var out []cluster.Node
+	for _, n := range c.Nodes {
+		if want[n.Ref()] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func firstMaster(c *cluster.Cluster) func() []cluster.Node {
+	return func() []cluster.Node {
+		if m := c.Masters(); len(m) > 0 {
+			return m[:1]
+		}
+		return c.Nodes[:1]
+	}
+}
+
+// RunCmd runs a command on nodes.
+type RunCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	nodeSelection
+	Env     []string `short:"e" placeholder:"K=V" help:"Environment variable for the command (repeatable)." sep:"none"`
+	User    string   `help:"Run as this user (through sudo)."`
+	Sudo    bool     `help:"Run as root (through sudo)."`
+	TTY     bool     `name:"tty" help:"Give the command a terminal (default when one node is chosen and e2e runs in one)." xor:"tty"`
+	NoTTY   bool     `name:"no-tty" help:"Never give the command a terminal." xor:"tty"`
+	Command []string `arg:"" passthrough:"" help:"Command and arguments, after --."`
+}
+
+func (c *RunCmd) Run(e *env) error {
+	if len(c.Command) > 0 && c.Command[0] == "--" {
+		c.Command = c.Command[1:]
+	}
+	if len(c.Command) == 0 {
+		return invalid(errors.New("no command given: e2e run -c ID -- COMMAND [ARG...]"))
+	}
+	envVars := map[string]string{}
+	for _, kv := range c.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return invalid(fmt.Errorf("-e %q is not K=V", kv))
+		}
+		envVars[k] = v
+	}
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	nodes, err := c.pick(cl, firstMaster(cl))
+	if err != nil {
+		return err
+	}
+	cmd := cluster.Command{Argv: c.Command, Env: envVars, User: c.User, Sudo: c.Sudo,
+		Stdout: e.stdout, Stderr: e.stderr}
+	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
+	if len(nodes) == 1 {
+		cmd.Stdin = os.Stdin
+		cmd.TTY = c.TTY || (!c.NoTTY && stdinTTY && e.isTTY)
+		if cmd.TTY && stdinTTY {
+			restore, err := rawTerminal()
+			if err != nil {
+				return err
+			}
+			defer restore()
+		}
+		st, err := nodes[0].Run(e.ctx, cmd)
+		return exitFor(st, err)
+	}
+	if c.TTY {
+		return invalid(errors.New("--tty needs exactly one node"))
+	}
+	results := cl.RunOn(e.ctx, nodes, cmd, cluster.RunOptions{Prefix: true})
+	var firstErr error
+	for _, r := range results {
+		if r.Err != nil || r.Status.Code != 0 {
+			if err := exitFor(r.Status, r.Err); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// exitFor turns a command's end into e2e's exit: the remote code, or 255
+// when SSH itself failed.
+func exitFor(st cluster.ExitStatus, err error) error {
+	var sshErr *cluster.SSHError
+	switch {
+	case errors.As(err, &sshErr):
+		return exitError{code: exitSSHFailed, err: err}
+	case err != nil:
+		return err
+	case st.Code != 0:
+		return exitError{code: st.Code, quiet: true}
+	}
+	return nil
+}
+
+func rawTerminal() (func(), error) {
+	fd := int(os.Stdin.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, fmt.Errorf("putting the terminal in raw mode: %w", err)
+	}
+	return func() { _ = term.Restore(fd, old) }, nil
+}
+
+// SSHCmd opens an interactive shell.
+type SSHCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	Node      string `help:"Node (default master_0)." placeholder:"REF"`
+}
+
+func (c *SSHCmd) Run(e *env) error {
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	n := firstMaster(cl)()[0]
+	if c.Node != "" {
+		if n, err = cl.Node(c.Node); err != nil {
+			return err
+		}
+	}
+	cmd := cluster.Command{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		cmd.TTY = true
+		restore, err := rawTerminal()
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
+	st, err := n.Run(e.ctx, cmd)
+	return exitFor(st, err)
+}
+
+// SendFileCmd copies a file or directory to nodes.
+type SendFileCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	nodeSelection
+	Src string `arg:"" help:"Local file or directory." type:"existingfile|existingdir"`
+	Dst string `arg:"" help:"Path on the nodes."`
+}
+
+func (c *SendFileCmd) Run(e *env) error {
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	nodes, err := c.pick(cl, nil)
+	if err != nil {
+		return err
+	}
+	prog := e.transferProgress(cl.ID, "send-file", len(nodes))
+	errs := make([]error, len(nodes))
+	done := make(chan struct{})
+	var finished atomic.Int32
+	for i, n := range nodes {
+		go func() {
+			errs[i] = n.Upload(e.ctx, c.Src, c.Dst, prog.node(i))
+			if finished.Add(1) == int32(len(nodes)) {
+				close(done)
+			}
+		}()
+	}
+	<-done
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return sshExit(errors.Join(failed...))
+	}
+	e.say("sent %s to %d %s", c.Src, len(nodes), plural(len(nodes), "node"))
+	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// sshExit gives SSH failures ssh's exit code.
+func sshExit(err error) error {
+	var sshErr *cluster.SSHError
+	if errors.As(err, &sshErr) {
+		return exitError{code: exitSSHFailed, err: err}
+	}
+	return err
+}
+
+// DownloadCmd copies a file or directory from a node.
+type DownloadCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	Node      string `required:"" help:"Node to copy from." placeholder:"REF"`
+	Src       string `arg:"" help:"Path on the node."`
+	Dst       string `arg:"" help:"Local path."`
+}
+
+func (c *DownloadCmd) Run(e *env) error {
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	n, err := cl.Node(c.Node)
+	if err != nil {
+		return err
+	}
+	prog := e.transferProgress(cl.ID, "download", 1)
+	if err := n.Download(e.ctx, c.Src, c.Dst, prog.node(0)); err != nil {
+		return sshExit(err)
+	}
+	return nil
+}
+
+// transfers sums the progress of parallel transfers into one event stream.
+type transfers struct {
+	e      *env
+	id     string
+	step   string
+	done   []atomic.Int64
+	total  []atomic.Int64
+	shown  atomic.Int64
+	report func(cluster.Event)
+}
+
+func (e *env) transferProgress(id, step string, n int) *transfers {
+	return &transfers{e: e, id: id, step: step, done: make([]atomic.Int64, n), total: make([]atomic.Int64, n),
+		report: e.progress.event}
+}
+
+func (t *transfers) node(i int) cluster.Progress {
+	return func(done, total int64) {
+		t.done[i].Store(done)
+		t.total[i].Store(total)
+		var d, tot int64
+		for j := range t.done {
+			d += t.done[j].Load()
+			tot += t.total[j].Load()
+		}
+		// Report each new 1% (or the end), not every packet.
+		if tot > 0 {
+			pct := d * 100 / tot
+			if prev := t.shown.Load(); pct > prev || d == tot {
+				t.shown.Store(pct)
+				t.report(cluster.Event{Cluster: t.id, Step: t.step, Current: d >> 20, Total: tot >> 20, Message: "MiB"})
+			}
+		}
+	}
+}
