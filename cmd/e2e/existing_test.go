@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -217,4 +218,44 @@ func buildAll(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "e2e")
+}
+
+// TestShellAndUsers: e2e ssh without a terminal reads the shell's commands
+// from stdin; --user and --sudo run commands as other users.
+func TestShellAndUsers(t *testing.T) {
+	key, authorized := userKey(t)
+	ms := machines(t, 1, authorized)
+	kh := sshdtest.KnownHostsFile(t, ms...)
+	s := newSandbox(t)
+	e2e := buildAll(t, t.TempDir())
+	expectCode(t, testbin.Run(t, s.env(), e2e, "create", "--backend", "existing", "-o", hostOpt("masters", ms[0]),
+		"--ssh-key", key, "--known-hosts", kh), 0)
+
+	cmd := exec.Command(e2e, "ssh", "--node", "master_0")
+	cmd.Env = s.env()
+	cmd.Stdin = strings.NewReader("echo shell-says-$((6*7))\nexit 5\n")
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+		t.Errorf("e2e ssh exit: %v, want 5", err)
+	}
+	if strings.TrimSpace(string(out)) != "shell-says-42" {
+		t.Errorf("e2e ssh printed %q", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--user", "nobody", "--", "id", "-un"}, "nobody"},
+		{[]string{"--sudo", "--", "id", "-un"}, "root"},
+		{[]string{"--", "sh", "-c", "cat | wc -c"}, "11"},
+	} {
+		c := exec.Command(e2e, append([]string{"run"}, tc.args...)...)
+		c.Env = s.env()
+		c.Stdin = strings.NewReader("hello world")
+		out, err := c.Output()
+		if err != nil || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("run %v = %q, %v; want %q", tc.args, out, err, tc.want)
+		}
+	}
 }

@@ -123,14 +123,9 @@ func (c *RunCmd) Run(e *env) error {
 	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 	if len(nodes) == 1 {
 		cmd.Stdin = os.Stdin
+		// The SSH layer puts a local terminal in raw mode while a remote
+		// one is attached.
 		cmd.TTY = c.TTY || (!c.NoTTY && stdinTTY && e.isTTY)
-		if cmd.TTY && stdinTTY {
-			restore, err := rawTerminal()
-			if err != nil {
-				return err
-			}
-			defer restore()
-		}
 		st, err := nodes[0].Run(e.ctx, cmd)
 		return exitFor(st, err)
 	}
@@ -164,15 +159,6 @@ func exitFor(st cluster.ExitStatus, err error) error {
 	return nil
 }
 
-func rawTerminal() (func(), error) {
-	fd := int(os.Stdin.Fd())
-	old, err := term.MakeRaw(fd)
-	if err != nil {
-		return nil, fmt.Errorf("putting the terminal in raw mode: %w", err)
-	}
-	return func() { _ = term.Restore(fd, old) }, nil
-}
-
 // SSHCmd opens an interactive shell.
 type SSHCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
@@ -192,14 +178,8 @@ func (c *SSHCmd) Run(e *env) error {
 		}
 	}
 	cmd := cluster.Command{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
-	if term.IsTerminal(int(os.Stdin.Fd())) {
-		cmd.TTY = true
-		restore, err := rawTerminal()
-		if err != nil {
-			return err
-		}
-		defer restore()
-	}
+	// Without a terminal the shell reads commands from stdin, as ssh does.
+	cmd.TTY = term.IsTerminal(int(os.Stdin.Fd()))
 	st, err := n.Run(e.ctx, cmd)
 	return exitFor(st, err)
 }
