@@ -761,3 +761,79 @@ func (c *Cluster) Destroy(ctx context.Context) error {
 	}
 	return c.client.Destroy(ctx, c.ID)
 }
+
+// CleanOptions choose what Clean looks at.
+type CleanOptions struct {
+	// Backend limits cleaning to one backend; empty means every backend
+	// that can clean.
+	Backend string
+	// DryRun only lists what would be removed.
+	DryRun bool
+}
+
+// Clean removes what backends made that belongs to no cluster recorded
+// here (leftovers of interrupted or forgotten runs), or only lists it. It
+// returns one line per resource.
+func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error) {
+	metas, err := e.store.List()
+	if err != nil {
+		return nil, err
+	}
+	var cands []plugin.Candidate
+	if opts.Backend != "" {
+		c, err := plugin.Find(e.host.Dirs(), opts.Backend)
+		if err != nil {
+			return nil, &InvalidError{Err: err}
+		}
+		cands = []plugin.Candidate{c}
+	} else {
+		all, err := e.host.Discover()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range all {
+			if c.Used {
+				cands = append(cands, c)
+			}
+		}
+	}
+	var (
+		lines []string
+		errs  []error
+	)
+	for _, c := range cands {
+		p, err := e.host.Launch(ctx, c)
+		if err != nil {
+			if opts.Backend != "" {
+				return nil, err
+			}
+			e.logger.Debug("skipping a plugin that does not start", "plugin", c.Path, "error", err)
+			continue
+		}
+		if !p.Desc.Clean {
+			p.Kill()
+			if opts.Backend != "" {
+				return nil, invalidf("the %s backend cannot clean up leftovers", c.Name)
+			}
+			continue
+		}
+		var keep []sdk.Ref
+		for _, m := range metas {
+			if m.Backend == c.Name {
+				keep = append(keep, ref(m))
+			}
+		}
+		err = p.Clean(ctx, keep, opts.DryRun, func(ev sdk.Event) {
+			if ev.Level == "info" {
+				lines = append(lines, c.Name+": "+ev.Message)
+			} else {
+				e.emit("clean")(ev)
+			}
+		})
+		p.Kill()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cleaning the %s backend: %w", c.Name, p.Wrap("clean", err)))
+		}
+	}
+	return lines, errors.Join(errs...)
+}

@@ -77,6 +77,8 @@ type BackendInfo struct {
 		InstallMethods []string `json:"install_methods"`
 		TracksClusters bool     `json:"tracks_clusters"`
 		Exec           bool     `json:"exec"`
+		VerifySSH      bool     `json:"verify_ssh"`
+		Clean          bool     `json:"clean"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
 }
@@ -109,6 +111,8 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.Destroy = d.Capabilities.Destroy
 	info.Capabilities.TracksClusters = d.Capabilities.TracksClusters
 	info.Capabilities.Exec = d.Exec
+	info.Capabilities.VerifySSH = d.Capabilities.VerifySSH
+	info.Capabilities.Clean = d.Clean
 	info.Capabilities.InstallMethods = []string{}
 	for _, m := range d.Capabilities.InstallMethods {
 		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))

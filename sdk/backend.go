@@ -220,6 +220,14 @@ type Executor interface {
 	Exec(ctx context.Context, ref ClusterRef, req ExecRequest) (int, error)
 }
 
+// Cleaner is implemented by backends that can find their leftovers.
+type Cleaner interface {
+	// Clean removes (or with dryRun only reports, through r.Infof, one line
+	// per resource) what the backend made that belongs to none of the keep
+	// clusters: the ones the core has records of.
+	Clean(ctx context.Context, keep []ClusterRef, dryRun bool, r Reporter) error
+}
+
 // ErrNotFound is returned (possibly wrapped) by Get for an unknown cluster.
 var ErrNotFound = errors.New("cluster not found")
 

@@ -182,6 +182,31 @@ func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) erro
 	}
 }
 
+// Clean asks the plugin to remove (or list, dryRun) its leftovers; every
+// resource is reported through onEvent.
+func (c *Client) Clean(ctx context.Context, keep []Ref, dryRun bool, onEvent func(Event)) error {
+	req := &backendv1.CleanRequest{DryRun: dryRun}
+	for _, r := range keep {
+		req.Keep = append(req.Keep, r.proto())
+	}
+	stream, err := c.rpc.Clean(ctx, req)
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		if e, ok := eventFromProto(ev); ok && onEvent != nil {
+			onEvent(e)
+		}
+	}
+}
+
 // BaseConfig returns the backend's DC/OS installer defaults.
 func (c *Client) BaseConfig(ctx context.Context, ref Ref) (BaseConfig, error) {
 	resp, err := c.rpc.BaseConfig(ctx, &backendv1.BaseConfigRequest{Ref: ref.proto()})

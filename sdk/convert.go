@@ -52,7 +52,7 @@ var methodToProto = map[InstallMethod]backendv1.InstallMethod{
 	InstallFromURL:  backendv1.InstallMethod_INSTALL_METHOD_URL,
 }
 
-func infoToProto(info Info, exec bool) *backendv1.DescribeResponse {
+func infoToProto(info Info, exec, clean bool) *backendv1.DescribeResponse {
 	resp := &backendv1.DescribeResponse{
 		Name: info.Name, Version: info.Version, Commit: info.Commit, Summary: info.Summary,
 		Protocol: ProtocolVersion,
@@ -61,6 +61,7 @@ func infoToProto(info Info, exec bool) *backendv1.DescribeResponse {
 			TracksClusters: info.Capabilities.TracksClusters,
 			Exec:           exec,
 			VerifySsh:      info.Capabilities.VerifySSH,
+			Clean:          clean,
 		},
 	}
 	for _, m := range info.Capabilities.InstallMethods {
@@ -85,10 +86,13 @@ type Description struct {
 	Protocol int
 	// Exec is true when the backend has a native exec transport.
 	Exec bool
+	// Clean is true when the backend can remove its leftovers.
+	Clean bool
 }
 
 func infoFromProto(resp *backendv1.DescribeResponse) Description {
-	d := Description{Protocol: int(resp.GetProtocol()), Exec: resp.GetCapabilities().GetExec()}
+	d := Description{Protocol: int(resp.GetProtocol()), Exec: resp.GetCapabilities().GetExec(),
+		Clean: resp.GetCapabilities().GetClean()}
 	d.Name, d.Version, d.Commit, d.Summary = resp.GetName(), resp.GetVersion(), resp.GetCommit(), resp.GetSummary()
 	caps := resp.GetCapabilities()
 	d.Capabilities = Capabilities{Destroy: caps.GetDestroy(), TracksClusters: caps.GetTracksClusters(),

@@ -151,7 +151,8 @@ func (s *server) ref(pr *backendv1.ClusterRef) (ClusterRef, error) {
 
 func (s *server) Describe(context.Context, *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
 	_, exec := s.backend.(Executor)
-	return infoToProto(s.info, exec), nil
+	_, clean := s.backend.(Cleaner)
+	return infoToProto(s.info, exec, clean), nil
 }
 
 func (s *server) Validate(ctx context.Context, req *backendv1.ValidateRequest) (*backendv1.ValidateResponse, error) {
@@ -322,6 +323,27 @@ func (s *server) BaseConfig(ctx context.Context, req *backendv1.BaseConfigReques
 		return nil, toStatus(err)
 	}
 	return &backendv1.BaseConfigResponse{ConfigYaml: cfg.ConfigYAML, IpDetectScript: cfg.IPDetectScript}, nil
+}
+
+func (s *server) Clean(req *backendv1.CleanRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
+	ctx, done := s.begin(stream.Context())
+	defer done()
+	cl, ok := s.backend.(Cleaner)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "the %s backend cannot clean up leftovers", s.info.Name)
+	}
+	keep := make([]ClusterRef, 0, len(req.GetKeep()))
+	for _, pr := range req.GetKeep() {
+		// A kept cluster whose stored options no longer validate is still
+		// kept, by id and uid.
+		ref, err := s.ref(pr)
+		if err != nil {
+			ref = ClusterRef{ClusterID: pr.GetClusterId(), UID: pr.GetUid(), Record: pr.GetRecord()}
+		}
+		keep = append(keep, ref)
+	}
+	r := &reporter{send: stream.Send, logger: s.logger}
+	return toStatus(cl.Clean(ctx, keep, req.GetDryRun(), r))
 }
 
 // streamWriter sends what is written as ExecOutput messages.

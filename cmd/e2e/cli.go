@@ -31,6 +31,7 @@ type CLI struct {
 	SendFile SendFileCmd `cmd:"" name:"send-file" help:"Copy a file or directory to nodes (default: every node)."`
 	Download DownloadCmd `cmd:"" help:"Copy a file or directory from a node."`
 	Forget   ForgetCmd   `cmd:"" help:"Drop the record of a cluster without touching its machines."`
+	Clean    CleanCmd    `cmd:"" help:"Remove what backends made that belongs to no recorded cluster (leftovers of interrupted runs)."`
 }
 
 // VersionCmd prints the version.
@@ -130,8 +131,9 @@ func (c *PluginInfoCmd) Run(e *env) error {
 	if methods == "" {
 		methods = "none"
 	}
-	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v\n",
-		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec)
+	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v\n",
+		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec,
+		info.Capabilities.VerifySSH, info.Capabilities.Clean)
 	if len(info.Options) == 0 {
 		fmt.Fprintln(w, "options: none")
 		return nil
@@ -453,4 +455,29 @@ func printJSON(e *env, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// CleanCmd removes leftovers.
+type CleanCmd struct {
+	Backend string `help:"Only this backend (default: every backend that can clean)."`
+	DryRun  bool   `name:"dry-run" help:"Only list what would be removed."`
+}
+
+func (c *CleanCmd) Run(e *env) error {
+	lines, err := e.client.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(lines) == 0:
+		e.say("nothing to clean")
+	case c.DryRun:
+		e.say("%d %s would be removed; run e2e clean without --dry-run to remove them", len(lines), plural(len(lines), "resource"))
+	default:
+		e.say("removed %d %s", len(lines), plural(len(lines), "resource"))
+	}
+	return nil
 }

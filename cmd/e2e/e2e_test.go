@@ -512,3 +512,31 @@ func TestOptionValuesWithCommas(t *testing.T) {
 		t.Errorf("stored labels %s, tags %s", labels, tags)
 	}
 }
+
+// TestClean: leftovers no record owns are listed, then removed; recorded
+// clusters are kept.
+func TestClean(t *testing.T) {
+	s := newSandbox(t)
+	s.extra = append(s.extra, "E2E_TEST_BACKEND_DIR="+s.machine)
+	expectCode(t, s.e2e("create", "--backend", "test", "-c", "kept"), 0)
+	expectCode(t, s.e2e("create", "--backend", "test", "-c", "orphan"), 0)
+	expectCode(t, s.e2e("forget", "-c", "orphan"), 0)
+
+	r := s.e2e("clean", "--backend", "test", "--dry-run")
+	expectCode(t, r, 0)
+	orphan := filepath.Join(s.machine, "clusters", "orphan")
+	if strings.TrimSpace(r.Stdout) != "test: would remove "+orphan {
+		t.Errorf("clean --dry-run listed %q", r.Stdout)
+	}
+	if got := s.clusterDirs(); len(got) != 2 {
+		t.Fatalf("dry run removed something: %v", got)
+	}
+	r = s.e2e("clean")
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != "test: removed "+orphan {
+		t.Errorf("clean printed %q", r.Stdout)
+	}
+	if got := s.clusterDirs(); len(got) != 1 || got[0] != "kept" {
+		t.Errorf("after clean the backend holds %v, want only kept", got)
+	}
+}

@@ -171,6 +171,39 @@ func (backend) Destroy(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) er
 	return os.RemoveAll(dir)
 }
 
+// Clean removes stand-in clusters none of keep owns; the directory comes
+// from $E2E_TEST_BACKEND_DIR, as a real backend finds its engine from its
+// environment.
+func (backend) Clean(_ context.Context, keep []sdk.ClusterRef, dryRun bool, r sdk.Reporter) error {
+	dir := os.Getenv("E2E_TEST_BACKEND_DIR")
+	if dir == "" {
+		return errors.New("E2E_TEST_BACKEND_DIR is not set")
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[k.ClusterID] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "clusters"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if kept[e.Name()] {
+			continue
+		}
+		path := filepath.Join(dir, "clusters", e.Name())
+		if dryRun {
+			r.Infof("would remove %s", path)
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return err
+		}
+		r.Infof("removed %s", path)
+	}
+	return nil
+}
+
 func (backend) BaseConfig(context.Context, sdk.ClusterRef) (sdk.BaseConfig, error) {
 	return sdk.BaseConfig{ConfigYAML: "platform: test\n", IPDetectScript: "#!/bin/sh\necho 127.0.0.1\n"}, nil
 }

@@ -315,7 +315,9 @@ type Capabilities struct {
 	// Nodes are machines with sshd: after Create the core logs in to every
 	// node with the cluster's key (retrying while sshd starts) and pins host
 	// keys, before it records the cluster.
-	VerifySsh     bool `protobuf:"varint,5,opt,name=verify_ssh,json=verifySsh,proto3" json:"verify_ssh,omitempty"`
+	VerifySsh bool `protobuf:"varint,5,opt,name=verify_ssh,json=verifySsh,proto3" json:"verify_ssh,omitempty"`
+	// The backend implements Clean.
+	Clean         bool `protobuf:"varint,6,opt,name=clean,proto3" json:"clean,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +383,13 @@ func (x *Capabilities) GetExec() bool {
 func (x *Capabilities) GetVerifySsh() bool {
 	if x != nil {
 		return x.VerifySsh
+	}
+	return false
+}
+
+func (x *Capabilities) GetClean() bool {
+	if x != nil {
+		return x.Clean
 	}
 	return false
 }
@@ -2066,18 +2075,72 @@ func (*ExecOutput_Stderr) isExecOutput_Output() {}
 
 func (*ExecOutput_ExitCode) isExecOutput_Output() {}
 
+type CleanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The clusters the core has records of: never cleaned.
+	Keep          []*ClusterRef `protobuf:"bytes,1,rep,name=keep,proto3" json:"keep,omitempty"`
+	DryRun        bool          `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanRequest) Reset() {
+	*x = CleanRequest{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanRequest) ProtoMessage() {}
+
+func (x *CleanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanRequest.ProtoReflect.Descriptor instead.
+func (*CleanRequest) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CleanRequest) GetKeep() []*ClusterRef {
+	if x != nil {
+		return x.Keep
+	}
+	return nil
+}
+
+func (x *CleanRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 var File_e2e_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
-	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xcc\x01\n" +
+	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xe2\x01\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\adestroy\x18\x01 \x01(\bR\adestroy\x12F\n" +
 	"\x0finstall_methods\x18\x02 \x03(\x0e2\x1d.e2e.backend.v1.InstallMethodR\x0einstallMethods\x12'\n" +
 	"\x0ftracks_clusters\x18\x03 \x01(\bR\x0etracksClusters\x12\x12\n" +
 	"\x04exec\x18\x04 \x01(\bR\x04exec\x12\x1d\n" +
 	"\n" +
-	"verify_ssh\x18\x05 \x01(\bR\tverifySsh\"\xcd\x01\n" +
+	"verify_ssh\x18\x05 \x01(\bR\tverifySsh\x12\x14\n" +
+	"\x05clean\x18\x06 \x01(\bR\x05clean\"\xcd\x01\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -2213,7 +2276,10 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
 	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCodeB\b\n" +
-	"\x06output*T\n" +
+	"\x06output\"W\n" +
+	"\fCleanRequest\x12.\n" +
+	"\x04keep\x18\x01 \x03(\v2\x1a.e2e.backend.v1.ClusterRefR\x04keep\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MASTER\x10\x01\x12\x0e\n" +
@@ -2237,7 +2303,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x022\xc8\x04\n" +
+	"\x10SEVERITY_WARNING\x10\x022\x88\x05\n" +
 	"\aBackend\x12M\n" +
 	"\bDescribe\x12\x1f.e2e.backend.v1.DescribeRequest\x1a .e2e.backend.v1.DescribeResponse\x12M\n" +
 	"\bValidate\x12\x1f.e2e.backend.v1.ValidateRequest\x1a .e2e.backend.v1.ValidateResponse\x12@\n" +
@@ -2247,7 +2313,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\aDestroy\x12\x1e.e2e.backend.v1.DestroyRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12S\n" +
 	"\n" +
 	"BaseConfig\x12!.e2e.backend.v1.BaseConfigRequest\x1a\".e2e.backend.v1.BaseConfigResponse\x12A\n" +
-	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
+	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01\x12>\n" +
+	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -2262,7 +2329,7 @@ func file_e2e_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(Role)(0),                  // 0: e2e.backend.v1.Role
 	(InstallMethod)(0),         // 1: e2e.backend.v1.InstallMethod
@@ -2295,8 +2362,9 @@ var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(*ExecStart)(nil),          // 28: e2e.backend.v1.ExecStart
 	(*ExecInput)(nil),          // 29: e2e.backend.v1.ExecInput
 	(*ExecOutput)(nil),         // 30: e2e.backend.v1.ExecOutput
-	nil,                        // 31: e2e.backend.v1.Cluster.DetailsEntry
-	nil,                        // 32: e2e.backend.v1.ExecStart.EnvEntry
+	(*CleanRequest)(nil),       // 31: e2e.backend.v1.CleanRequest
+	nil,                        // 32: e2e.backend.v1.Cluster.DetailsEntry
+	nil,                        // 33: e2e.backend.v1.ExecStart.EnvEntry
 }
 var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	1,  // 0: e2e.backend.v1.Capabilities.install_methods:type_name -> e2e.backend.v1.InstallMethod
@@ -2309,7 +2377,7 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	0,  // 7: e2e.backend.v1.Node.role:type_name -> e2e.backend.v1.Role
 	15, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
 	16, // 9: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
-	31, // 10: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
+	32, // 10: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
 	4,  // 11: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
 	18, // 12: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
 	19, // 13: e2e.backend.v1.Event.log:type_name -> e2e.backend.v1.Log
@@ -2320,29 +2388,32 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	14, // 18: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	14, // 19: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	14, // 20: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
-	32, // 21: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
+	33, // 21: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
 	28, // 22: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
-	7,  // 23: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
-	10, // 24: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
-	13, // 25: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
-	21, // 26: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
-	23, // 27: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
-	25, // 28: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
-	26, // 29: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
-	29, // 30: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
-	8,  // 31: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
-	11, // 32: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
-	20, // 33: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
-	22, // 34: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
-	24, // 35: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
-	20, // 36: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
-	27, // 37: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
-	30, // 38: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
-	31, // [31:39] is the sub-list for method output_type
-	23, // [23:31] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	14, // 23: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
+	7,  // 24: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
+	10, // 25: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
+	13, // 26: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
+	21, // 27: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
+	23, // 28: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
+	25, // 29: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
+	26, // 30: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
+	29, // 31: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
+	31, // 32: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
+	8,  // 33: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
+	11, // 34: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
+	20, // 35: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
+	22, // 36: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
+	24, // 37: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
+	20, // 38: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
+	27, // 39: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
+	30, // 40: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
+	20, // 41: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
+	33, // [33:42] is the sub-list for method output_type
+	24, // [24:33] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_e2e_backend_v1_backend_proto_init() }
@@ -2372,7 +2443,7 @@ func file_e2e_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_e2e_backend_v1_backend_proto_rawDesc), len(file_e2e_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

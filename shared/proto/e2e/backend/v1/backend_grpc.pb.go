@@ -33,6 +33,7 @@ const (
 	Backend_Destroy_FullMethodName    = "/e2e.backend.v1.Backend/Destroy"
 	Backend_BaseConfig_FullMethodName = "/e2e.backend.v1.Backend/BaseConfig"
 	Backend_Exec_FullMethodName       = "/e2e.backend.v1.Backend/Exec"
+	Backend_Clean_FullMethodName      = "/e2e.backend.v1.Backend/Clean"
 )
 
 // BackendClient is the client API for Backend service.
@@ -59,6 +60,10 @@ type BackendClient interface {
 	// example docker exec). Only when Capabilities.exec is set. The first
 	// client message is a start; later ones carry stdin.
 	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error)
+	// Clean removes (or, dry run, only reports) what the backend made that
+	// belongs to no cluster the core keeps. Only when Capabilities.clean is
+	// set. Each resource is reported as a log event.
+	Clean(ctx context.Context, in *CleanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type backendClient struct {
@@ -170,6 +175,25 @@ func (c *backendClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_ExecClient = grpc.BidiStreamingClient[ExecInput, ExecOutput]
 
+func (c *backendClient) Clean(ctx context.Context, in *CleanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[3], Backend_Clean_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CleanRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_CleanClient = grpc.ServerStreamingClient[Event]
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -194,6 +218,10 @@ type BackendServer interface {
 	// example docker exec). Only when Capabilities.exec is set. The first
 	// client message is a start; later ones carry stdin.
 	Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error
+	// Clean removes (or, dry run, only reports) what the backend made that
+	// belongs to no cluster the core keeps. Only when Capabilities.clean is
+	// set. Each resource is reported as a log event.
+	Clean(*CleanRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -227,6 +255,9 @@ func (UnimplementedBackendServer) BaseConfig(context.Context, *BaseConfigRequest
 }
 func (UnimplementedBackendServer) Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error {
 	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedBackendServer) Clean(*CleanRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Error(codes.Unimplemented, "method Clean not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -368,6 +399,17 @@ func _Backend_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_ExecServer = grpc.BidiStreamingServer[ExecInput, ExecOutput]
 
+func _Backend_Clean_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CleanRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).Clean(m, &grpc.GenericServerStream[CleanRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_CleanServer = grpc.ServerStreamingServer[Event]
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +454,11 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Backend_Exec_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Clean",
+			Handler:       _Backend_Clean_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "e2e/backend/v1/backend.proto",
