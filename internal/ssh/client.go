@@ -271,3 +271,14 @@ func openRetrying[T any](ctx context.Context, c *Client, open func() (T, error))
 		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
+
+// DialContext opens a TCP connection from the node to addr through the SSH
+// connection (direct-tcpip, like ssh -L), so addresses only the node can
+// reach (container or VPC networks, its own loopback) work from here.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.conn.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, c.lost(fmt.Errorf("forwarding to %s through %s: %w", addr, c.ep.Addr(), err))
+	}
+	return conn, nil
+}
