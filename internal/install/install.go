@@ -1,0 +1,195 @@
+// Package install puts a distribution on a cluster's nodes over SSH: the
+// DC/OS advanced installer (genconf once, payload to every node in
+// parallel, masters first, then all agents), and a generic script
+// installer. It knows nodes only through the small Node interface, so the
+// cluster package owns how they are reached.
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// Role of a node, as e2e names it.
+type Role string
+
+// Roles.
+const (
+	Master      Role = "master"
+	Agent       Role = "agent"
+	PublicAgent Role = "public_agent"
+)
+
+// dcosRole translates a role at the installer boundary.
+func dcosRole(r Role) string {
+	switch r {
+	case Master:
+		return "master"
+	case PublicAgent:
+		return "slave_public"
+	}
+	return "slave"
+}
+
+// Node is what installation needs of a node.
+type Node interface {
+	Ref() string
+	NodeRole() Role
+	Address() string
+	// Exec runs a shell command line as root and returns its exit code;
+	// the error is for failures of the transport only.
+	Exec(ctx context.Context, shell string, env map[string]string, stdout, stderr io.Writer) (int, error)
+	Upload(ctx context.Context, src, dst string) error
+	Download(ctx context.Context, src, dst string) error
+	// DialContext opens a connection from the node (through SSH), so HTTP
+	// checks work where node addresses are not routable from here.
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Events receive progress: a step and, for per-node work, the node.
+type Events func(step, node, message string)
+
+// StepError names the node and the step that failed and carries the last
+// lines of its output.
+type StepError struct {
+	Node string
+	Step string
+	Code int
+	Tail []string
+	Log  string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	if e.Node != "" {
+		fmt.Fprintf(&b, "%s: ", e.Node)
+	}
+	b.WriteString(e.Step)
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	} else {
+		fmt.Fprintf(&b, " exited %d", e.Code)
+	}
+	if len(e.Tail) > 0 {
+		fmt.Fprintf(&b, "; last output: %s", strings.Join(e.Tail, " | "))
+	}
+	if e.Log != "" {
+		fmt.Fprintf(&b, " (full log: %s)", e.Log)
+	}
+	return b.String()
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// tailWriter keeps the last lines written to it.
+type tailWriter struct {
+	mu    sync.Mutex
+	lines []string
+	cur   []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, b := range p {
+		if b == '\n' {
+			if s := strings.TrimSpace(string(t.cur)); s != "" {
+				t.lines = append(t.lines, s)
+				if len(t.lines) > 8 {
+					t.lines = t.lines[1:]
+				}
+			}
+			t.cur = t.cur[:0]
+			continue
+		}
+		t.cur = append(t.cur, b)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) last(n int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if s := strings.TrimSpace(string(t.cur)); s != "" {
+		lines = append(append([]string(nil), lines...), s)
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return append([]string(nil), lines...)
+}
+
+// runLogged runs a step on a node with its output appended to the node's
+// log file, and turns a failure into a StepError.
+func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[string]string) error {
+	logPath := filepath.Join(logDir, n.Ref()+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s: %s\n", step, shell)
+	tail := &tailWriter{}
+	w := io.MultiWriter(f, tail)
+	code, err := n.Exec(ctx, shell, env, w, w)
+	if err != nil {
+		return &StepError{Node: n.Ref(), Step: step, Err: err, Tail: tail.last(5), Log: logPath}
+	}
+	if code != 0 {
+		return &StepError{Node: n.Ref(), Step: step, Code: code, Tail: tail.last(5), Log: logPath}
+	}
+	return nil
+}
+
+// parallel runs fn on every node at once and returns the first error in
+// node order, after all have finished.
+func parallel(ctx context.Context, nodes []Node, fn func(ctx context.Context, n Node) error) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx, n)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func byRole(nodes []Node, roles ...Role) []Node {
+	var out []Node
+	for _, n := range nodes {
+		for _, r := range roles {
+			if n.NodeRole() == r {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func addresses(nodes []Node, role Role) []string {
+	out := []string{}
+	for _, n := range byRole(nodes, role) {
+		out = append(out, n.Address())
+	}
+	return out
+}
+
+// ErrNoMaster is returned when a step needs a master and there is none.
+var ErrNoMaster = errors.New("the cluster has no master")
