@@ -461,7 +461,8 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, pluginVersion string) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: pluginVersion,
 		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
-		access: accessOf(e, meta), conns: &conns{}}
+		Installed: meta.Installed,
+		access:    accessOf(e, meta), conns: &conns{}}
 	nodes := meta.Nodes
 	if sc != nil {
 		c.Details = sc.Details

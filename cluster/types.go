@@ -69,6 +69,8 @@ type Cluster struct {
 	// StateDir holds the cluster's private key and known_hosts.
 	StateDir   string `json:"state_dir"`
 	SSHKeyPath string `json:"ssh_key_path,omitempty"`
+	// Installed names what e2e installed on the nodes ("dcos"), if anything.
+	Installed string `json:"installed,omitempty"`
 
 	client *Client
 	access sshAccess

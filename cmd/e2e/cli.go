@@ -32,6 +32,10 @@ type CLI struct {
 	Download DownloadCmd `cmd:"" help:"Copy a file or directory from a node."`
 	Forget   ForgetCmd   `cmd:"" help:"Drop the record of a cluster without touching its machines."`
 	Clean    CleanCmd    `cmd:"" help:"Remove what backends made that belongs to no recorded cluster (leftovers of interrupted runs)."`
+
+	Install InstallCmd `cmd:"" help:"Install DC/OS (advanced installer) or run an install script on every node."`
+	Upgrade UpgradeCmd `cmd:"" help:"Upgrade DC/OS with a new installer (masters one at a time, then agents)."`
+	Wait    WaitCmd    `cmd:"" help:"Wait until DC/OS is up, or until a command succeeds on every node."`
 }
 
 // VersionCmd prints the version.
@@ -211,7 +215,10 @@ type CreateCmd struct {
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
 	SSHTimeout   time.Duration `name:"ssh-timeout" default:"3m" help:"How long to wait for every node's sshd after the machines are made."`
-	Retain       bool          `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+	dcosFlags    `group:"DC/OS (create and install in one go)"`
+	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
+	waitFlags    `group:"DC/OS (create and install in one go)"`
+	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 }
 
 // clusterFile is the YAML cluster file of --config.
@@ -337,6 +344,10 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(e.stdout, cl.ID)
+	if c.dcosFlags.given() {
+		defer cl.Close()
+		return installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, time.Now())
+	}
 	return nil
 }
 
@@ -384,11 +395,23 @@ func (c *InspectCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// The installed DC/OS, when there is one and the nodes answer.
+	var dcos *cluster.DCOSVersion
+	if v, err := cl.DCOSVersion(e.ctx); err == nil && v.Version != "" {
+		dcos = &v
+	}
+	cl.Close()
 	if c.JSON {
-		return printJSON(e, cl)
+		return printJSON(e, struct {
+			*cluster.Cluster
+			DCOS *cluster.DCOSVersion `json:"dcos,omitempty"`
+		}{cl, dcos})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "cluster %s (backend %s %s), created %s\n", cl.ID, cl.Backend, cl.PluginVersion, cl.CreatedAt.Local().Format(time.DateTime))
+	if dcos != nil {
+		fmt.Fprintf(w, "DC/OS %s (%s)\n", dcos.Version, dcos.Variant)
+	}
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
 	keys := make([]string, 0, len(cl.Details))
 	for k := range cl.Details {

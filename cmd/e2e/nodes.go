@@ -91,6 +91,7 @@ type RunCmd struct {
 	Sudo    bool     `help:"Run as root (through sudo)."`
 	TTY     bool     `name:"tty" help:"Give the command a terminal (default when one node is chosen and e2e runs in one)." xor:"tty"`
 	NoTTY   bool     `name:"no-tty" help:"Never give the command a terminal." xor:"tty"`
+	TestEnv bool     `name:"test-env" help:"Run in DC/OS's test environment, as run_with_test_environment did (environment.export sourced, in the integration-test directory, MASTER_HOSTS, SLAVE_HOSTS, PUBLIC_SLAVE_HOSTS, DCOS_DNS_ADDRESS... set)."`
 	Command []string `arg:"" passthrough:"" help:"Command and arguments, after --."`
 }
 
@@ -120,6 +121,9 @@ func (c *RunCmd) Run(e *env) error {
 	}
 	cmd := cluster.Command{Argv: c.Command, Env: envVars, User: c.User, Sudo: c.Sudo,
 		Stdout: e.stdout, Stderr: e.stderr}
+	if c.TestEnv {
+		cmd = cl.WithTestEnv(cmd)
+	}
 	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 	if len(nodes) == 1 {
 		cmd.Stdin = os.Stdin

@@ -109,8 +109,10 @@ type Metadata struct {
 	SSHAgent bool `json:"ssh_agent,omitempty"`
 	// KnownHosts are the user's known_hosts files consulted besides the
 	// cluster's own.
-	KnownHosts []string  `json:"known_hosts,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	KnownHosts []string `json:"known_hosts,omitempty"`
+	// Installed names what e2e installed on the nodes ("dcos"), if anything.
+	Installed string    `json:"installed,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Store is the state directory. Its methods are safe for concurrent use, and

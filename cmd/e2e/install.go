@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/e2e-tool/e2e/cluster"
+)
+
+// dcosFlags are the DC/OS installer flags of install, upgrade and create.
+type dcosFlags struct {
+	Installer    string `help:"DC/OS installer (dcos_generate_config.sh) on this machine; genconf runs here." type:"existingfile"`
+	InstallerURL string `name:"installer-url" help:"DC/OS installer URL; master_0 downloads it and runs genconf." placeholder:"URL"`
+	ExtraConfig  string `name:"extra-config" help:"YAML merged over the generated config.yaml (yours wins)." type:"existingfile"`
+	GenconfDir   string `name:"genconf-dir" help:"Directory of extra genconf files (license, certificates)." type:"existingdir"`
+	IPDetect     string `name:"ip-detect" help:"ip-detect script instead of the backend's." type:"existingfile"`
+	Variant      string `enum:"auto,oss,enterprise" default:"auto" help:"DC/OS variant: auto reads the installer's --version."`
+}
+
+func (f dcosFlags) given() bool { return f.Installer != "" || f.InstallerURL != "" }
+
+func (f dcosFlags) options() (cluster.DCOSOptions, error) {
+	opts := cluster.DCOSOptions{Installer: f.Installer, InstallerURL: f.InstallerURL, GenconfDir: f.GenconfDir,
+		IPDetect: f.IPDetect, Variant: f.Variant}
+	if f.ExtraConfig != "" {
+		b, err := os.ReadFile(f.ExtraConfig)
+		if err != nil {
+			return opts, invalid(fmt.Errorf("--extra-config: %w", err))
+		}
+		opts.ExtraConfig = b
+	}
+	return opts, nil
+}
+
+// waitFlags are the flags of wait (and --wait).
+type waitFlags struct {
+	Timeout           time.Duration `default:"1h" help:"Give up after this long."`
+	SkipHTTPChecks    bool          `name:"skip-http-checks" help:"Only the node-poststart checks, no HTTP checks."`
+	SuperuserUsername string        `name:"superuser-username" help:"DC/OS Enterprise superuser to log in as for the HTTP checks."`
+	SuperuserPassword string        `name:"superuser-password" env:"E2E_SUPERUSER_PASSWORD" help:"Its password (better: set E2E_SUPERUSER_PASSWORD, which stays out of the process list)."`
+}
+
+func (w waitFlags) options() cluster.WaitOptions {
+	return cluster.WaitOptions{Timeout: w.Timeout, SkipHTTPChecks: w.SkipHTTPChecks,
+		SuperuserUsername: w.SuperuserUsername, SuperuserPassword: w.SuperuserPassword}
+}
+
+// InstallCmd installs DC/OS, or runs an install script, on a cluster.
+type InstallCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	dcosFlags
+	Script    string   `help:"Script to run on every node instead of DC/OS (masters first); it gets E2E_ROLE, E2E_NODE, E2E_MASTER_IPS, E2E_AGENT_IPS, E2E_PUBLIC_AGENT_IPS, E2E_CLUSTER_ID." type:"existingfile"`
+	ScriptArg []string `name:"script-arg" sep:"none" help:"Argument for the script (repeatable)."`
+	Wait      bool     `help:"Wait for DC/OS afterwards."`
+	waitFlags
+}
+
+func (c *InstallCmd) Run(e *env) error {
+	n := 0
+	for _, s := range []string{c.Installer, c.InstallerURL, c.Script} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
+	}
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	start := time.Now()
+	if c.Script != "" {
+		if err := cl.InstallScript(e.ctx, c.Script, c.ScriptArg); err != nil {
+			return err
+		}
+		e.say("ran %s on %d nodes of %s in %s", c.Script, len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	return installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, start)
+}
+
+func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlags, start time.Time) error {
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	variant := f.Variant
+	if variant == "auto" && f.Installer != "" {
+		version, v, err := cluster.InstallerVariant(e.ctx, f.Installer)
+		if err != nil {
+			return err
+		}
+		variant = v
+		e.say("installer: DC/OS %s (%s)", version, variant)
+	}
+	if variant == "enterprise" && w.SuperuserUsername == "" {
+		// minidcos's defaults for DC/OS Enterprise.
+		w.SuperuserUsername, w.SuperuserPassword = "admin", "admin"
+	}
+	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
+		return err
+	}
+	e.say("installed DC/OS on %d nodes of %s in %s (logs: %s/install)", len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond), cl.StateDir)
+	if wait {
+		return waitFor(e, cl, w.options())
+	}
+	return nil
+}
+
+func waitFor(e *env, cl *cluster.Cluster, opts cluster.WaitOptions) error {
+	start := time.Now()
+	if err := cl.Wait(e.ctx, opts); err != nil {
+		return err
+	}
+	e.say("cluster %s is ready (waited %s)", cl.ID, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// UpgradeCmd upgrades DC/OS.
+type UpgradeCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	dcosFlags
+}
+
+func (c *UpgradeCmd) Run(e *env) error {
+	if c.Installer == "" {
+		return invalid(errors.New("upgrade needs --installer PATH"))
+	}
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := cl.UpgradeDCOS(e.ctx, opts); err != nil {
+		return err
+	}
+	e.say("upgraded DC/OS on %s in %s", cl.ID, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// WaitCmd waits for a cluster.
+type WaitCmd struct {
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	waitFlags
+	Command string   `help:"Instead of DC/OS's checks, poll until this shell command succeeds on every node (or every node of --role)."`
+	Role    []string `sep:"none" help:"With --command: only nodes of this role (repeatable)."`
+}
+
+func (c *WaitCmd) Run(e *env) error {
+	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	opts := c.options()
+	opts.Command = c.Command
+	if len(c.Role) > 0 && c.Command == "" {
+		return invalid(errors.New("--role goes with --command"))
+	}
+	for _, r := range c.Role {
+		role, err := parseRole(r)
+		if err != nil {
+			return err
+		}
+		opts.Roles = append(opts.Roles, role)
+	}
+	return waitFor(e, cl, opts)
+}
