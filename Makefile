@@ -22,13 +22,16 @@ build:
 	done
 
 # The main job of the Quick start: a Docker cluster, a command on it, gone.
-# The cluster is destroyed even when the command fails.
+# The cluster is destroyed even when the command fails. The first create on
+# a machine builds the node image (about a minute).
 demo: build
 	./$(BINDIR)/e2e create --backend docker -c quickstart
 	./$(BINDIR)/e2e run -c quickstart -- uname -a; rc=$$?; ./$(BINDIR)/e2e destroy -c quickstart && exit $$rc
 
+# -p 1: the Docker tests of several packages share one engine, and e2e clean
+# in one of them must not see another's clusters as leftovers.
 test:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	cd sdk && $(GO) test -count=1 ./...
 	cd shared/proto && $(GO) test -count=1 ./...
 
@@ -56,6 +59,7 @@ lint: tools
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plugin/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/e2e/
+	$(GO) test -run '^$$' -bench BenchmarkCreate -benchtime 3x -timeout 20m ./plugins/docker
 
 # Removes build output and anything e2e's tests left behind.
 clean:

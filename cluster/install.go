@@ -327,3 +327,11 @@ func (c *Cluster) WithTestEnv(cmd Command) Command {
 func InstallerVariant(ctx context.Context, installer string) (version, variant string, err error) {
 	return install.Variant(ctx, installer)
 }
+
+// CheckExtraConfig reports whether extra is usable as --extra-config.
+func CheckExtraConfig(extra []byte) error {
+	if _, err := install.Config("", nil, extra); err != nil {
+		return &InvalidError{Err: err}
+	}
+	return nil
+}

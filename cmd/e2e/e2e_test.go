@@ -42,12 +42,18 @@ func TestMain(m *testing.M) {
 			{"./cmd/e2e", built.e2e, "9.9.9-test"},
 			{"./internal/testbackend", built.test, "1.0.0-test"},
 			{"./internal/testbackend/future", built.future, ""},
+			{"./plugins/docker", filepath.Join(built.pluginDir, "e2e-backend-docker"), "1.0.0-test"},
 		} {
 			if err := testbin.Compile(b.pkg, b.out, b.version); err != nil {
 				os.Stderr.WriteString(err.Error())
 				return 1
 			}
 		}
+		defer func() {
+			if fixtures.dir != "" {
+				os.RemoveAll(fixtures.dir)
+			}
+		}()
 		return m.Run()
 	}()
 	os.Exit(code)

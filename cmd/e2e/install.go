@@ -29,6 +29,9 @@ func (f dcosFlags) options() (cluster.DCOSOptions, error) {
 		if err != nil {
 			return opts, invalid(fmt.Errorf("--extra-config: %w", err))
 		}
+		if err := cluster.CheckExtraConfig(b); err != nil {
+			return opts, err
+		}
 		opts.ExtraConfig = b
 	}
 	return opts, nil

@@ -331,11 +331,20 @@ func TestBuiltInPlugins(t *testing.T) {
 			t.Errorf("%s: %+v, want version %s beside e2e", name, p, v)
 		}
 	}
-	// Until the Docker backend lands, the Quick start fails with a clear line.
-	r := testbin.Run(t, s.env(), filepath.Join(bin, "e2e"), "create", "--backend", "docker")
-	expectCode(t, r, 1)
-	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
-	if last := lines[len(lines)-1]; !strings.Contains(last, "docker backend cannot create clusters yet") {
-		t.Errorf("create --backend docker: %s", r.Stderr)
+	// The Quick start's main job with these binaries: a Docker cluster, a
+	// command on it, gone.
+	dockerReady(t)
+	e2e := filepath.Join(bin, "e2e")
+	id := "quick-" + randomSuffix(t)
+	t.Cleanup(func() { testbin.Run(t, s.env(), e2e, "destroy", "-c", id) })
+	expectCode(t, testbin.Run(t, s.env(), e2e, "create", "--backend", "docker", "-c", id), 0)
+	r := testbin.Run(t, s.env(), e2e, "run", "-c", id, "--", "uname", "-s")
+	expectCode(t, r, 0)
+	if strings.TrimSpace(r.Stdout) != "Linux" {
+		t.Errorf("uname on master_0: %q", r.Stdout)
+	}
+	expectCode(t, testbin.Run(t, s.env(), e2e, "destroy", "-c", id), 0)
+	if out := mustOutput(t, "docker", "ps", "-aq", "--filter", "label=e2e.cluster-id="+id); strings.TrimSpace(out) != "" {
+		t.Errorf("destroy left containers: %s", out)
 	}
 }

@@ -1,13 +1,14 @@
 // Command e2e-backend-docker is e2e's Docker backend: each node is a
-// container with systemd and sshd on this machine's Docker engine.
+// container that behaves like a machine (systemd as PID 1, sshd, its own
+// hostname and address) on this machine's Docker engine.
 //
-// This build declares the backend's options; creating containers arrives
-// with the Docker backend issue, and until then Create says so clearly.
+// The files follow kind's providers: provider.go finds clusters from
+// container labels, provision.go makes the node containers, network.go the
+// cluster network, image.go the node image, clean.go removes what was made.
 package main
 
 import (
-	"context"
-	"errors"
+	"sort"
 
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -18,51 +19,74 @@ var (
 	commit  = ""
 )
 
+// backend is stateless: every call opens its own Docker client and finds
+// what exists from labels, so a cluster made by one e2e process is found
+// by another.
 type backend struct{}
+
+// Option names.
+const (
+	optWorkspaceDir      = "workspace_dir"
+	optMasterMounts      = "master_mounts"
+	optAgentMounts       = "agent_mounts"
+	optPublicAgentMounts = "public_agent_mounts"
+	optImage             = "image"
+	optNetwork           = "network"
+	optLabels            = "labels"
+	optMasterLabels      = "master_labels"
+	optAgentLabels       = "agent_labels"
+	optPublicAgentLabels = "public_agent_labels"
+	optPortMap           = "one_master_host_port_map"
+	optMemory            = "memory"
+	optTransport         = "transport"
+)
+
+// mountOptions and labelOptions map each role to its option.
+var (
+	mountOptions = map[sdk.Role]string{
+		sdk.RoleMaster: optMasterMounts, sdk.RoleAgent: optAgentMounts, sdk.RolePublicAgent: optPublicAgentMounts,
+	}
+	labelOptions = map[sdk.Role]string{
+		sdk.RoleMaster: optMasterLabels, sdk.RoleAgent: optAgentLabels, sdk.RolePublicAgent: optPublicAgentLabels,
+	}
+)
 
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "docker", Version: version, Commit: commit,
 		Summary: "nodes are containers (systemd, sshd) on this machine's Docker engine",
-		Capabilities: sdk.Capabilities{Destroy: true, TracksClusters: true,
-			InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath}},
+		Capabilities: sdk.Capabilities{
+			Destroy: true, TracksClusters: true, VerifySSH: true,
+			InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath, sdk.InstallFromURL},
+		},
 		Options: sdk.Schema{
-			sdk.StringOption("workspace_dir", "directory for large temporary files (a directory per cluster, removed on destroy)"),
-			sdk.MountsOption("master_mounts", "mounts on masters, docker volume syntax SRC:DST[:ro|rw]"),
-			sdk.MountsOption("agent_mounts", "mounts on agents, docker volume syntax SRC:DST[:ro|rw]"),
-			sdk.MountsOption("public_agent_mounts", "mounts on public agents, docker volume syntax SRC:DST[:ro|rw]"),
-			sdk.StringOption("image", "node image (default: the locally built Debian node image)"),
-			sdk.StringOption("network", "existing Docker network to use (default: a per-cluster network)"),
-			sdk.MapOption("labels", "extra container labels KEY=VALUE"),
-			sdk.StringOption("one_master_host_port_map", "HOST:CONTAINER port published on master_0"),
-			sdk.IntOption("memory", "memory limit per node in MiB (0: none)").WithDefault(0),
-			sdk.StringOption("transport", "how the core reaches nodes: ssh or exec").WithDefault("ssh"),
+			sdk.StringOption(optWorkspaceDir, "directory for large temporary files: a directory e2e-ID-UID per cluster inside it, removed on destroy (default: the system's temporary directory)"),
+			sdk.MountsOption(optMasterMounts, "bind mounts on masters, docker volume syntax SRC:DST[:ro|rw] (repeat -o for more)"),
+			sdk.MountsOption(optAgentMounts, "bind mounts on agents, SRC:DST[:ro|rw]"),
+			sdk.MountsOption(optPublicAgentMounts, "bind mounts on public agents, SRC:DST[:ro|rw]"),
+			sdk.StringOption(optImage, "node image with systemd and sshd (default: the Debian node image, built on first use; see `e2e-backend-docker build-image`)"),
+			sdk.StringOption(optNetwork, "existing Docker network to attach the nodes to (default: a network e2e-ID made for the cluster and removed with it)"),
+			sdk.MapOption(optLabels, "extra labels KEY=VALUE on every node container"),
+			sdk.MapOption(optMasterLabels, "extra labels KEY=VALUE on master containers"),
+			sdk.MapOption(optAgentLabels, "extra labels KEY=VALUE on agent containers"),
+			sdk.MapOption(optPublicAgentLabels, "extra labels KEY=VALUE on public agent containers"),
+			sdk.StringOption(optPortMap, "ports of master_0 published on the host, [IP:]HOST:CONTAINER[/tcp|/udp], comma-separated (default IP 127.0.0.1)"),
+			sdk.IntOption(optMemory, "memory limit per node in MiB (0: no limit)").WithDefault(0),
+			sdk.StringOption(optTransport, "how the core reaches nodes: ssh, or exec (docker exec through the plugin)").WithDefault("ssh"),
 		},
 	}
 }
 
-func (backend) Validate(_ context.Context, opts sdk.Options) []sdk.Diagnostic {
-	switch t := opts.String("transport"); t {
-	case "ssh", "exec":
-		return nil
-	default:
-		return []sdk.Diagnostic{sdk.Errorf("transport", "option \"transport\": %q is neither ssh nor exec", t)}
+func main() {
+	cmds := imageCommands()
+	names := make([]string, 0, len(cmds))
+	for name := range cmds {
+		names = append(names, name)
 	}
+	sort.Strings(names)
+	opts := make([]sdk.ServeOption, 0, len(names))
+	for _, name := range names {
+		opts = append(opts, sdk.WithCommand(name, cmds[name]))
+	}
+	sdk.Serve(backend{}, opts...)
 }
-
-var errNotYet = errors.New("the docker backend cannot create clusters yet in this build of e2e-backend-docker (its container support lands with the Docker backend issue)")
-
-func (backend) Create(context.Context, sdk.CreateRequest, sdk.Reporter) (*sdk.Cluster, error) {
-	return nil, errNotYet
-}
-
-func (backend) Get(context.Context, sdk.ClusterRef) (*sdk.Cluster, error) {
-	return nil, sdk.ErrNotFound
-}
-
-func (backend) List(context.Context, sdk.Options) ([]*sdk.Cluster, error) { return nil, nil }
-
-// Destroy has nothing to remove: this build never creates anything.
-func (backend) Destroy(context.Context, sdk.ClusterRef, sdk.Reporter) error { return nil }
-
-func main() { sdk.Serve(backend{}) }

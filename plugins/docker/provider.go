@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/e2e-tool/e2e/sdk"
+)
+
+// Labels on every container, network and volume the backend makes. They
+// are the backend's only record of a cluster: Get, List, Destroy and Clean
+// read them, so any e2e process finds what another one made.
+const (
+	labelManaged   = "e2e.managed" // "true"
+	labelClusterID = "e2e.cluster-id"
+	labelUID       = "e2e.cluster-uid" // random per creation
+	labelRole      = "e2e.role"
+	labelIndex     = "e2e.index"
+	labelWorkspace = "e2e.workspace" // the cluster's workspace directory
+	// On containers only.
+	labelNetwork  = "e2e.network"      // name of the network the node is on
+	labelSSHUser  = "e2e.ssh-user"     // user the core logs in as
+	labelHostKey  = "e2e.ssh-host-key" // the node's public host key
+	labelCreated  = "e2e.created-at"   // RFC 3339
+	labelSecurity = "e2e.security"     // securityPrivileged or securityCaps
+	// roleProbe marks the short-lived container that checks whether the
+	// engine allows privileged containers.
+	roleProbe = "probe"
+)
+
+// The ways a node container gets its privileges.
+const (
+	securityPrivileged = "privileged"
+	securityCaps       = "all-capabilities-but-sys-resource"
+)
+
+// newClient connects to the engine $DOCKER_HOST (or the default socket)
+// names, negotiating the API version down to the engine's.
+func newClient() (*client.Client, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Docker: %w", err)
+	}
+	return cli, nil
+}
+
+// engineError makes a failure to reach the engine say what to do.
+func engineError(err error) error {
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("%w (is Docker running? `e2e-backend-docker doctor` checks the host)", err)
+	}
+	return err
+}
+
+// containerName is a node's container name and hostname. Roles use '-'
+// (public-agent) to stay within RFC 1123.
+func containerName(id string, role sdk.Role, index int) string {
+	return fmt.Sprintf("e2e-%s-%s-%d", id, strings.ReplaceAll(string(role), "_", "-"), index)
+}
+
+// hostnameOf is a node's hostname: its container name, with the '_' a
+// cluster id may hold (which hostnames may not) turned into '-'.
+func hostnameOf(name string) string { return strings.ReplaceAll(name, "_", "-") }
+
+// clusterFilter selects what belongs to cluster id, or to one creation of
+// it when uid is not empty; an empty id selects everything e2e made.
+func clusterFilter(id, uid string) filters.Args {
+	f := filters.NewArgs(filters.Arg("label", labelManaged+"=true"))
+	if id != "" {
+		f.Add("label", labelClusterID+"="+id)
+	}
+	if uid != "" {
+		f.Add("label", labelUID+"="+uid)
+	}
+	return f
+}
+
+// listNodes returns the node containers (running or not) of cluster id
+// (every cluster when id is empty), probe containers left out.
+func listNodes(ctx context.Context, cli *client.Client, id string) ([]container.Summary, error) {
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(id, "")})
+	if err != nil {
+		return nil, engineError(fmt.Errorf("listing containers: %w", err))
+	}
+	out := cs[:0]
+	for _, c := range cs {
+		if c.Labels[labelRole] != roleProbe {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// clustersOf groups node containers into clusters, one per creation (uid).
+func clustersOf(cs []container.Summary) []*sdk.Cluster {
+	byUID := map[string]*sdk.Cluster{}
+	var out []*sdk.Cluster
+	for _, c := range cs {
+		uid := c.Labels[labelUID]
+		cl, ok := byUID[uid]
+		if !ok {
+			cl = &sdk.Cluster{ID: c.Labels[labelClusterID], UID: uid, Details: map[string]string{
+				"network":   c.Labels[labelNetwork],
+				"image":     c.Image,
+				"workspace": c.Labels[labelWorkspace],
+			}}
+			if c.Labels[labelSecurity] == securityCaps {
+				cl.Details["security"] = "every capability but SYS_RESOURCE (the engine refuses privileged containers)"
+			} else {
+				cl.Details["security"] = "privileged"
+			}
+			if t, err := time.Parse(time.RFC3339Nano, c.Labels[labelCreated]); err == nil {
+				cl.CreatedAt = t
+			} else {
+				cl.CreatedAt = time.Unix(c.Created, 0).UTC()
+			}
+			byUID[uid] = cl
+			out = append(out, cl)
+		}
+		cl.Nodes = append(cl.Nodes, nodeOf(c))
+	}
+	for _, cl := range out {
+		sortNodes(cl.Nodes)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].CreatedAt.After(out[j].CreatedAt)
+	})
+	return out
+}
+
+// nodeOf reads a node from its container's labels, published ports and
+// network settings.
+func nodeOf(c container.Summary) sdk.Node {
+	index, _ := strconv.Atoi(c.Labels[labelIndex])
+	name := ""
+	if len(c.Names) > 0 {
+		name = strings.TrimPrefix(c.Names[0], "/")
+	}
+	n := sdk.Node{
+		Role: sdk.Role(c.Labels[labelRole]), Index: index, Name: name, Hostname: hostnameOf(name),
+		SSH: sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]},
+	}
+	if n.SSH.User == "" {
+		n.SSH.User = "root"
+	}
+	if k := c.Labels[labelHostKey]; k != "" {
+		n.HostKeys = []string{k}
+	}
+	for _, p := range c.Ports {
+		if p.PrivatePort == 22 && p.Type == "tcp" && p.PublicPort != 0 && (p.IP == "127.0.0.1" || n.SSH.Port == 0) {
+			n.SSH.Port = int(p.PublicPort)
+		}
+	}
+	if c.NetworkSettings != nil {
+		if ep, ok := c.NetworkSettings.Networks[c.Labels[labelNetwork]]; ok && ep != nil {
+			n.PrivateAddress = ep.IPAddress
+		} else {
+			for _, ep := range c.NetworkSettings.Networks {
+				if ep != nil && ep.IPAddress != "" {
+					n.PrivateAddress = ep.IPAddress
+					break
+				}
+			}
+		}
+	}
+	return n
+}
+
+func sortNodes(nodes []sdk.Node) {
+	order := map[sdk.Role]int{sdk.RoleMaster: 0, sdk.RoleAgent: 1, sdk.RolePublicAgent: 2}
+	sort.SliceStable(nodes, func(i, j int) bool {
+		if nodes[i].Role != nodes[j].Role {
+			return order[nodes[i].Role] < order[nodes[j].Role]
+		}
+		return nodes[i].Index < nodes[j].Index
+	})
+}
+
+// Get finds a cluster by its containers' labels. When containers of
+// several creations carry the id (a leftover beside the live cluster), the
+// one with ref.UID wins, else the newest.
+func (backend) Get(ctx context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+	cli, err := newClient()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	return getCluster(ctx, cli, ref)
+}
+
+func getCluster(ctx context.Context, cli *client.Client, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+	cs, err := listNodes(ctx, cli, ref.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	found := clustersOf(cs)
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: no containers labelled %s=%s", sdk.ErrNotFound, labelClusterID, ref.ClusterID)
+	}
+	if ref.UID != "" {
+		for _, c := range found {
+			if c.UID == ref.UID {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: the containers of cluster %q are of another creation (uid %s, not %s)",
+			sdk.ErrNotFound, ref.ClusterID, found[0].UID, ref.UID)
+	}
+	return found[0], nil
+}
+
+// List returns every cluster whose containers exist on the engine; the
+// options do not matter, as labels say everything.
+func (backend) List(ctx context.Context, _ sdk.Options) ([]*sdk.Cluster, error) {
+	cli, err := newClient()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	cs, err := listNodes(ctx, cli, "")
+	if err != nil {
+		return nil, err
+	}
+	return clustersOf(cs), nil
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/sdktest"
+	"golang.org/x/crypto/ssh"
+)
+
+func sdkRef(id string) sdk.ClusterRef { return sdk.ClusterRef{ClusterID: id} }
+
+func execRequest(node string, argv []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) sdk.ExecRequest {
+	return sdk.ExecRequest{Node: node, Argv: argv, Env: env, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+}
+
+// parseOptions validates raw options as the SDK does before a call.
+func parseOptions(t *testing.T, raw map[string]any) sdk.Options {
+	t.Helper()
+	b, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, diags := backend{}.Info().Options.Parse(b, func(string) string { return "" })
+	if sdk.HasErrors(diags) {
+		t.Fatalf("options %v: %v", raw, diags)
+	}
+	return opts
+}
+
+func TestParsePortMap(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []portMapping
+		err  string
+	}{
+		{in: "", want: nil},
+		{in: "8080:80", want: []portMapping{{"127.0.0.1", 8080, 80, "tcp"}}},
+		{in: "0.0.0.0:8443:443/tcp, 5353:53/udp", want: []portMapping{{"0.0.0.0", 8443, 443, "tcp"}, {"127.0.0.1", 5353, 53, "udp"}}},
+		{in: "[::1]:8080:80", want: []portMapping{{"::1", 8080, 80, "tcp"}}},
+		{in: "80", err: "not [IP:]HOST:CONTAINER"},
+		{in: "8080:80/sctp", err: "neither tcp nor udp"},
+		{in: "70000:80", err: "host port"},
+		{in: "8080:x", err: "container port"},
+		{in: "nowhere:8080:80", err: "not an IP address"},
+	} {
+		got, err := parsePortMap(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parsePortMap(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parsePortMap(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		opts   map[string]any
+		option string // the option the error names; "" for none
+	}{
+		{"defaults", map[string]any{}, ""},
+		{"good", map[string]any{"transport": "exec", "master_mounts": []string{dir + ":/mnt:ro"},
+			"one_master_host_port_map": "8080:80", "memory": 512, "workspace_dir": dir, "labels": map[string]string{"a": "b"}}, ""},
+		{"transport", map[string]any{"transport": "telnet"}, "transport"},
+		{"missing mount source", map[string]any{"agent_mounts": []string{filepath.Join(dir, "nope") + ":/x"}}, "agent_mounts"},
+		{"port map", map[string]any{"one_master_host_port_map": "80"}, "one_master_host_port_map"},
+		{"memory", map[string]any{"memory": 8}, "memory"},
+		{"reserved label", map[string]any{"public_agent_labels": map[string]string{"e2e.role": "x"}}, "public_agent_labels"},
+		{"workspace", map[string]any{"workspace_dir": filepath.Join(dir, "nope")}, "workspace_dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			diags := backend{}.Validate(context.Background(), parseOptions(t, tc.opts))
+			if tc.option == "" {
+				if len(diags) > 0 {
+					t.Errorf("diagnostics: %+v", diags)
+				}
+				return
+			}
+			if len(diags) != 1 || diags[0].Option != tc.option || diags[0].Severity != sdk.SeverityError {
+				t.Errorf("diagnostics %+v, want one error naming %s", diags, tc.option)
+			}
+		})
+	}
+}
+
+func TestValidateNetwork(t *testing.T) {
+	_ = needEngine(t)
+	diags := backend{}.Validate(context.Background(), parseOptions(t, map[string]any{"network": "e2e-no-such-network-xyz"}))
+	if len(diags) != 1 || diags[0].Option != "network" || !strings.Contains(diags[0].Summary, "no network") {
+		t.Errorf("diagnostics %+v", diags)
+	}
+	if diags := (backend{}).Validate(context.Background(), parseOptions(t, map[string]any{"network": "bridge"})); len(diags) > 0 {
+		t.Errorf("network bridge: %+v", diags)
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	k, err := newHostKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(k.private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.public))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.Type() != ssh.KeyAlgoED25519 || string(pub.Marshal()) != string(signer.PublicKey().Marshal()) {
+		t.Errorf("public key %q does not match the private key", k.public)
+	}
+}
+
+func TestBaseConfig(t *testing.T) {
+	bc, err := backend{}.BaseConfig(context.Background(), sdk.ClusterRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"platform: docker", "check_time: false", "bootstrap_url: file:///opt/dcos_install_tmp"} {
+		if !strings.Contains(bc.ConfigYAML, want) {
+			t.Errorf("base config lacks %q:\n%s", want, bc.ConfigYAML)
+		}
+	}
+	if !strings.HasPrefix(bc.IPDetectScript, "#!") || !strings.Contains(bc.IPDetectScript, "eth0") {
+		t.Errorf("ip-detect:\n%s", bc.IPDetectScript)
+	}
+}
+
+func TestContainerName(t *testing.T) {
+	if got := containerName("a.b_C", sdk.RolePublicAgent, 3); got != "e2e-a.b_C-public-agent-3" {
+		t.Errorf("containerName = %q", got)
+	}
+	if got := hostnameOf(containerName("a.b_C", sdk.RoleMaster, 0)); got != "e2e-a.b-C-master-0" {
+		t.Errorf("hostnameOf = %q", got)
+	}
+	long := strings.Repeat("x", 40)
+	if n := containerName(long, sdk.RolePublicAgent, 99); len(n) > 63 {
+		t.Errorf("%q is longer than a hostname may be", n)
+	}
+}
+
+// TestConformance runs the SDK's conformance suite against the built
+// e2e-backend-docker.
+func TestConformance(t *testing.T) {
+	cli := needEngine(t)
+	// sdktest names its clusters sdktest-*: remove those this test made.
+	before := map[string]bool{}
+	cs, err := listNodes(context.Background(), cli, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		before[c.Labels[labelUID]] = true
+	}
+	t.Cleanup(func() {
+		cs, _ := listNodes(context.Background(), cli, "")
+		for _, c := range cs {
+			if id := c.Labels[labelClusterID]; strings.HasPrefix(id, "sdktest-") && !before[c.Labels[labelUID]] {
+				t.Errorf("sdktest left cluster %s", id)
+				removeByIDPrefix(t, id)
+			}
+		}
+	})
+	t.Setenv("TMPDIR", t.TempDir())
+	sdktest.Run(t, sdktest.Config{Binary: pluginBin, Timeout: 2 * time.Minute})
+	if ws, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "e2e-sdktest-*")); len(ws) > 0 {
+		t.Errorf("workspaces left: %v", ws)
+	}
+}
