@@ -74,7 +74,7 @@ func New(opts Options) (*Client, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	host, err := plugin.NewHost(plugin.Config{Dirs: dirs, Logger: logger})
+	host, err := plugin.NewHost(plugin.Config{Dirs: dirs, Logger: logger, StateHome: store.Root()})
 	if err != nil {
 		return nil, &InvalidError{Err: err}
 	}

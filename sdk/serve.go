@@ -32,6 +32,11 @@ func Handshake() plugin.HandshakeConfig {
 // it wants from plugins.
 const LogLevelEnv = "E2E_PLUGIN_LOG_LEVEL"
 
+// StateHomeEnv is the environment variable the core sets to its state
+// directory, so a backend can label what it makes with the e2e state that
+// owns it (and Clean of one state directory leaves another's alone).
+const StateHomeEnv = "E2E_STATE_HOME"
+
 // grpcPlugin is go-plugin's glue: the server half wraps a Backend, the
 // client half returns a *Client.
 type grpcPlugin struct {

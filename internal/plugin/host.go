@@ -34,6 +34,8 @@ type Config struct {
 	// StartTimeout bounds the handshake; zero means the default (or
 	// $E2E_PLUGIN_START_TIMEOUT).
 	StartTimeout time.Duration
+	// StateHome is passed to plugins as $E2E_STATE_HOME.
+	StateHome string
 }
 
 // Host runs plugins and makes sure none outlives it: Close kills them all.
@@ -41,6 +43,7 @@ type Host struct {
 	dirs         Dirs
 	logger       hclog.Logger
 	startTimeout time.Duration
+	stateHome    string
 
 	mu        sync.Mutex
 	plugins   []*Plugin
@@ -49,7 +52,7 @@ type Host struct {
 
 // NewHost returns a host for the given configuration.
 func NewHost(cfg Config) (*Host, error) {
-	h := &Host{dirs: cfg.Dirs, logger: cfg.Logger, startTimeout: cfg.StartTimeout}
+	h := &Host{dirs: cfg.Dirs, logger: cfg.Logger, startTimeout: cfg.StartTimeout, stateHome: cfg.StateHome}
 	if h.logger == nil {
 		h.logger = hclog.NewNullLogger()
 	}
@@ -135,6 +138,9 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 		level = "info"
 	}
 	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+level)
+	if h.stateHome != "" {
+		cmd.Env = append(cmd.Env, sdk.StateHomeEnv+"="+h.stateHome)
+	}
 	// Its own process group, so a Ctrl-C on the terminal reaches e2e only
 	// and e2e decides how the plugin winds down.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -28,10 +28,26 @@ const (
 	labelCreatorPID  = "e2e.creator-pid"
 )
 
-// creatorLabels name this process as the creator.
+// labelStateHome names the e2e state directory whose records own a
+// cluster: e2e clean of one state directory leaves the clusters of another
+// (another user, another test run) alone.
+const labelStateHome = "e2e.state-home"
+
+// creatorLabels name this process as the creator, and the state directory
+// of the e2e that started it (sdk.StateHomeEnv).
 func creatorLabels() map[string]string {
 	host, _ := os.Hostname()
-	return map[string]string{labelCreatorHost: host, labelCreatorPID: strconv.Itoa(os.Getpid())}
+	labels := map[string]string{labelCreatorHost: host, labelCreatorPID: strconv.Itoa(os.Getpid())}
+	if home := os.Getenv(sdk.StateHomeEnv); home != "" {
+		labels[labelStateHome] = home
+	}
+	return labels
+}
+
+// otherHome reports whether a resource belongs to another state directory.
+func otherHome(labels map[string]string) bool {
+	home, mine := labels[labelStateHome], os.Getenv(sdk.StateHomeEnv)
+	return home != "" && mine != "" && home != mine
 }
 
 // creating reports whether the process that made a resource may still be
@@ -206,7 +222,7 @@ func (backend) Clean(ctx context.Context, keep []sdk.ClusterRef, dryRun bool, r 
 		}
 	}
 	kept := func(labels map[string]string) bool {
-		return keepUID[labels[labelUID]] || keepID[labels[labelClusterID]]
+		return keepUID[labels[labelUID]] || keepID[labels[labelClusterID]] || otherHome(labels)
 	}
 	all := clusterFilter("", "")
 

@@ -316,6 +316,15 @@ func TestClean(t *testing.T) {
 		t.Errorf("the recorded cluster's containers after clean: %v %v", cs, err)
 	}
 	s.mustE2E("run", "-c", kept, "--", "true")
+
+	// Another state directory's clean leaves this one's cluster alone.
+	other := newSandbox(t)
+	if out := other.mustE2E("clean"); strings.Contains(out, kept) {
+		t.Errorf("clean from another E2E_HOME touches %s:\n%s", kept, out)
+	}
+	if cs, err := listNodes(ctx, cli, kept); err != nil || len(cs) != 1 {
+		t.Errorf("the cluster of another E2E_HOME after clean: %v %v", cs, err)
+	}
 	s.mustE2E("destroy", "-c", kept)
 }
 
