@@ -161,10 +161,20 @@ func (c *Cluster) InstallDCOS(ctx context.Context, opts DCOSOptions) error {
 	if err != nil {
 		return err
 	}
+	// Marked before the installer runs: after a partial failure inspect
+	// and upgrade still look at what is on the nodes.
+	if err := c.markInstalled(ctx, "dcos"); err != nil {
+		return err
+	}
+	if len(opts.ExtraConfig) > 0 {
+		if err := os.WriteFile(filepath.Join(d.StateDir, "extra-config.yaml"), opts.ExtraConfig, 0o600); err != nil {
+			return err
+		}
+	}
 	if err := d.Install(ctx, c.installNodes(c.Nodes)); err != nil {
 		return fmt.Errorf("installing DC/OS on cluster %q: %w", c.ID, err)
 	}
-	return c.markInstalled(ctx, "dcos")
+	return nil
 }
 
 // markInstalled records what was installed, so inspect knows to ask the
@@ -180,6 +190,14 @@ func (c *Cluster) markInstalled(ctx context.Context, what string) error {
 // UpgradeDCOS upgrades DC/OS from the installed version with a new
 // installer: masters one at a time, then agents.
 func (c *Cluster) UpgradeDCOS(ctx context.Context, opts DCOSOptions) error {
+	if len(opts.ExtraConfig) == 0 {
+		// Keep the configuration the cluster was installed with.
+		if dir, err := c.logDir(); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, "extra-config.yaml")); err == nil {
+				opts.ExtraConfig = b
+			}
+		}
+	}
 	d, err := c.dcos(ctx, opts)
 	if err != nil {
 		return err
@@ -334,4 +352,34 @@ func CheckExtraConfig(extra []byte) error {
 		return &InvalidError{Err: err}
 	}
 	return nil
+}
+
+// CheckInstaller checks, before any machine is made, that a backend can
+// install DC/OS the way opts asks.
+func (e *Client) CheckInstaller(ctx context.Context, backend string, opts DCOSOptions) error {
+	if (opts.Installer == "") == (opts.InstallerURL == "") {
+		return invalidf("give exactly one of --installer PATH or --installer-url URL")
+	}
+	if opts.Installer != "" {
+		if st, err := os.Stat(opts.Installer); err != nil || st.IsDir() {
+			return invalidf("--installer %s: not a file", opts.Installer)
+		}
+	}
+	info, err := e.Backend(ctx, backend)
+	if err != nil {
+		return err
+	}
+	want := string(sdk.InstallFromPath)
+	if opts.InstallerURL != "" {
+		want = string(sdk.InstallFromURL)
+	}
+	for _, m := range info.Capabilities.InstallMethods {
+		if m == want {
+			return nil
+		}
+	}
+	if len(info.Capabilities.InstallMethods) == 0 {
+		return invalidf("the %s backend cannot install DC/OS (its machines are not made by e2e)", backend)
+	}
+	return invalidf("the %s backend installs DC/OS only from %s", backend, strings.Join(info.Capabilities.InstallMethods, ", "))
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
 	gossh "golang.org/x/crypto/ssh"
@@ -89,6 +90,8 @@ type conns struct {
 	dialing map[string]chan struct{}
 	cfg     *ssh.Config
 	closers []io.Closer
+	// plugin serves the exec transport, when the cluster uses it.
+	plugin *plugin.Plugin
 }
 
 // connect returns the node's connection, dialling it on first use.
@@ -153,9 +156,12 @@ func nodeError(n Node, err error) error {
 // the next command dials again.
 func (c *Cluster) Close() error {
 	c.conns.mu.Lock()
-	clients, closers := c.conns.clients, c.conns.closers
-	c.conns.clients, c.conns.closers, c.conns.cfg = nil, nil, nil
+	clients, closers, p := c.conns.clients, c.conns.closers, c.conns.plugin
+	c.conns.clients, c.conns.closers, c.conns.cfg, c.conns.plugin = nil, nil, nil, nil
 	c.conns.mu.Unlock()
+	if p != nil {
+		p.Kill()
+	}
 	var errs []error
 	for _, cl := range clients {
 		errs = append(errs, cl.Close())
@@ -178,6 +184,9 @@ func (e *SSHError) Unwrap() error { return e.Err }
 func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
 	if n.cluster == nil {
 		return ExitStatus{}, errors.New("node was not returned by a cluster.Client")
+	}
+	if n.cluster.usesExec() {
+		return n.cluster.execRun(ctx, n, cmd)
 	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {
@@ -215,6 +224,9 @@ func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) er
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
 	}
+	if n.cluster.usesExec() {
+		return n.cluster.execUpload(ctx, n, src, dst)
+	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {
 		return &SSHError{Err: err}
@@ -229,6 +241,9 @@ func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) er
 func (n Node) Download(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
+	}
+	if n.cluster.usesExec() {
+		return n.cluster.execDownload(ctx, n, src, dst)
 	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {

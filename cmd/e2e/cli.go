@@ -337,6 +337,16 @@ func (c *CreateCmd) Run(e *env) error {
 	for k, v := range flagOpts {
 		spec.Options[k] = v
 	}
+	if c.dcosFlags.given() {
+		// Refuse before any machine is made.
+		opts, err := c.dcosFlags.options()
+		if err != nil {
+			return err
+		}
+		if err := e.client.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	cl, err := e.client.Create(e.ctx, spec)
 	if err != nil {

@@ -537,7 +537,7 @@ func TestClean(t *testing.T) {
 	if got := s.clusterDirs(); len(got) != 2 {
 		t.Fatalf("dry run removed something: %v", got)
 	}
-	r = s.e2e("clean")
+	r = s.e2e("clean", "--backend", "test")
 	expectCode(t, r, 0)
 	if strings.TrimSpace(r.Stdout) != "test: removed "+orphan {
 		t.Errorf("clean printed %q", r.Stdout)

@@ -165,6 +165,16 @@ func TestExistingClusterChecks(t *testing.T) {
 		t.Errorf("an unreachable cluster was recorded: %s", r.Stdout)
 	}
 
+	// DC/OS cannot be installed on machines e2e did not make: refused
+	// before anything is recorded.
+	r = run("create", "--backend", "existing", "-c", "inst", "-o", hostOpt("masters", ms[0]), "--ssh-key", key,
+		"--known-hosts", kh, "--installer", key)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "existing backend cannot install DC/OS")
+	if r := run("list", "--json"); strings.Contains(r.Stdout, `"inst"`) {
+		t.Errorf("a refused create was recorded: %s", r.Stdout)
+	}
+
 	// A key the machines do not accept.
 	other, _ := userKey(t)
 	r = run("create", "--backend", "existing", "-c", "wrongkey", "-o", hostOpt("masters", ms[0]), "--ssh-key", other, "--known-hosts", kh)

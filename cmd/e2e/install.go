@@ -54,7 +54,7 @@ func (w waitFlags) options() cluster.WaitOptions {
 type InstallCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 	dcosFlags
-	Script    string   `help:"Script to run on every node instead of DC/OS (masters first); it gets E2E_ROLE, E2E_NODE, E2E_MASTER_IPS, E2E_AGENT_IPS, E2E_PUBLIC_AGENT_IPS, E2E_CLUSTER_ID." type:"existingfile"`
+	Script    string   `help:"Script to run on every node instead of DC/OS (masters first); it gets E2E_ROLE, E2E_NODE, E2E_NODE_IP, E2E_MASTER_IPS, E2E_AGENT_IPS, E2E_PUBLIC_AGENT_IPS, E2E_CLUSTER_ID." type:"existingfile"`
 	ScriptArg []string `name:"script-arg" sep:"none" help:"Argument for the script (repeatable)."`
 	Wait      bool     `help:"Wait for DC/OS afterwards."`
 	waitFlags
@@ -77,6 +77,9 @@ func (c *InstallCmd) Run(e *env) error {
 	defer cl.Close()
 	start := time.Now()
 	if c.Script != "" {
+		if c.Wait {
+			return invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
+		}
 		if err := cl.InstallScript(e.ctx, c.Script, c.ScriptArg); err != nil {
 			return err
 		}
@@ -91,6 +94,9 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 	if err != nil {
 		return err
 	}
+	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
+		return err
+	}
 	variant := f.Variant
 	if variant == "auto" && f.Installer != "" {
 		version, v, err := cluster.InstallerVariant(e.ctx, f.Installer)
@@ -102,10 +108,10 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 	}
 	if variant == "enterprise" && w.SuperuserUsername == "" {
 		// minidcos's defaults for DC/OS Enterprise.
-		w.SuperuserUsername, w.SuperuserPassword = "admin", "admin"
-	}
-	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
-		return err
+		w.SuperuserUsername = "admin"
+		if w.SuperuserPassword == "" {
+			w.SuperuserPassword = "admin"
+		}
 	}
 	e.say("installed DC/OS on %d nodes of %s in %s (logs: %s/install)", len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond), cl.StateDir)
 	if wait {

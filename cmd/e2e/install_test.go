@@ -249,3 +249,40 @@ func randomSuffix(t *testing.T) string {
 	t.Helper()
 	return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
 }
+
+// TestExecTransport: with transport=exec the node commands go through the
+// backend's docker exec, not SSH.
+func TestExecTransport(t *testing.T) {
+	s := newSandbox(t)
+	id := "exec-" + randomSuffix(t)
+	dockerCluster(t, s, id, "--masters", "1", "--agents", "1", "--public-agents", "0", "-o", "transport=exec")
+	if got := runOut(t, s, "-c", id, "--node", "agent_0", "--", "hostname"); got != "e2e-"+id+"-agent-0" {
+		t.Errorf("hostname over exec: %q", got)
+	}
+	// No SSH session: sshd never saw this command.
+	if got := runOut(t, s, "-c", id, "--", "sh", "-c", `echo "ssh:${SSH_CONNECTION:-none}"`); got != "ssh:none" {
+		t.Errorf("the command ran over SSH: %q", got)
+	}
+	r := s.e2e("run", "-c", id, "--", "sh", "-c", "exit 7")
+	expectCode(t, r, 7)
+
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	writeFile(t, filepath.Join(dir, "x"), "")
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(tree, "sub", "f.txt"), "over exec\n")
+	if err := os.Chmod(filepath.Join(tree, "sub", "f.txt"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, s.e2e("send-file", "-c", id, tree, "/opt/tree"), 0)
+	if got := runOut(t, s, "-c", id, "--node", "agent_0", "--", "stat", "-c", "%a %s", "/opt/tree/sub/f.txt"); got != "640 10" {
+		t.Errorf("uploaded file: %q", got)
+	}
+	back := filepath.Join(dir, "back")
+	expectCode(t, s.e2e("download", "-c", id, "--node", "master_0", "/opt/tree", back), 0)
+	if b, err := os.ReadFile(filepath.Join(back, "sub", "f.txt")); err != nil || string(b) != "over exec\n" {
+		t.Errorf("downloaded: %q, %v", b, err)
+	}
+}

@@ -30,6 +30,9 @@ const (
 	labelHostKey  = "e2e.ssh-host-key" // the node's public host key
 	labelCreated  = "e2e.created-at"   // RFC 3339
 	labelSecurity = "e2e.security"     // securityPrivileged or securityCaps
+	// labelTransport is how the core reaches the nodes: "ssh" or "exec";
+	// Get reports it in Cluster.Details["transport"].
+	labelTransport = "e2e.transport"
 	// roleProbe marks the short-lived container that checks whether the
 	// engine allows privileged containers.
 	roleProbe = "probe"
@@ -111,6 +114,9 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 				"image":     c.Image,
 				"workspace": c.Labels[labelWorkspace],
 			}}
+			if t := c.Labels[labelTransport]; t != "" {
+				cl.Details["transport"] = t
+			}
 			if c.Labels[labelSecurity] == securityCaps {
 				cl.Details["security"] = "every capability but SYS_RESOURCE (the engine refuses privileged containers)"
 			} else {

@@ -419,7 +419,7 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 	for k, v := range map[string]string{
 		labelRole: string(n.role), labelIndex: strconv.Itoa(n.index), labelNetwork: p.network,
 		labelSSHUser: p.sshUser, labelHostKey: key.public, labelSecurity: security,
-		labelCreated: p.created.Format(time.RFC3339Nano),
+		labelCreated: p.created.Format(time.RFC3339Nano), labelTransport: p.opts.String(optTransport),
 	} {
 		labels[k] = v
 	}
