@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
 	"github.com/e2e-tool/e2e/internal/ssh/sshdtest"
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
 // benchCluster records an existing-nodes cluster of n local sshd servers.
@@ -170,3 +173,59 @@ func BenchmarkSendFile(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkInstall: DC/OS (the contract fixture, 32 MiB payload) on 1+2+1
+// and 1+8+1 Docker nodes, against sending the same installer to a single
+// node, all in one run. DC/OS E2E installed one node at a time; the goal
+// is that adding nodes costs little.
+func BenchmarkInstall(b *testing.B) {
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		b.Skipf("SKIPPED LOUDLY: no Docker engine: %v %s", err, out)
+	}
+	dir := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "fixture"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	installer, err := dcosfixture.Build(context.Background(), filepath.Join(dir, "fixture"), dcosfixture.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := b.TempDir()
+	if err := testbin.Compile("./cmd/e2e", filepath.Join(bin, "e2e"), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	if err := testbin.Compile("./plugins/docker", filepath.Join(bin, "e2e-backend-docker"), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	env := append(os.Environ(), "E2E_HOME="+b.TempDir(), "XDG_DATA_HOME="+b.TempDir(), "E2E_PLUGIN_PATH=")
+	run := func(args ...string) error {
+		cmd := exec.Command(filepath.Join(bin, "e2e"), args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("e2e %v: %v\n%s", args, err, out)
+		}
+		return nil
+	}
+	timeInstall := func(id string, agents, public int) (install, single time.Duration) {
+		if err := run("create", "--backend", "docker", "-c", id, "--masters", "1", "--agents", strconv.Itoa(agents), "--public-agents", strconv.Itoa(public)); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = run("destroy", "-c", id) }()
+		single = timeRuns(b, 1, func() error {
+			return run("send-file", "-c", id, "--node", "master_0", installer, "/opt/payload/dcos_generate_config.sh")
+		})
+		install = timeRuns(b, 1, func() error { return run("install", "-c", id, "--installer", installer) })
+		return install, single
+	}
+	suffix := strconv.FormatInt(time.Now().UnixNano()&0xffffff, 16)
+	one, single := timeInstall("bench-i1-"+suffix, 0, 0)
+	small, _ := timeInstall("bench-i4-"+suffix, 2, 1)
+	big, _ := timeInstall("bench-i10-"+suffix, 8, 1)
+	b.ReportMetric(float64(small.Milliseconds()), "ms/install-4")
+	b.ReportMetric(float64(big.Milliseconds()), "ms/install-10")
+	b.ReportMetric(float64(small)/float64(4*one), "x-one-at-a-time-4")
+	b.ReportMetric(float64(big)/float64(10*one), "x-one-at-a-time-10")
+	fmt.Fprintf(os.Stderr, "DC/OS install (fixture, 40 MiB installer): 1 node %.0f ms; 1+2+1 nodes %.0f ms = %.2fx of one node at a time (4 x 1 node); "+
+		"1+8+1 nodes %.0f ms = %.2fx of one node at a time; sending the installer to one node: %.0f ms\n",
+		ms(one), ms(small), float64(small)/float64(4*one), ms(big), float64(big)/float64(10*one), ms(single))
+}
