@@ -136,8 +136,8 @@ type UpgradeCmd struct {
 }
 
 func (c *UpgradeCmd) Run(e *env) error {
-	if c.Installer == "" {
-		return invalid(errors.New("upgrade needs --installer PATH"))
+	if (c.Installer == "") == (c.InstallerURL == "") {
+		return invalid(errors.New("give exactly one of --installer PATH or --installer-url URL"))
 	}
 	cl, err := e.client.Get(e.ctx, c.ClusterID)
 	if err != nil {

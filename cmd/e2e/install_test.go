@@ -211,7 +211,7 @@ systemctl enable --now hello.service
 }
 
 func TestInstallURLFromAServerOnTheClusterNetwork(t *testing.T) {
-	v1, _ := fixture(t)
+	v1, v2 := fixture(t)
 	s := newSandbox(t)
 	id := "url-" + randomSuffix(t)
 	dockerCluster(t, s, id, "--masters", "1", "--agents", "1", "--public-agents", "0")
@@ -222,10 +222,10 @@ func TestInstallURLFromAServerOnTheClusterNetwork(t *testing.T) {
 	image := strings.TrimSpace(mustOutput(t, "docker", "inspect", "-f", "{{.Config.Image}}", "e2e-"+id+"-master-0"))
 	name := "e2e-" + id + "-http"
 	mustOutput(t, "docker", "run", "-d", "--name", name, "--label", "e2e.cluster-id="+id, "--network", "e2e-"+id,
-		"-v", hello+":/hello:ro", "-v", filepath.Dir(v1)+":/srv:ro", "--entrypoint", "/hello", image, "-listen", ":8000", "-dir", "/srv")
+		"-v", hello+":/hello:ro", "-v", filepath.Dir(filepath.Dir(v1))+":/srv:ro", "--entrypoint", "/hello", image, "-listen", ":8000", "-dir", "/srv")
 	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", name).Run() })
 	ip := strings.TrimSpace(mustOutput(t, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name))
-	url := fmt.Sprintf("http://%s:8000/%s", ip, filepath.Base(v1))
+	url := fmt.Sprintf("http://%s:8000/v1/%s", ip, filepath.Base(v1))
 	r := s.e2e("install", "-c", id, "--installer-url", url, "--wait", "--timeout", "2m")
 	expectCode(t, r, 0)
 	if got := runOut(t, s, "-c", id, "--", "sh", "-c", "test -s /opt/dcos_genconf/dcos_generate_config.sh && echo yes"); got != "yes" {
@@ -234,6 +234,14 @@ func TestInstallURLFromAServerOnTheClusterNetwork(t *testing.T) {
 	r = s.e2e("install", "-c", id, "--installer-url", url+".missing")
 	expectCode(t, r, 1)
 	oneErrorLine(t, r, "master_0", "download the installer")
+
+	// Upgrade from a URL too (the only method of backends such as aws).
+	url2 := fmt.Sprintf("http://%s:8000/v2/%s", ip, filepath.Base(v2))
+	expectCode(t, s.e2e("upgrade", "-c", id, "--installer-url", url2), 0)
+	out := runOut(t, s, "-c", id, "--all", "--", "sh", "-c", `grep -o '"version": *"[^"]*"' /opt/mesosphere/etc/dcos-version.json`)
+	if strings.Count(out, "2.3.0-fixture") != 2 {
+		t.Errorf("after upgrade from a URL:\n%s\nwant 2.3.0-fixture on both nodes", out)
+	}
 }
 
 func mustOutput(t *testing.T, name string, args ...string) string {

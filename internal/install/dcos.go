@@ -155,7 +155,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 			return err
 		}
 	} else {
-		if err := d.genconfOnMaster(ctx, masters[0], work); err != nil {
+		if err := d.genconfOnMaster(ctx, masters[0], work, "--genconf"); err != nil {
 			return err
 		}
 	}
@@ -188,7 +188,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 // genconfOnMaster fetches the installer on master_0 and runs genconf there
 // (DC/OS nodes have Docker, which the real installer needs); serve/ comes
 // back to work so it can go to the other nodes.
-func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string) error {
+func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string, args ...string) error {
 	const remote = "/opt/dcos_genconf"
 	d.event("download the installer", m.Ref(), d.InstallerURL)
 	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && mkdir -p "+remote, nil); err != nil {
@@ -202,8 +202,12 @@ func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string) error {
 		return err
 	}
 	d.event("genconf", m.Ref(), "on "+m.Ref())
-	if err := runLogged(ctx, m, d.StateDir, "genconf (on "+m.Ref()+")",
-		"cd "+remote+" && bash dcos_generate_config.sh --genconf", nil); err != nil {
+	quoted := make([]string, 0, len(args))
+	for _, a := range args {
+		quoted = append(quoted, shellQuote(a))
+	}
+	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.Ref()+")",
+		"cd "+remote+" && bash dcos_generate_config.sh "+strings.Join(quoted, " "), nil); err != nil {
 		return err
 	}
 	if err := m.Download(ctx, remote+"/genconf/serve", filepath.Join(work, "genconf", "serve")); err != nil {
@@ -215,8 +219,9 @@ func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string) error {
 // Upgrade generates the node upgrade script for the current version and
 // runs it on masters one at a time, then on agents.
 func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
-	if d.InstallerPath == "" {
-		return fmt.Errorf("upgrade needs --installer PATH")
+	masters := byRole(nodes, Master)
+	if len(masters) == 0 {
+		return ErrNoMaster
 	}
 	work, err := os.MkdirTemp("", "e2e-upgrade-")
 	if err != nil {
@@ -227,7 +232,14 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 		return err
 	}
 	d.event("genconf", "", "node upgrade script for "+current)
-	if err := d.genconfLocal(ctx, work, "--generate-node-upgrade-script", current); err != nil {
+	if d.InstallerPath != "" {
+		err = d.genconfLocal(ctx, work, "--generate-node-upgrade-script", current)
+	} else {
+		// As for a URL install, master_0 downloads the installer and
+		// generates the script.
+		err = d.genconfOnMaster(ctx, masters[0], work, "--generate-node-upgrade-script", current)
+	}
+	if err != nil {
 		return err
 	}
 	scripts, _ := filepath.Glob(filepath.Join(work, "genconf", "serve", "upgrade", "*", "dcos_node_upgrade.sh"))
