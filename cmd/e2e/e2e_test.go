@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -467,6 +468,13 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	// It cancelled its work and cleaned up on the way out.
 	if got := s.clusterDirs(); len(got) != 0 {
 		t.Errorf("the orphaned plugin left %v", got)
+	}
+	// The next e2e removes the killed one's socket directory.
+	killed := filepath.Join("/tmp", fmt.Sprintf("e2e-%d-*", cmd.Process.Pid))
+	expectCode(t, s.e2e("version"), 0)
+	expectCode(t, s.e2e("plugin", "info", "test"), 0)
+	if left, _ := filepath.Glob(killed); len(left) != 0 {
+		t.Errorf("the killed e2e's socket directory is still there: %v", left)
 	}
 }
 

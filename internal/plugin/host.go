@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -96,7 +97,10 @@ func (h *Host) socketTempDir() (string, error) {
 	if len(base) > 40 {
 		base = "/tmp"
 	}
-	dir, err := os.MkdirTemp(base, "e2e-")
+	sweepSocketDirs(base)
+	// The pid in the name lets a later e2e remove the directory of one
+	// that was killed before it could (sweepSocketDirs).
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("e2e-%d-", os.Getpid()))
 	if err != nil {
 		return "", fmt.Errorf("creating a socket directory for plugins: %w", err)
 	}
@@ -393,4 +397,19 @@ func (q quietLogger) Log(level hclog.Level, msg string, args ...any) {
 		level = hclog.Debug
 	}
 	q.Logger.Log(level, msg, args...)
+}
+
+// sweepSocketDirs removes the socket directories of e2e processes that no
+// longer exist (killed with SIGKILL, so they could not clean up).
+func sweepSocketDirs(base string) {
+	matches, _ := filepath.Glob(filepath.Join(base, "e2e-*-*"))
+	for _, m := range matches {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(m), "e2e-%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(m)
+		}
+	}
 }
