@@ -78,18 +78,6 @@ func sshOpts(key, kh string) []string {
 		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}
 }
 
-// timeRuns returns the mean of n runs of f.
-func timeRuns(b *testing.B, n int, f func() error) time.Duration {
-	b.Helper()
-	start := time.Now()
-	for range n {
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return time.Since(start) / time.Duration(n)
-}
-
 // BenchmarkRunAll: `e2e run --all -- true` on 8 nodes against the same
 // command fanned out with the OpenSSH client in parallel. Goal: no slower.
 func BenchmarkRunAll(b *testing.B) {
@@ -98,8 +86,8 @@ func BenchmarkRunAll(b *testing.B) {
 	}
 	run, servers, key, kh := benchCluster(b, 8)
 	const n = 10
-	e2e := timeRuns(b, n, func() error { return run("run", "-c", "bench", "--all", "--", "true") })
-	ossh := timeRuns(b, n, func() error {
+	e2e := testbin.Mean(b, n, func() error { return run("run", "-c", "bench", "--all", "--", "true") })
+	ossh := testbin.Mean(b, n, func() error {
 		return openSSH(servers, func(s *sshdtest.Server) *exec.Cmd {
 			return exec.Command("ssh", append(sshOpts(key, kh), "-p", strconv.Itoa(s.Endpoint.Port), "root@"+s.Endpoint.Host, "true")...)
 		})
@@ -107,7 +95,7 @@ func BenchmarkRunAll(b *testing.B) {
 	b.ReportMetric(float64(e2e.Milliseconds()), "ms/e2e-run-all")
 	b.ReportMetric(float64(e2e)/float64(ossh), "x-openssh")
 	fmt.Fprintf(os.Stderr, "e2e run --all -- true on 8 nodes: %.0f ms; OpenSSH in parallel: %.0f ms; ratio %.2f (goal <= 1)\n",
-		ms(e2e), ms(ossh), float64(e2e)/float64(ossh))
+		testbin.Ms(e2e), testbin.Ms(ossh), float64(e2e)/float64(ossh))
 }
 
 // BenchmarkSendFile: a 256 MiB `e2e send-file` to 4 nodes against parallel
@@ -129,7 +117,7 @@ func BenchmarkSendFile(b *testing.B) {
 	// four transfers do not write one file.
 	dst := b.TempDir()
 	const n = 3
-	e2e := timeRuns(b, n, func() error {
+	e2e := testbin.Mean(b, n, func() error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(servers))
 		for i := range servers {
@@ -151,11 +139,11 @@ func BenchmarkSendFile(b *testing.B) {
 		}
 		return nil
 	})
-	e2eOne := timeRuns(b, n, func() error {
+	e2eOne := testbin.Mean(b, n, func() error {
 		// One e2e command to all four nodes, as a user runs it.
 		return run("send-file", "-c", "bench", src, filepath.Join(dst, "all"))
 	})
-	scp := timeRuns(b, n, func() error {
+	scp := testbin.Mean(b, n, func() error {
 		i := 0
 		var mu sync.Mutex
 		return openSSH(servers, func(s *sshdtest.Server) *exec.Cmd {
@@ -169,10 +157,8 @@ func BenchmarkSendFile(b *testing.B) {
 	b.ReportMetric(float64(e2eOne.Milliseconds()), "ms/e2e-send-file")
 	b.ReportMetric(float64(e2eOne)/float64(scp), "x-scp")
 	fmt.Fprintf(os.Stderr, "256 MiB to 4 nodes: e2e send-file %.0f ms (four parallel single-node commands: %.0f ms); parallel scp %.0f ms; ratio %.2f (goal <= 1)\n",
-		ms(e2eOne), ms(e2e), ms(scp), float64(e2eOne)/float64(scp))
+		testbin.Ms(e2eOne), testbin.Ms(e2e), testbin.Ms(scp), float64(e2eOne)/float64(scp))
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // BenchmarkInstall: DC/OS (the contract fixture, 32 MiB payload) on 1+2+1
 // and 1+8+1 Docker nodes, against sending the same installer to a single
@@ -211,10 +197,10 @@ func BenchmarkInstall(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { _ = run("destroy", "-c", id) }()
-		single = timeRuns(b, 1, func() error {
+		single = testbin.Mean(b, 1, func() error {
 			return run("send-file", "-c", id, "--node", "master_0", installer, "/opt/payload/dcos_generate_config.sh")
 		})
-		install = timeRuns(b, 1, func() error { return run("install", "-c", id, "--installer", installer) })
+		install = testbin.Mean(b, 1, func() error { return run("install", "-c", id, "--installer", installer) })
 		return install, single
 	}
 	suffix := strconv.FormatInt(time.Now().UnixNano()&0xffffff, 16)
@@ -227,5 +213,5 @@ func BenchmarkInstall(b *testing.B) {
 	b.ReportMetric(float64(big)/float64(10*one), "x-one-at-a-time-10")
 	fmt.Fprintf(os.Stderr, "DC/OS install (fixture, 40 MiB installer): 1 node %.0f ms; 1+2+1 nodes %.0f ms = %.2fx of one node at a time (4 x 1 node); "+
 		"1+8+1 nodes %.0f ms = %.2fx of one node at a time; sending the installer to one node: %.0f ms\n",
-		ms(one), ms(small), float64(small)/float64(4*one), ms(big), float64(big)/float64(10*one), ms(single))
+		testbin.Ms(one), testbin.Ms(small), float64(small)/float64(4*one), testbin.Ms(big), float64(big)/float64(10*one), testbin.Ms(single))
 }

@@ -13,20 +13,6 @@ import (
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
-// timeEach runs f n times and returns the mean duration.
-func timeEach(b *testing.B, n int, f func() error) time.Duration {
-	b.Helper()
-	start := time.Now()
-	for range n {
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return time.Since(start) / time.Duration(n)
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // BenchmarkPluginRoundTrip measures start + handshake + Describe + shutdown
 // of a real plugin binary, against a bare exec of the same binary
 // (--version) measured in the same run. Goal: under 50 ms.
@@ -35,8 +21,8 @@ func BenchmarkPluginRoundTrip(b *testing.B) {
 	bin := testbin.Build(b, "./plugins/docker", filepath.Join(dir, "e2e-backend-docker"), "bench")
 	b.Setenv("XDG_DATA_HOME", b.TempDir())
 	n := max(b.N, 5)
-	base := timeEach(b, n, func() error { return exec.Command(bin, "--version").Run() })
-	rt := timeEach(b, n, func() error {
+	base := testbin.Mean(b, n, func() error { return exec.Command(bin, "--version").Run() })
+	rt := testbin.Mean(b, n, func() error {
 		h, err := plugin.NewHost(plugin.Config{Dirs: plugin.Dirs{Flag: []string{dir}}})
 		if err != nil {
 			return err
@@ -52,15 +38,15 @@ func BenchmarkPluginRoundTrip(b *testing.B) {
 		p.Kill()
 		return nil
 	})
-	b.ReportMetric(ms(rt), "ms/roundtrip")
-	b.ReportMetric(ms(base), "ms/bare-exec")
+	b.ReportMetric(testbin.Ms(rt), "ms/roundtrip")
+	b.ReportMetric(testbin.Ms(base), "ms/bare-exec")
 	b.ReportMetric(float64(rt)/float64(base), "x-bare-exec")
 	verdict := "meets"
 	if rt > 50*time.Millisecond {
 		verdict = "MISSES"
 	}
 	fmt.Fprintf(os.Stderr, "plugin round trip: %.1f ms (%s the 50 ms goal); %.1fx a bare exec of the same binary (%.1f ms); %d runs\n",
-		ms(rt), verdict, float64(rt)/float64(base), ms(base), n)
+		testbin.Ms(rt), verdict, float64(rt)/float64(base), testbin.Ms(base), n)
 }
 
 // BenchmarkPluginList measures `e2e plugin list` with the three built-in
@@ -86,11 +72,11 @@ func BenchmarkPluginList(b *testing.B) {
 		}
 	}
 	n := max(b.N, 5)
-	version := timeEach(b, n, run("version"))
-	one := timeEach(b, n, run("plugin", "info", "docker"))
-	list := timeEach(b, n, run("plugin", "list"))
-	b.ReportMetric(ms(list), "ms/plugin-list")
+	version := testbin.Mean(b, n, run("version"))
+	one := testbin.Mean(b, n, run("plugin", "info", "docker"))
+	list := testbin.Mean(b, n, run("plugin", "list"))
+	b.ReportMetric(testbin.Ms(list), "ms/plugin-list")
 	b.ReportMetric(float64(list)/float64(one), "x-one-plugin")
 	fmt.Fprintf(os.Stderr, "e2e plugin list (3 plugins): %.1f ms; %.2fx one plugin round trip through the CLI (%.1f ms); e2e version: %.1f ms; %d runs\n",
-		ms(list), float64(list)/float64(one), ms(one), ms(version), n)
+		testbin.Ms(list), float64(list)/float64(one), testbin.Ms(one), testbin.Ms(version), n)
 }

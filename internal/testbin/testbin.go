@@ -120,3 +120,19 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+// Mean runs f n times and returns the mean duration; benchmarks use it to
+// time a command and its baseline in the same run.
+func Mean(tb testing.TB, n int, f func() error) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for range n {
+		if err := f(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+// Ms is d in milliseconds, for benchmark reports.
+func Ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
