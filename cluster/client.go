@@ -246,17 +246,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 	meta.UID, meta.Record = sc.UID, sc.Record
 	meta.Nodes = nodesToState(sc.Nodes, spec.SSHUser)
-	meta.Counts = state.Counts{}
-	for _, n := range sc.Nodes {
-		switch Role(n.Role) {
-		case Master:
-			meta.Counts.Masters++
-		case Agent:
-			meta.Counts.Agents++
-		case PublicAgent:
-			meta.Counts.PublicAgents++
-		}
-	}
+	meta.Counts = countRoles(sc.Nodes)
 	var hostKeys []state.HostKey
 	for _, n := range sc.Nodes {
 		for _, k := range n.HostKeys {
@@ -442,6 +432,22 @@ func (e *Client) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[st
 		return nil, invalidf("%s: %s (see `e2e plugin info %s`)", p.Name, strings.Join(msgs, "; "), p.Name)
 	}
 	return raw, nil
+}
+
+// countRoles counts a backend's nodes by role.
+func countRoles(nodes []sdk.Node) state.Counts {
+	var n state.Counts
+	for _, node := range nodes {
+		switch Role(node.Role) {
+		case Master:
+			n.Masters++
+		case Agent:
+			n.Agents++
+		case PublicAgent:
+			n.PublicAgents++
+		}
+	}
+	return n
 }
 
 func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
@@ -636,18 +642,9 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 				continue
 			}
 			seen[c.ID] = true
-			s := Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked"}
-			for _, n := range c.Nodes {
-				switch Role(n.Role) {
-				case Master:
-					s.Masters++
-				case Agent:
-					s.Agents++
-				case PublicAgent:
-					s.Public++
-				}
-			}
-			rows = append(rows, s)
+			n := countRoles(c.Nodes)
+			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
+				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents})
 		}
 	}
 	return rows

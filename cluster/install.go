@@ -86,36 +86,16 @@ type DCOSOptions struct {
 
 // backendCanInstall checks the backend's install methods.
 func (c *Cluster) backendCanInstall(ctx context.Context, opts DCOSOptions) (sdk.BaseConfig, error) {
-	if (opts.Installer == "") == (opts.InstallerURL == "") {
-		return sdk.BaseConfig{}, invalidf("give exactly one of --installer PATH or --installer-url URL")
+	if err := checkInstallerFlags(opts); err != nil {
+		return sdk.BaseConfig{}, err
 	}
 	p, err := c.client.open(ctx, c.Backend)
 	if err != nil {
 		return sdk.BaseConfig{}, err
 	}
 	defer p.Kill()
-	methods := p.Desc.Capabilities.InstallMethods
-	if len(methods) == 0 {
-		return sdk.BaseConfig{}, invalidf("cluster %q cannot be installed on: the %s backend's machines are not made by e2e, and DC/OS on them is assumed to be running already", c.ID, c.Backend)
-	}
-	want := sdk.InstallFromPath
-	if opts.InstallerURL != "" {
-		want = sdk.InstallFromURL
-	}
-	supported := false
-	var names []string
-	for _, m := range methods {
-		supported = supported || m == want
-		names = append(names, string(m))
-	}
-	if !supported {
-		return sdk.BaseConfig{}, invalidf("the %s backend installs only from %s (use --installer%s)", c.Backend, strings.Join(names, ", "),
-			map[bool]string{true: "-url URL", false: " PATH"}[want == sdk.InstallFromPath])
-	}
-	if opts.Installer != "" {
-		if st, err := os.Stat(opts.Installer); err != nil || st.IsDir() {
-			return sdk.BaseConfig{}, invalidf("--installer %s: not a file", opts.Installer)
-		}
+	if err := checkInstallMethod(c.Backend, p.Desc.Capabilities.InstallMethods, opts); err != nil {
+		return sdk.BaseConfig{}, invalidf("cluster %q: %w", c.ID, err)
 	}
 	m, err := c.client.load(c.ID)
 	if err != nil {
@@ -357,6 +337,20 @@ func CheckExtraConfig(extra []byte) error {
 // CheckInstaller checks, before any machine is made, that a backend can
 // install DC/OS the way opts asks.
 func (e *Client) CheckInstaller(ctx context.Context, backend string, opts DCOSOptions) error {
+	if err := checkInstallerFlags(opts); err != nil {
+		return err
+	}
+	p, err := e.open(ctx, backend)
+	if err != nil {
+		return err
+	}
+	defer p.Kill()
+	return checkInstallMethod(backend, p.Desc.Capabilities.InstallMethods, opts)
+}
+
+// checkInstallerFlags checks for exactly one installer, and that a local
+// one is a file.
+func checkInstallerFlags(opts DCOSOptions) error {
 	if (opts.Installer == "") == (opts.InstallerURL == "") {
 		return invalidf("give exactly one of --installer PATH or --installer-url URL")
 	}
@@ -365,21 +359,25 @@ func (e *Client) CheckInstaller(ctx context.Context, backend string, opts DCOSOp
 			return invalidf("--installer %s: not a file", opts.Installer)
 		}
 	}
-	info, err := e.Backend(ctx, backend)
-	if err != nil {
-		return err
+	return nil
+}
+
+// checkInstallMethod checks that the backend supports the installer's
+// method (path or URL).
+func checkInstallMethod(backend string, methods []sdk.InstallMethod, opts DCOSOptions) error {
+	if len(methods) == 0 {
+		return invalidf("the %s backend cannot install DC/OS: e2e did not make its machines, and DC/OS on them is assumed to be running already", backend)
 	}
-	want := string(sdk.InstallFromPath)
+	want, use := sdk.InstallFromPath, "--installer-url URL"
 	if opts.InstallerURL != "" {
-		want = string(sdk.InstallFromURL)
+		want, use = sdk.InstallFromURL, "--installer PATH"
 	}
-	for _, m := range info.Capabilities.InstallMethods {
+	names := make([]string, 0, len(methods))
+	for _, m := range methods {
 		if m == want {
 			return nil
 		}
+		names = append(names, string(m))
 	}
-	if len(info.Capabilities.InstallMethods) == 0 {
-		return invalidf("the %s backend cannot install DC/OS (its machines are not made by e2e)", backend)
-	}
-	return invalidf("the %s backend installs DC/OS only from %s", backend, strings.Join(info.Capabilities.InstallMethods, ", "))
+	return invalidf("the %s backend installs only from %s (use %s)", backend, strings.Join(names, ", "), use)
 }

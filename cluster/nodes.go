@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -345,16 +346,10 @@ func sshUsageError(err error) error {
 	return err
 }
 
-// publicKeyOf returns the authorized_keys line of the key at path.
+// publicKeyOf returns the authorized_keys line of a key, without the
+// trailing newline.
 func publicKeyOf(signer gossh.Signer) string {
-	return string(trimNewline(gossh.MarshalAuthorizedKey(signer.PublicKey())))
-}
-
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey())))
 }
 
 // limitedBuffer keeps up to 1 MiB of output.

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"google.golang.org/grpc"
 )
 
 // Client calls a backend plugin. The e2e core and sdktest use it; it speaks
@@ -109,26 +110,36 @@ func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event
 		return nil, fromStatus(err)
 	}
 	var cluster *Cluster
+	if err := readEvents(stream, onEvent, func(pc *backendv1.Cluster) { cluster = clusterFromProto(pc) }); err != nil {
+		return nil, err
+	}
+	if cluster == nil {
+		return nil, errors.New("the plugin ended Create without returning the cluster")
+	}
+	return cluster, nil
+}
+
+// readEvents reads an event stream to its end: progress and log events go
+// to onEvent, a cluster to onCluster (either may be nil).
+func readEvents(stream grpc.ServerStreamingClient[backendv1.Event], onEvent func(Event), onCluster func(*backendv1.Cluster)) error {
 	for {
 		ev, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, fromStatus(err)
+			return fromStatus(err)
 		}
 		if pc := ev.GetCluster(); pc != nil {
-			cluster = clusterFromProto(pc)
+			if onCluster != nil {
+				onCluster(pc)
+			}
 			continue
 		}
 		if e, ok := eventFromProto(ev); ok && onEvent != nil {
 			onEvent(e)
 		}
 	}
-	if cluster == nil {
-		return nil, errors.New("the plugin ended Create without returning the cluster")
-	}
-	return cluster, nil
 }
 
 // count encodes a node count; negative means not given.
@@ -168,18 +179,7 @@ func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) erro
 	if err != nil {
 		return fromStatus(err)
 	}
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fromStatus(err)
-		}
-		if e, ok := eventFromProto(ev); ok && onEvent != nil {
-			onEvent(e)
-		}
-	}
+	return readEvents(stream, onEvent, nil)
 }
 
 // Clean asks the plugin to remove (or list, dryRun) its leftovers; every
@@ -193,18 +193,7 @@ func (c *Client) Clean(ctx context.Context, keep []Ref, dryRun bool, onEvent fun
 	if err != nil {
 		return fromStatus(err)
 	}
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fromStatus(err)
-		}
-		if e, ok := eventFromProto(ev); ok && onEvent != nil {
-			onEvent(e)
-		}
-	}
+	return readEvents(stream, onEvent, nil)
 }
 
 // BaseConfig returns the backend's DC/OS installer defaults.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/e2e-tool/e2e/cluster"
@@ -208,17 +209,15 @@ func (c *SendFileCmd) Run(e *env) error {
 	}
 	prog := e.transferProgress(cl.ID, "send-file", len(nodes))
 	errs := make([]error, len(nodes))
-	done := make(chan struct{})
-	var finished atomic.Int32
+	var wg sync.WaitGroup
 	for i, n := range nodes {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			errs[i] = n.Upload(e.ctx, c.Src, c.Dst, prog.node(i))
-			if finished.Add(1) == int32(len(nodes)) {
-				close(done)
-			}
 		}()
 	}
-	<-done
+	wg.Wait()
 	var failed []error
 	for _, err := range errs {
 		if err != nil {
@@ -275,7 +274,6 @@ func (c *DownloadCmd) Run(e *env) error {
 
 // transfers sums the progress of parallel transfers into one event stream.
 type transfers struct {
-	e      *env
 	id     string
 	step   string
 	done   []atomic.Int64
@@ -285,7 +283,7 @@ type transfers struct {
 }
 
 func (e *env) transferProgress(id, step string, n int) *transfers {
-	return &transfers{e: e, id: id, step: step, done: make([]atomic.Int64, n), total: make([]atomic.Int64, n),
+	return &transfers{id: id, step: step, done: make([]atomic.Int64, n), total: make([]atomic.Int64, n),
 		report: e.progress.event}
 }
 

@@ -159,17 +159,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 			return err
 		}
 	}
-	d.event("send the installer to every node", "", "")
-	if err := parallel(ctx, nodes, func(ctx context.Context, n Node) error {
-		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir, nil); err != nil {
-			return err
-		}
-		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
-			return &StepError{Node: n.Ref(), Step: "copy genconf/serve", Err: err}
-		}
-		d.event("send the installer to every node", n.Ref(), "done")
-		return nil
-	}); err != nil {
+	if err := d.distribute(ctx, nodes, serve); err != nil {
 		return err
 	}
 	installOn := func(ctx context.Context, n Node) error {
@@ -183,6 +173,21 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 	}
 	d.event("install agents", "", "")
 	return parallel(ctx, byRole(nodes, Agent, PublicAgent), installOn)
+}
+
+// distribute replaces RemoteDir on every node, in parallel, with serve.
+func (d DCOS) distribute(ctx context.Context, nodes []Node, serve string) error {
+	d.event("send the installer to every node", "", "")
+	return parallel(ctx, nodes, func(ctx context.Context, n Node) error {
+		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir, nil); err != nil {
+			return err
+		}
+		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
+			return &StepError{Node: n.Ref(), Step: "copy genconf/serve", Err: err}
+		}
+		d.event("send the installer to every node", n.Ref(), "done")
+		return nil
+	})
 }
 
 // genconfOnMaster fetches the installer on master_0 and runs genconf there
@@ -247,16 +252,7 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 		return fmt.Errorf("the installer wrote %d node upgrade scripts under genconf/serve/upgrade, want 1", len(scripts))
 	}
 	rel, _ := filepath.Rel(filepath.Join(work, "genconf", "serve"), scripts[0])
-	serve := filepath.Join(work, "genconf", "serve")
-	if err := parallel(ctx, nodes, func(ctx context.Context, n Node) error {
-		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir, nil); err != nil {
-			return err
-		}
-		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
-			return &StepError{Node: n.Ref(), Step: "copy genconf/serve", Err: err}
-		}
-		return nil
-	}); err != nil {
+	if err := d.distribute(ctx, nodes, filepath.Join(work, "genconf", "serve")); err != nil {
 		return err
 	}
 	upgrade := func(ctx context.Context, n Node) error {

@@ -94,15 +94,7 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 	w.event("wait for the node-poststart checks", "", "")
 	if err := parallel(ctx, masters, func(ctx context.Context, m Node) error {
 		return w.poll(ctx, deadline, start, "dcos-check-runner check node-poststart", m.Ref(), func(ctx context.Context) error {
-			var out bytes.Buffer
-			code, err := m.Exec(ctx, checkRunner, nil, &out, &out)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return fmt.Errorf("exit %d: %s", code, lastLine(out.String()))
-			}
-			return nil
+			return succeeds(ctx, m, checkRunner)
 		})
 	}); err != nil {
 		return err
@@ -162,17 +154,23 @@ func (w Wait) Command(ctx context.Context, nodes []Node, shell string) error {
 	w.event("wait for the command", "", shell)
 	return parallel(ctx, nodes, func(ctx context.Context, n Node) error {
 		return w.poll(ctx, deadline, start, fmt.Sprintf("%q to succeed", shell), n.Ref(), func(ctx context.Context) error {
-			var out bytes.Buffer
-			code, err := n.Exec(ctx, shell, nil, &out, &out)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return fmt.Errorf("exit %d: %s", code, lastLine(out.String()))
-			}
-			return nil
+			return succeeds(ctx, n, shell)
 		})
 	})
+}
+
+// succeeds runs shell on n once; a non-zero exit is an error carrying the
+// last line of its output.
+func succeeds(ctx context.Context, n Node, shell string) error {
+	var out bytes.Buffer
+	code, err := n.Exec(ctx, shell, nil, &out, &out)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("exit %d: %s", code, lastLine(out.String()))
+	}
+	return nil
 }
 
 func lastLine(s string) string {
