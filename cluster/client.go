@@ -828,9 +828,11 @@ func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error)
 				e.emit("clean")(ev)
 			}
 		})
+		// Wrap before Kill: a plugin killed by us has not crashed.
+		err = p.Wrap("clean", err)
 		p.Kill()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cleaning the %s backend: %w", c.Name, p.Wrap("clean", err)))
+			errs = append(errs, fmt.Errorf("cleaning the %s backend: %w", c.Name, err))
 		}
 	}
 	return lines, errors.Join(errs...)

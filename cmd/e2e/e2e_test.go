@@ -469,13 +469,33 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	if got := s.clusterDirs(); len(got) != 0 {
 		t.Errorf("the orphaned plugin left %v", got)
 	}
-	// The next e2e removes the killed one's socket directory.
-	killed := filepath.Join("/tmp", fmt.Sprintf("e2e-%d-*", cmd.Process.Pid))
+	// The next e2e removes the killed one's socket directory, found by
+	// the owner record in it.
+	killed := socketDirsIn("/tmp", cmd.Process.Pid)
+	if len(killed) == 0 {
+		t.Fatalf("no socket directory with an owner record of pid %d", cmd.Process.Pid)
+	}
 	expectCode(t, s.e2e("version"), 0)
 	expectCode(t, s.e2e("plugin", "info", "test"), 0)
-	if left, _ := filepath.Glob(killed); len(left) != 0 {
-		t.Errorf("the killed e2e's socket directory is still there: %v", left)
+	for _, dir := range killed {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the killed e2e's socket directory %s is still there (%v)", dir, err)
+		}
 	}
+}
+
+// socketDirsIn returns the plugin socket directories in dir whose owner
+// record names pid.
+func socketDirsIn(dir string, pid int) []string {
+	dirs, _ := filepath.Glob(filepath.Join(dir, "e2e-plugin-sockets-*"))
+	var out []string
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "e2e-owner"))
+		if err == nil && strings.Contains(string(b), fmt.Sprintf("\npid=%d\n", pid)) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // TestOtherStateHome: a cluster made from another E2E_HOME is listed as

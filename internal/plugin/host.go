@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -98,9 +97,9 @@ func (h *Host) socketTempDir() (string, error) {
 		base = "/tmp"
 	}
 	sweepSocketDirs(base)
-	// The pid in the name lets a later e2e remove the directory of one
-	// that was killed before it could (sweepSocketDirs).
-	dir, err := os.MkdirTemp(base, fmt.Sprintf("e2e-%d-", os.Getpid()))
+	// Its owner record lets a later e2e remove the directory of one that
+	// was killed before it could (sweepSocketDirs).
+	dir, err := makeSocketDir(base)
 	if err != nil {
 		return "", fmt.Errorf("creating a socket directory for plugins: %w", err)
 	}
@@ -313,7 +312,7 @@ func (h *Host) Close() {
 	}
 	wg.Wait()
 	if dir != "" {
-		_ = os.RemoveAll(dir)
+		_ = removeSocketDir(dir)
 	}
 }
 
@@ -397,19 +396,4 @@ func (q quietLogger) Log(level hclog.Level, msg string, args ...any) {
 		level = hclog.Debug
 	}
 	q.Logger.Log(level, msg, args...)
-}
-
-// sweepSocketDirs removes the socket directories of e2e processes that no
-// longer exist (killed with SIGKILL, so they could not clean up).
-func sweepSocketDirs(base string) {
-	matches, _ := filepath.Glob(filepath.Join(base, "e2e-*-*"))
-	for _, m := range matches {
-		var pid int
-		if _, err := fmt.Sscanf(filepath.Base(m), "e2e-%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = os.RemoveAll(m)
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -196,6 +197,11 @@ func (h *Host) Remove(name string) error {
 	entry, ok := m.Plugins[name]
 	if !ok {
 		return fmt.Errorf("backend %q is %w in %s (see `e2e plugin list`)", name, ErrNotInstalled, dir)
+	}
+	// The manifest names a file e2e copied into dir; anything else is not
+	// e2e's to remove.
+	if entry.File == "" || filepath.Base(entry.File) != entry.File || strings.HasPrefix(entry.File, ".") {
+		return fmt.Errorf("the manifest in %s names %q for backend %q, which is not a file e2e installed there: fix or remove the manifest entry by hand", dir, entry.File, name)
 	}
 	if err := os.Remove(filepath.Join(dir, entry.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

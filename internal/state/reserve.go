@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -50,12 +51,18 @@ func (s *Store) Reserve(ctx context.Context, id string) (*Reservation, error) {
 		l.unlock()
 		return nil, fmt.Errorf("reserve cluster %q: %w", id, err)
 	}
-	// We hold the lock and there is no record, so whatever is here is a leftover.
-	if err := os.RemoveAll(dir); err != nil {
+	// We hold the lock and there is no record: what is here is a leftover
+	// of an interrupted create, removed only if its marker proves it.
+	if err := s.removeDir(id); err != nil {
 		l.unlock()
 		return nil, fmt.Errorf("reserve cluster %q: clean interrupted create: %w", id, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		l.unlock()
+		return nil, fmt.Errorf("reserve cluster %q: %w", id, err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, reservedFile), []byte("reserved by e2e pid "+strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		_ = os.Remove(dir)
 		l.unlock()
 		return nil, fmt.Errorf("reserve cluster %q: %w", id, err)
 	}

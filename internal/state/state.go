@@ -4,6 +4,7 @@
 //
 // Layout under the root directory:
 //
+//	clusters/<id>/e2e-reserved   owner record written when the id is reserved
 //	clusters/<id>/cluster.json   committed metadata (its presence means "created")
 //	clusters/<id>/id_ed25519     generated private key (0600) and id_ed25519.pub
 //	clusters/<id>/known_hosts    pinned host keys
@@ -39,7 +40,10 @@ var (
 )
 
 const (
-	metadataFile   = "cluster.json"
+	metadataFile = "cluster.json"
+	// reservedFile is written first in every cluster directory: it proves
+	// e2e made the directory, so that e2e removes nothing else.
+	reservedFile   = "e2e-reserved"
 	knownHostsFile = "known_hosts"
 	privateKeyFile = "id_ed25519"
 	publicKeyFile  = "id_ed25519.pub"
@@ -286,9 +290,17 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 
 // removeDir deletes the cluster directory. The record goes first, so that a
 // removal interrupted half-way leaves what Reserve treats as an interrupted
-// create, never a committed record with its key missing.
+// create, never a committed record with its key missing. A directory that
+// holds neither the record nor the reservation marker was not made by e2e
+// and is left alone, with an error naming it.
 func (s *Store) removeDir(id string) error {
 	dir := s.ClusterDir(id)
+	if !s.madeByE2E(dir) {
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove cluster %q: %s was not made by e2e (no %s or %s in it): move it away", id, dir, metadataFile, reservedFile)
+	}
 	if err := os.Remove(filepath.Join(dir, metadataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove cluster %q: %w", id, err)
 	}
@@ -296,6 +308,20 @@ func (s *Store) removeDir(id string) error {
 		return fmt.Errorf("remove cluster %q: %w", id, err)
 	}
 	return nil
+}
+
+// madeByE2E reports whether dir is a real directory (not a link) holding
+// the record or the reservation marker as regular files.
+func (s *Store) madeByE2E(dir string) bool {
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return false
+	}
+	for _, f := range []string{metadataFile, reservedFile} {
+		if fi, err := os.Lstat(filepath.Join(dir, f)); err == nil && fi.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) writeMetadata(id string, m Metadata) error {

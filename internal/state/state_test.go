@@ -533,6 +533,10 @@ func TestReserveCleansInterruptedCreate(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(dir, "id_ed25519"), []byte("stale"), 0o600); err != nil {
 					t.Fatal(err)
 				}
+				// What Reserve writes first: the proof that e2e made it.
+				if err := os.WriteFile(filepath.Join(dir, reservedFile), []byte("reserved\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			},
 		},
 		{
@@ -562,7 +566,7 @@ func TestReserveCleansInterruptedCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(entries) != 0 {
+			if len(entries) != 1 || entries[0].Name() != reservedFile {
 				t.Errorf("reused dir not cleaned: %v", entries)
 			}
 			if m := mode(t, r.Dir()); m != 0o700 {
@@ -572,6 +576,30 @@ func TestReserveCleansInterruptedCreate(t *testing.T) {
 				t.Errorf("GenerateKey in the reused dir: %v", err)
 			}
 		})
+	}
+}
+
+// TestReserveLeavesForeignDirectory: a directory in the clusters folder
+// that e2e did not make (no record, no reservation marker) is never
+// removed; Reserve and Remove say so and leave it as it is.
+func TestReserveLeavesForeignDirectory(t *testing.T) {
+	s := openStore(t)
+	dir := s.ClusterDir("mine")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "thesis.tex")
+	if err := os.WriteFile(data, []byte("years of work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(context.Background(), "mine"); err == nil || !strings.Contains(err.Error(), "not made by e2e") {
+		t.Errorf("Reserve over a foreign directory: err = %v, want one saying it was not made by e2e", err)
+	}
+	if err := s.Remove(context.Background(), "mine"); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Remove of a foreign directory: err = %v, want one naming %s", err, dir)
+	}
+	if b, err := os.ReadFile(data); err != nil || string(b) != "years of work" {
+		t.Errorf("the user's file changed: %q, %v", b, err)
 	}
 }
 

@@ -111,7 +111,7 @@ func removeCluster(ctx context.Context, cli *client.Client, id, uid string, work
 		}
 	}
 	for _, w := range dedupe(workspaces) {
-		removed, err := removeWorkspace(w)
+		removed, err := removeWorkspace(w, id, uid)
 		if err != nil {
 			errs = append(errs, err)
 		} else if removed {
@@ -156,21 +156,16 @@ func dedupe(ss []string) []string {
 	return out
 }
 
-// removeWorkspace removes a cluster's workspace directory: only one that
-// e2e made (it holds the marker file, or is empty) and that is named like
-// one.
-func removeWorkspace(dir string) (bool, error) {
-	if !strings.HasPrefix(filepath.Base(dir), "e2e-") || !filepath.IsAbs(dir) {
+// removeWorkspace removes a cluster's workspace directory, only when its
+// marker file proves e2e made it for cluster id (and for the creation uid,
+// when uid is not empty). A directory without the marker is never removed,
+// whatever its name: users keep their own data in the same places.
+func removeWorkspace(dir, id, uid string) (bool, error) {
+	if !filepath.IsAbs(dir) {
 		return false, nil
 	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("removing workspace %s: %w", dir, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, workspaceMarker)); err != nil && len(entries) > 0 {
+	labels, ok := readMarker(dir)
+	if !ok || labels[labelClusterID] != id || (uid != "" && labels[labelUID] != uid) {
 		return false, nil
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -313,7 +308,7 @@ func (backend) Clean(ctx context.Context, keep []sdk.ClusterRef, dryRun bool, r 
 		if dryRun {
 			continue
 		}
-		if _, err := removeWorkspace(w); err != nil {
+		if _, err := removeWorkspace(w, labels[labelClusterID], labels[labelUID]); err != nil {
 			errs = append(errs, err)
 		}
 	}

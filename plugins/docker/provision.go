@@ -331,7 +331,12 @@ func joinErrs(errs []error) error {
 }
 
 func makeWorkspace(p *plan) error {
-	if err := os.MkdirAll(p.workspace, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p.workspace), 0o755); err != nil {
+		return fmt.Errorf("making the workspace: %w", err)
+	}
+	// Mkdir, not MkdirAll: the directory must be new, made here, before its
+	// marker says it is e2e's to remove.
+	if err := os.Mkdir(p.workspace, 0o755); err != nil {
 		return fmt.Errorf("making the workspace: %w", err)
 	}
 	var marker strings.Builder
