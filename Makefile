@@ -8,7 +8,7 @@ MODULES   := . sdk shared/proto
 TOOLS     := $(CURDIR)/.tools/bin
 TOOLMOD   := -modfile=$(CURDIR)/tools/go.mod
 
-.PHONY: all build test proto proto-check lint bench clean demo tools
+.PHONY: all build deps test proto proto-check lint bench clean demo tools
 
 all: build
 
@@ -21,16 +21,21 @@ build:
 			-o $(BINDIR)/e2e-backend-$$p ./plugins/$$p || exit 1; \
 	done
 
+# Debian packages the demo and the tests need (debootstrap, OpenSSH server
+# and client, sudo), installed when missing; see scripts/deps.sh.
+deps:
+	@./scripts/deps.sh
+
 # The main job of the Quick start: a Docker cluster, a command on it, gone.
 # The cluster is destroyed even when the command fails. The first create on
 # a machine builds the node image (about a minute).
-demo: build
+demo: deps build
 	./$(BINDIR)/e2e create --backend docker -c quickstart
 	./$(BINDIR)/e2e run -c quickstart -- uname -a; rc=$$?; ./$(BINDIR)/e2e destroy -c quickstart && exit $$rc
 
 # -p 1: the Docker tests of several packages share one engine, and e2e clean
 # in one of them must not see another's clusters as leftovers.
-test:
+test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	cd sdk && $(GO) test -count=1 ./...
 	cd shared/proto && $(GO) test -count=1 ./...
@@ -56,7 +61,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(TOOLS)/staticcheck ./...) || exit 1; done
 
-bench:
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plugin/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/e2e/
 	$(GO) test -run '^$$' -bench BenchmarkCreate -benchtime 3x -timeout 20m ./plugins/docker

@@ -20,7 +20,7 @@ import (
 )
 
 // Options configure a Client. The zero value uses the environment:
-// $E2E_HOME for state, and the plugin discovery order of DESIGN.md.
+// $E2E_HOME for state, and the plugin discovery order README.md gives.
 type Options struct {
 	// Home is the state directory; empty means $E2E_HOME or the XDG state dir.
 	Home string

@@ -16,12 +16,15 @@ import (
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
-// dockerReady skips, loudly, when the Docker engine is not usable.
+// dockerReady stops the test when the Docker engine is not usable (see
+// testbin.Require).
 func dockerReady(t *testing.T) {
 	t.Helper()
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("SKIPPED LOUDLY: no Docker engine (%v: %s); CI machines have one", err, out)
+	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, out)
 	}
+	testbin.Require(t, "a running Docker engine", err)
 }
 
 // fixtures builds DC/OS installer stand-ins once per test binary.

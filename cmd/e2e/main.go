@@ -24,7 +24,7 @@ var (
 	commit  = ""
 )
 
-// Exit codes (DESIGN.md, Outside conventions).
+// Exit codes, as README.md lists them.
 const (
 	exitOK          = 0
 	exitFailure     = 1
@@ -120,7 +120,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	return exitCode(ctx, err)
 }
 
-// exitCode maps an error to the exit codes of DESIGN.md.
+// exitCode maps an error to e2e's exit codes (README.md).
 func exitCode(ctx context.Context, err error) int {
 	var ec exitError
 	switch {

@@ -303,9 +303,8 @@ func TestProtocolMismatch(t *testing.T) {
 // that e2e finds the three built-in backends beside itself, each with the
 // version from its own VERSION file.
 func TestBuiltInPlugins(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("SKIPPED LOUDLY: make is not installed; .ci/run installs it")
-	}
+	_, err := exec.LookPath("make")
+	testbin.Require(t, "make (apt-get install make)", err)
 	bin := t.TempDir()
 	cmd := exec.Command("make", "build", "BINDIR="+bin)
 	cmd.Dir = testbin.Root()

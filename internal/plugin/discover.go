@@ -37,7 +37,7 @@ type Dirs struct {
 	BesideE2E string
 }
 
-// DefaultDirs returns the discovery order DESIGN.md gives: --plugin-dir,
+// DefaultDirs returns the discovery order, first hit wins: --plugin-dir,
 // $E2E_PLUGIN_PATH, the user's data dir, then the directory of the running
 // e2e executable.
 func DefaultDirs(flagDirs []string) (Dirs, error) {

@@ -121,6 +121,29 @@ func zombie(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
+// InCI reports whether the tests run in CI ($CI set, as CI services and
+// .ci/run's callers do, and not "false").
+func InCI() bool {
+	v := os.Getenv("CI")
+	return v != "" && v != "false" && v != "0"
+}
+
+// Require stops a test whose prerequisite is missing (err != nil): it is
+// skipped, loudly, on a developer's machine, and it FAILS under CI, where
+// every prerequisite must be installed (`make deps`) and a skipped test
+// would pass without checking anything. what names the prerequisite and
+// how to get it.
+func Require(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if InCI() {
+		tb.Fatalf("prerequisite missing under CI: %s: %v", what, err)
+	}
+	tb.Skipf("SKIPPED LOUDLY: %s: %v (under CI=true this fails)", what, err)
+}
+
 // Mean runs f n times and returns the mean duration; benchmarks use it to
 // time a command and its baseline in the same run.
 func Mean(tb testing.TB, n int, f func() error) time.Duration {

@@ -100,9 +100,7 @@ func prepareImage() error {
 // node image is unusable; it returns a client closed with the test.
 func needEngine(tb testing.TB) *client.Client {
 	tb.Helper()
-	if engineErr != nil {
-		tb.Skipf("SKIPPED — NO DOCKER ENGINE: %v (these tests need a running Docker engine)", engineErr)
-	}
+	testbin.Require(tb, "a running Docker engine", engineErr)
 	if imageErr != nil {
 		tb.Fatalf("node image: %v", imageErr)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
+	"github.com/e2e-tool/e2e/internal/testbin"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -31,14 +33,12 @@ var imgTestLabels = map[string]string{"e2e.test": "image"}
 func imgTestClient(t *testing.T) *client.Client {
 	t.Helper()
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Skipf("SKIPPED — NO DOCKER CLIENT: %v", err)
-	}
+	testbin.Require(t, "a Docker client", err)
 	t.Cleanup(func() { cli.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
-		t.Skipf("SKIPPED — DOCKER ENGINE UNREACHABLE at %s: %v (these tests need a running Docker engine)", cli.DaemonHost(), err)
+		testbin.Require(t, "a running Docker engine at "+cli.DaemonHost(), err)
 	}
 	return cli
 }
@@ -53,11 +53,10 @@ func imgTestEnsure(t *testing.T, cli *client.Client) string {
 		t.Fatal(err)
 	}
 	if !built {
-		if _, err := imageLookTool("debootstrap"); err != nil {
-			t.Skip("SKIPPED — DEBOOTSTRAP IS NOT INSTALLED and the node image is not built: apt-get install debootstrap")
-		}
+		_, err := imageLookTool("debootstrap")
+		testbin.Require(t, "debootstrap to build the node image (make deps installs it)", err)
 		if os.Geteuid() != 0 {
-			t.Skip("SKIPPED — NOT ROOT and the node image is not built: building it needs root (run e2e-backend-docker build-image as root)")
+			testbin.Require(t, "root to build the node image", errors.New("not root (run e2e-backend-docker build-image as root)"))
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)

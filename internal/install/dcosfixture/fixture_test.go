@@ -25,6 +25,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
 // Installers built once for all tests (building compiles the node binary).
@@ -401,8 +402,9 @@ func TestInstallRefusals(t *testing.T) {
 	bin := t.TempDir()
 	for _, tool := range []string{"hostname", "sha256sum", "cut"} {
 		p, err := exec.LookPath(tool)
+		testbin.Require(t, tool+" (coreutils)", err)
 		if err != nil {
-			t.Skipf("no %s: %v", tool, err)
+			return
 		}
 		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/ssh"
+	"github.com/e2e-tool/e2e/internal/testbin"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -61,11 +63,10 @@ type Options struct {
 // sourcing this machine's ~/.bashrc (slow or chatty) for every command.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := os.Stat(SSHD); err != nil {
-		t.Skipf("SKIPPED: %s missing; .ci/run installs openssh-server", SSHD)
-	}
+	_, err := os.Stat(SSHD)
+	testbin.Require(t, "OpenSSH's sshd (make deps installs openssh-server)", err)
 	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: sshdtest runs sshd, which must run as root to log users in")
+		testbin.Require(t, "root", errors.New("sshdtest runs sshd, which must run as root to log users in"))
 	}
 	// sshd refuses to start without its privilege separation directory.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
