@@ -78,8 +78,9 @@ type Node struct {
 	cluster *Cluster
 }
 
-// Running reports whether the node runs.
-func (n Node) Running() bool { return n.State == NodeRunning }
+// Running reports whether the node runs. An empty state (a Node decoded
+// from the JSON of an e2e from before node states) counts as running.
+func (n Node) Running() bool { return n.State == NodeRunning || n.State == "" }
 
 // Ref is the node's reference, such as master_0 or public_agent_1.
 func (n Node) Ref() string { return nodeRef(n.Role, n.Index) }
