@@ -488,12 +488,8 @@ func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descri
 	seen := map[string]bool{}
 	if sc != nil {
 		c.Details = sc.Details
-		states := make([]NodeState, len(sc.Nodes))
-		for i, n := range sc.Nodes {
-			states[i] = nodeStateOf(n.State)
-		}
 		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
-			node := nodeFromState(n, states[i])
+			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
 			seen[node.Ref()] = true
 			c.Nodes = append(c.Nodes, node)

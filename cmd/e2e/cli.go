@@ -25,7 +25,7 @@ type CLI struct {
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
 	Create  CreateCmd  `cmd:"" help:"Create a cluster."`
 	List    ListCmd    `cmd:"" help:"List clusters."`
-	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, addresses and SSH endpoints."`
+	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, their states, addresses and SSH endpoints."`
 	Destroy DestroyCmd `cmd:"" help:"Destroy clusters."`
 	Stop    StopCmd    `cmd:"" help:"Stop a cluster's nodes, keeping them, for backends that can (e2e start brings them back)."`
 	Start   StartCmd   `cmd:"" help:"Start a stopped cluster's nodes and wait until every node answers."`
