@@ -149,6 +149,10 @@ const DefaultCount = -1
 // after cancellation or failure.
 const cleanupTimeout = 60 * time.Second
 
+// defaultSSHTimeout bounds the wait for every node's sshd after Create and
+// Start.
+const defaultSSHTimeout = 3 * time.Minute
+
 // Create makes a cluster: it checks the input, reserves the id, generates
 // the SSH key pair, asks the backend for the machines and records the
 // result. When ctx is cancelled or the backend fails, whatever was made is
@@ -247,10 +251,13 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	meta.UID, meta.Record = sc.UID, sc.Record
 	meta.Nodes = nodesToState(sc.Nodes, spec.SSHUser)
 	meta.Counts = countRoles(sc.Nodes)
-	var hostKeys []state.HostKey
-	for _, n := range sc.Nodes {
-		for _, k := range n.HostKeys {
-			hostKeys = append(hostKeys, state.HostKey{Host: n.SSH.Host, Port: n.SSH.Port, Key: k})
+	// The keys the backend vouches for are pinned under each node's
+	// identity, not its address, which may change (a restarted container
+	// gets a new port).
+	hostKeys := vouchedKeys(spec.ID, sc.Nodes)
+	for i := range meta.Nodes {
+		if len(sc.Nodes[i].HostKeys) > 0 {
+			meta.Nodes[i].HostKeyAlias = hostKeyAlias(spec.ID, sc.Nodes[i])
 		}
 	}
 	if len(hostKeys) > 0 {
@@ -263,14 +270,15 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	} else if kh != "" {
 		meta.KnownHosts = []string{kh}
 	}
-	c := e.toCluster(meta, sc, p.Desc.Version)
+	c := e.toCluster(meta, sc, p.Desc)
 	if p.Desc.Capabilities.VerifySSH {
 		timeout := spec.SSHTimeout
 		if timeout <= 0 {
-			timeout = 3 * time.Minute
+			timeout = defaultSSHTimeout
 		}
 		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
 		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
+			err = sshUsageError(err)
 			ferr := e.cleanupAfterBadNodes(spec, p, optsJSON, sc.UID, fmt.Errorf("checking SSH on the nodes of cluster %q: %w", spec.ID, err))
 			if IsInvalid(err) {
 				return nil, &InvalidError{Err: ferr}
@@ -464,26 +472,49 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 	return out
 }
 
-func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, pluginVersion string) *Cluster {
-	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: pluginVersion,
+// toCluster makes the Cluster the caller sees from the record and what the
+// backend reports now: nodes with their current state and endpoint, the
+// alias their host keys are pinned under, and every recorded node the
+// backend no longer reports as missing.
+func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
+	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
 		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
-		Installed: meta.Installed,
-		access:    accessOf(e, meta), conns: &conns{}}
-	nodes := meta.Nodes
+		Installed: meta.Installed, startStop: desc.StartStop,
+		access: accessOf(e, meta), conns: &conns{}}
+	recorded := map[string]state.Node{}
+	for _, n := range meta.Nodes {
+		recorded[nodeRef(Role(n.Role), n.Index)] = n
+	}
+	seen := map[string]bool{}
 	if sc != nil {
 		c.Details = sc.Details
-		nodes = nodesToState(sc.Nodes, meta.SSHUser)
+		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
+			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
+			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
+			seen[node.Ref()] = true
+			c.Nodes = append(c.Nodes, node)
+		}
 	}
-	for _, n := range nodes {
-		c.Nodes = append(c.Nodes, Node{Role: Role(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
-			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
-			SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}})
+	for _, n := range meta.Nodes {
+		if node := nodeFromState(n, NodeMissing); !seen[node.Ref()] {
+			// Recorded, but the backend no longer reports it: the core
+			// must not dial whatever now has its old address.
+			node.SSH.Port = 0
+			c.Nodes = append(c.Nodes, node)
+		}
 	}
 	sortNodes(c.Nodes)
 	for i := range c.Nodes {
 		c.Nodes[i].cluster = c
 	}
+	c.Status = clusterStatus(c.Nodes)
 	return c
+}
+
+func nodeFromState(n state.Node, st NodeState) Node {
+	return Node{Role: Role(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+		PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
+		SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}, State: st, HostKeyAlias: n.HostKeyAlias}
 }
 
 func sortNodes(nodes []Node) {
@@ -529,7 +560,7 @@ func (e *Client) Get(ctx context.Context, id string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("getting cluster %q from the %s backend: %w", id, meta.Backend, p.Wrap("get", err))
 	}
-	return e.toCluster(meta, sc, p.Desc.Version), nil
+	return e.toCluster(meta, sc, p.Desc), nil
 }
 
 // Summary is one line of List.
@@ -540,10 +571,14 @@ type Summary struct {
 	Agents    int       `json:"agents"`
 	Public    int       `json:"public_agents"`
 	CreatedAt time.Time `json:"created_at"`
-	// Status is "running", "missing" (recorded, but the backend no longer
-	// has it), "untracked" (the backend has it, this e2e has no record) or
-	// "error: ...".
+	// Status is "running"; "stopped" (every node stopped: `e2e start`
+	// brings it back); "degraded (N of M nodes not running)"; "missing"
+	// (recorded, but the backend no longer has it); "untracked" (the
+	// backend has it, this e2e has no record); or "error: ...".
 	Status string `json:"status"`
+	// Nodes maps each node (master_0, ...) to its state, when the backend
+	// was asked.
+	Nodes map[string]NodeState `json:"nodes,omitempty"`
 }
 
 // ListOptions filter List.
@@ -611,13 +646,18 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 	seen := map[string]bool{}
 	for _, m := range metas {
 		seen[m.ID] = true
-		status := "running"
-		if _, err := p.Get(ctx, ref(m)); errors.Is(err, sdk.ErrNotFound) {
-			status = "missing"
-		} else if err != nil {
-			status = "error: " + p.Wrap("get", err).Error()
+		sc, err := p.Get(ctx, ref(m))
+		switch {
+		case errors.Is(err, sdk.ErrNotFound):
+			rows = append(rows, summary(m, "missing"))
+		case err != nil:
+			rows = append(rows, summary(m, "error: "+p.Wrap("get", err).Error()))
+		default:
+			c := e.toCluster(m, sc, p.Desc)
+			row := summary(m, c.Status)
+			row.Nodes = nodeStates(c.Nodes)
+			rows = append(rows, row)
 		}
-		rows = append(rows, summary(m, status))
 	}
 	if !p.Desc.Capabilities.TracksClusters {
 		return rows
@@ -643,8 +683,12 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 			}
 			seen[c.ID] = true
 			n := countRoles(c.Nodes)
+			states := map[string]NodeState{}
+			for _, node := range c.Nodes {
+				states[nodeRef(Role(node.Role), node.Index)] = nodeStateOf(node.State)
+			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents})
+				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states})
 		}
 	}
 	return rows

@@ -137,6 +137,9 @@ func (c *Cluster) dcos(ctx context.Context, opts DCOSOptions) (install.DCOS, err
 
 // InstallDCOS installs DC/OS with the advanced installer.
 func (c *Cluster) InstallDCOS(ctx context.Context, opts DCOSOptions) error {
+	if err := requireRunning(c.Nodes); err != nil {
+		return err
+	}
 	d, err := c.dcos(ctx, opts)
 	if err != nil {
 		return err
@@ -170,6 +173,9 @@ func (c *Cluster) markInstalled(ctx context.Context, what string) error {
 // UpgradeDCOS upgrades DC/OS from the installed version with a new
 // installer: masters one at a time, then agents.
 func (c *Cluster) UpgradeDCOS(ctx context.Context, opts DCOSOptions) error {
+	if err := requireRunning(c.Nodes); err != nil {
+		return err
+	}
 	if len(opts.ExtraConfig) == 0 {
 		// Keep the configuration the cluster was installed with.
 		if dir, err := c.logDir(); err == nil {
@@ -200,6 +206,9 @@ func (c *Cluster) UpgradeDCOS(ctx context.Context, opts DCOSOptions) error {
 func (c *Cluster) InstallScript(ctx context.Context, script string, args []string) error {
 	if st, err := os.Stat(script); err != nil || st.IsDir() {
 		return invalidf("--script %s: not a file", script)
+	}
+	if err := requireRunning(c.Nodes); err != nil {
+		return err
 	}
 	dir, err := c.logDir()
 	if err != nil {
@@ -237,7 +246,13 @@ func (c *Cluster) Wait(ctx context.Context, opts WaitOptions) error {
 				nodes = append(nodes, c.NodesOf(r)...)
 			}
 		}
+		if err := requireRunning(nodes); err != nil {
+			return err
+		}
 		return w.Command(ctx, c.installNodes(nodes), opts.Command)
+	}
+	if err := requireRunning(c.Nodes); err != nil {
+		return err
 	}
 	return w.DCOS(ctx, c.installNodes(c.Nodes))
 }

@@ -97,6 +97,9 @@ type conns struct {
 
 // connect returns the node's connection, dialling it on first use.
 func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
+	if err := n.notRunning(); err != nil {
+		return nil, err
+	}
 	key := n.Ref()
 	for {
 		c.conns.mu.Lock()
@@ -144,8 +147,12 @@ func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
 	}
 }
 
+// endpoint is where the core dials a node, and the name its host key is
+// checked under: the node's alias when its keys are pinned under one,
+// else its address (keys the backend did not vouch for, clusters recorded
+// before aliases).
 func endpoint(n Node) ssh.Endpoint {
-	return ssh.Endpoint{Host: n.SSH.Host, Port: n.SSH.Port, User: n.SSH.User}
+	return ssh.Endpoint{Host: n.SSH.Host, Port: n.SSH.Port, User: n.SSH.User, HostKeyAlias: n.HostKeyAlias}
 }
 
 // nodeError names the node in an SSH error.
@@ -181,10 +188,14 @@ func (e *SSHError) Error() string { return e.Err.Error() }
 func (e *SSHError) Unwrap() error { return e.Err }
 
 // Run runs a command on the node and returns how it ended. The error is
-// only for failures of SSH itself.
+// only for failures of SSH itself (an *SSHError), including a node that is
+// not running (a *NotRunningError inside).
 func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
 	if n.cluster == nil {
 		return ExitStatus{}, errors.New("node was not returned by a cluster.Client")
+	}
+	if err := n.notRunning(); err != nil {
+		return ExitStatus{}, &SSHError{Err: err}
 	}
 	if n.cluster.usesExec() {
 		return n.cluster.execRun(ctx, n, cmd)
@@ -225,6 +236,9 @@ func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) er
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
 	}
+	if err := n.notRunning(); err != nil {
+		return &SSHError{Err: err}
+	}
 	if n.cluster.usesExec() {
 		return n.cluster.execUpload(ctx, n, src, dst)
 	}
@@ -242,6 +256,9 @@ func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) er
 func (n Node) Download(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
+	}
+	if err := n.notRunning(); err != nil {
+		return &SSHError{Err: err}
 	}
 	if n.cluster.usesExec() {
 		return n.cluster.execDownload(ctx, n, src, dst)
@@ -302,7 +319,8 @@ func (c *Cluster) RunOn(ctx context.Context, nodes []Node, cmd Command, opts Run
 
 // verifySSH logs in to every node with the cluster's credentials, retrying
 // while sshd starts, and records host keys met for the first time when
-// acceptNew. It returns the first failure, naming the node.
+// acceptNew. It returns the first failure, naming the node; a node that is
+// not running is one.
 func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.Duration) error {
 	cfg, closers, err := c.access.config(acceptNew, retryFor)
 	if err != nil {
@@ -315,6 +333,9 @@ func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.D
 	}()
 	errs := ssh.FanOut(ctx, len(c.Nodes), 0, func(ctx context.Context, i int) error {
 		n := c.Nodes[i]
+		if err := n.notRunning(); err != nil {
+			return err
+		}
 		cl, err := ssh.Dial(ctx, endpoint(n), cfg)
 		if err != nil {
 			return nodeError(n, err)
@@ -323,7 +344,7 @@ func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.D
 	})
 	for _, err := range errs {
 		if err != nil {
-			return sshUsageError(err)
+			return err
 		}
 	}
 	return nil

@@ -79,6 +79,8 @@ type BackendInfo struct {
 		Exec           bool     `json:"exec"`
 		VerifySSH      bool     `json:"verify_ssh"`
 		Clean          bool     `json:"clean"`
+		// StartStop: e2e stop and e2e start work (Client.Stop, Start).
+		StartStop bool `json:"start_stop"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
 }
@@ -113,6 +115,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.Exec = d.Exec
 	info.Capabilities.VerifySSH = d.Capabilities.VerifySSH
 	info.Capabilities.Clean = d.Clean
+	info.Capabilities.StartStop = d.StartStop
 	info.Capabilities.InstallMethods = []string{}
 	for _, m := range d.Capabilities.InstallMethods {
 		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))

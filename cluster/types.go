@@ -41,6 +41,21 @@ type SSHEndpoint struct {
 	User string `json:"user"`
 }
 
+// NodeState is whether a node is up, as its backend sees it.
+type NodeState string
+
+// Node states.
+const (
+	// NodeRunning: the node runs and is reached at its SSH endpoint.
+	NodeRunning NodeState = "running"
+	// NodeStopped: the machine exists but does not run (a stopped
+	// container); `e2e start` (Client.Start) brings it back.
+	NodeStopped NodeState = "stopped"
+	// NodeMissing: the machine is gone (a container removed by hand) while
+	// the cluster is still recorded.
+	NodeMissing NodeState = "missing"
+)
+
 // Node is one machine of a cluster.
 type Node struct {
 	Role           Role        `json:"role"`
@@ -50,12 +65,27 @@ type Node struct {
 	PrivateAddress string      `json:"private_address"`
 	PublicAddress  string      `json:"public_address,omitempty"`
 	SSH            SSHEndpoint `json:"ssh"`
+	// State is running, stopped or missing, as the backend reported it
+	// when the Cluster was returned (Client.Get). Commands on a node that
+	// is not running fail at once (see NotRunningError).
+	State NodeState `json:"state"`
+	// HostKeyAlias is the name the node's host keys are pinned under in
+	// the cluster's known_hosts, e2e-<cluster id>-<node> (as OpenSSH's
+	// HostKeyAlias), when the backend vouched for its keys; empty when they
+	// are pinned under the SSH address.
+	HostKeyAlias string `json:"host_key_alias,omitempty"`
 
 	cluster *Cluster
 }
 
+// Running reports whether the node runs. An empty state (a Node decoded
+// from the JSON of an e2e from before node states) counts as running.
+func (n Node) Running() bool { return n.State == NodeRunning || n.State == "" }
+
 // Ref is the node's reference, such as master_0 or public_agent_1.
-func (n Node) Ref() string { return string(n.Role) + "_" + strconv.Itoa(n.Index) }
+func (n Node) Ref() string { return nodeRef(n.Role, n.Index) }
+
+func nodeRef(role Role, index int) string { return string(role) + "_" + strconv.Itoa(index) }
 
 // Cluster is a cluster e2e created (or was given).
 type Cluster struct {
@@ -71,10 +101,16 @@ type Cluster struct {
 	SSHKeyPath string `json:"ssh_key_path,omitempty"`
 	// Installed names what e2e installed on the nodes ("dcos"), if anything.
 	Installed string `json:"installed,omitempty"`
+	// Status is "running", "stopped", or "degraded (N of M nodes not
+	// running)" (see Summary.Status).
+	Status string `json:"status"`
 
 	client *Client
-	access sshAccess
-	conns  *conns
+	// startStop says the backend can start and stop the cluster, for the
+	// advice given when a node is not running.
+	startStop bool
+	access    sshAccess
+	conns     *conns
 }
 
 // NodesOf returns the nodes of a role, in index order.

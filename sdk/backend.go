@@ -133,6 +133,28 @@ type SSHEndpoint struct {
 	User string
 }
 
+// NodeState says whether a node is up, as its backend sees it now.
+type NodeState string
+
+// Node states. The empty state means running, so a backend that does not
+// report states (or a plugin built before they existed) reads as running.
+const (
+	// NodeRunning: the machine runs; its SSH endpoint is where the core
+	// dials it.
+	NodeRunning NodeState = "running"
+	// NodeStopped: the machine exists but is not running (an exited
+	// container, a stopped instance). Its SSH port may be 0; the core does
+	// not dial it, and tells the user to start the cluster.
+	NodeStopped NodeState = "stopped"
+	// NodeMissing: the machine is gone although the rest of the cluster
+	// exists (for example a container removed by hand).
+	NodeMissing NodeState = "missing"
+)
+
+// Running reports whether the state is running (or empty, which means the
+// same).
+func (s NodeState) Running() bool { return s == "" || s == NodeRunning }
+
 // Node is one machine of a cluster.
 type Node struct {
 	Role  Role
@@ -144,8 +166,12 @@ type Node struct {
 	PublicAddress  string
 	SSH            SSHEndpoint
 	// HostKeys are the node's SSH host public keys (authorized_keys
-	// format) when the backend knows them; the core pins them.
+	// format) when the backend knows them; the core pins them under the
+	// node's identity, not its address, so they stay valid when the SSH
+	// port changes (a restarted container).
 	HostKeys []string
+	// State is whether the node runs; empty means running.
+	State NodeState
 }
 
 // Cluster is what a backend knows of a cluster.
@@ -228,7 +254,24 @@ type Cleaner interface {
 	Clean(ctx context.Context, keep []ClusterRef, dryRun bool, r Reporter) error
 }
 
-// ErrNotFound is returned (possibly wrapped) by Get for an unknown cluster.
+// StartStopper is implemented by backends that can stop a cluster's
+// machines and start them again, keeping their disks and identity (docker
+// stop and docker start, stopping and starting instances). Implementing it
+// sets start_stop in `e2e plugin info` and enables `e2e stop` and
+// `e2e start`. Both return ErrNotFound (wrapped or not) when the cluster
+// does not exist.
+type StartStopper interface {
+	// Start starts every node that is not running and returns once each
+	// has booted; the core then logs in to every node (when VerifySSH),
+	// retrying while sshd starts. Starting a running cluster succeeds.
+	Start(ctx context.Context, ref ClusterRef, r Reporter) error
+	// Stop stops every node. Afterwards Get reports each as NodeStopped.
+	// Stopping a stopped cluster succeeds.
+	Stop(ctx context.Context, ref ClusterRef, r Reporter) error
+}
+
+// ErrNotFound is returned (possibly wrapped) by Get, Start and Stop for an
+// unknown cluster.
 var ErrNotFound = errors.New("cluster not found")
 
 // CleanupTimeout bounds the cleanup a backend does after cancellation.

@@ -44,7 +44,7 @@ type CreateCall struct {
 	Retain       bool
 }
 
-// Event is a progress or log event of Create or Destroy.
+// Event is a progress or log event of Create, Destroy, Start, Stop or Clean.
 type Event struct {
 	// Step, Message, Current and Total are set for progress events.
 	Step    string
@@ -176,6 +176,27 @@ func (c *Client) List(ctx context.Context, optionsJSON []byte) ([]*Cluster, erro
 // Destroy removes a cluster; onEvent may be nil.
 func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) error {
 	stream, err := c.rpc.Destroy(ctx, &backendv1.DestroyRequest{Ref: ref.proto()})
+	if err != nil {
+		return fromStatus(err)
+	}
+	return readEvents(stream, onEvent, nil)
+}
+
+// Start starts the nodes of a cluster that are not running; onEvent may be
+// nil. Only for backends whose Description.StartStop is set (others answer
+// with a *RemoteError of code Unimplemented).
+func (c *Client) Start(ctx context.Context, ref Ref, onEvent func(Event)) error {
+	stream, err := c.rpc.Start(ctx, &backendv1.StartRequest{Ref: ref.proto()})
+	if err != nil {
+		return fromStatus(err)
+	}
+	return readEvents(stream, onEvent, nil)
+}
+
+// Stop stops every node of a cluster; onEvent may be nil. Only for
+// backends whose Description.StartStop is set.
+func (c *Client) Stop(ctx context.Context, ref Ref, onEvent func(Event)) error {
+	stream, err := c.rpc.Stop(ctx, &backendv1.StopRequest{Ref: ref.proto()})
 	if err != nil {
 		return fromStatus(err)
 	}

@@ -52,16 +52,47 @@ var methodToProto = map[InstallMethod]backendv1.InstallMethod{
 	InstallFromURL:  backendv1.InstallMethod_INSTALL_METHOD_URL,
 }
 
-func infoToProto(info Info, exec, clean bool) *backendv1.DescribeResponse {
+var stateToProto = map[NodeState]backendv1.NodeState{
+	NodeRunning: backendv1.NodeState_NODE_STATE_RUNNING,
+	NodeStopped: backendv1.NodeState_NODE_STATE_STOPPED,
+	NodeMissing: backendv1.NodeState_NODE_STATE_MISSING,
+}
+
+// stateFromProto reads a node state; unspecified (an older plugin) is the
+// empty state, which means running.
+func stateFromProto(s backendv1.NodeState) NodeState {
+	for k, v := range stateToProto {
+		if v == s {
+			return k
+		}
+	}
+	return ""
+}
+
+// implemented says which optional interfaces a backend implements: the
+// capabilities the SDK derives instead of trusting Info.
+type implemented struct {
+	exec, clean, startStop bool
+}
+
+func implementedBy(b Backend) implemented {
+	_, exec := b.(Executor)
+	_, clean := b.(Cleaner)
+	_, startStop := b.(StartStopper)
+	return implemented{exec: exec, clean: clean, startStop: startStop}
+}
+
+func infoToProto(info Info, impl implemented) *backendv1.DescribeResponse {
 	resp := &backendv1.DescribeResponse{
 		Name: info.Name, Version: info.Version, Commit: info.Commit, Summary: info.Summary,
 		Protocol: ProtocolVersion,
 		Capabilities: &backendv1.Capabilities{
 			Destroy:        info.Capabilities.Destroy,
 			TracksClusters: info.Capabilities.TracksClusters,
-			Exec:           exec,
+			Exec:           impl.exec,
 			VerifySsh:      info.Capabilities.VerifySSH,
-			Clean:          clean,
+			Clean:          impl.clean,
+			StartStop:      impl.startStop,
 		},
 	}
 	for _, m := range info.Capabilities.InstallMethods {
@@ -88,11 +119,13 @@ type Description struct {
 	Exec bool
 	// Clean is true when the backend can remove its leftovers.
 	Clean bool
+	// StartStop is true when the backend can stop and start clusters.
+	StartStop bool
 }
 
 func infoFromProto(resp *backendv1.DescribeResponse) Description {
 	d := Description{Protocol: int(resp.GetProtocol()), Exec: resp.GetCapabilities().GetExec(),
-		Clean: resp.GetCapabilities().GetClean()}
+		Clean: resp.GetCapabilities().GetClean(), StartStop: resp.GetCapabilities().GetStartStop()}
 	d.Name, d.Version, d.Commit, d.Summary = resp.GetName(), resp.GetVersion(), resp.GetCommit(), resp.GetSummary()
 	caps := resp.GetCapabilities()
 	d.Capabilities = Capabilities{Destroy: caps.GetDestroy(), TracksClusters: caps.GetTracksClusters(),
@@ -133,7 +166,7 @@ func clusterToProto(c *Cluster) *backendv1.Cluster {
 			Role: roleToProto[n.Role], Index: int32(n.Index), Name: n.Name, Hostname: n.Hostname,
 			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
 			Ssh:      &backendv1.SSHEndpoint{Host: n.SSH.Host, Port: int32(n.SSH.Port), User: n.SSH.User},
-			HostKeys: n.HostKeys,
+			HostKeys: n.HostKeys, State: stateToProto[n.State],
 		})
 	}
 	return pc
@@ -152,7 +185,7 @@ func clusterFromProto(pc *backendv1.Cluster) *Cluster {
 			Role: roleFromProto(n.GetRole()), Index: int(n.GetIndex()), Name: n.GetName(),
 			Hostname: n.GetHostname(), PrivateAddress: n.GetPrivateAddress(), PublicAddress: n.GetPublicAddress(),
 			SSH:      SSHEndpoint{Host: n.GetSsh().GetHost(), Port: int(n.GetSsh().GetPort()), User: n.GetSsh().GetUser()},
-			HostKeys: n.GetHostKeys(),
+			HostKeys: n.GetHostKeys(), State: stateFromProto(n.GetState()),
 		})
 	}
 	return c

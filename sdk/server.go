@@ -150,9 +150,7 @@ func (s *server) ref(pr *backendv1.ClusterRef) (ClusterRef, error) {
 }
 
 func (s *server) Describe(context.Context, *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
-	_, exec := s.backend.(Executor)
-	_, clean := s.backend.(Cleaner)
-	return infoToProto(s.info, exec, clean), nil
+	return infoToProto(s.info, implementedBy(s.backend)), nil
 }
 
 func (s *server) Validate(ctx context.Context, req *backendv1.ValidateRequest) (*backendv1.ValidateResponse, error) {
@@ -250,6 +248,9 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 	if c == nil {
 		return status.Error(codes.Internal, "backend returned neither a cluster nor an error")
 	}
+	if err := s.checkStates(c); err != nil {
+		return err
+	}
 	return stream.Send(&backendv1.Event{Event: &backendv1.Event_Cluster{Cluster: clusterToProto(c)}})
 }
 
@@ -267,6 +268,9 @@ func (s *server) Get(ctx context.Context, req *backendv1.GetRequest) (*backendv1
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if err := s.checkStates(c); err != nil {
+		return nil, err
+	}
 	return &backendv1.GetResponse{Cluster: clusterToProto(c)}, nil
 }
 
@@ -283,6 +287,9 @@ func (s *server) List(ctx context.Context, req *backendv1.ListRequest) (*backend
 	}
 	resp := &backendv1.ListResponse{}
 	for _, c := range cs {
+		if err := s.checkStates(c); err != nil {
+			return nil, err
+		}
 		resp.Clusters = append(resp.Clusters, clusterToProto(c))
 	}
 	return resp, nil
@@ -305,6 +312,52 @@ func (s *server) Destroy(req *backendv1.DestroyRequest, stream grpc.ServerStream
 	defer release()
 	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", ref.ClusterID)}
 	return toStatus(s.backend.Destroy(ctx, ref, r))
+}
+
+// checkStates refuses a node state the protocol cannot carry: sent as
+// unspecified, it would read as running.
+func (s *server) checkStates(c *Cluster) error {
+	if c == nil {
+		return nil
+	}
+	for _, n := range c.Nodes {
+		if _, ok := stateToProto[n.State]; !ok && n.State != "" {
+			return status.Errorf(codes.Internal, "the %s backend reported node %s in state %q, which is none of running, stopped, missing (a bug in the plugin)",
+				s.info.Name, n.Name, n.State)
+		}
+	}
+	return nil
+}
+
+func (s *server) Start(req *backendv1.StartRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
+	return s.startStop(req.GetRef(), stream, "start", StartStopper.Start)
+}
+
+func (s *server) Stop(req *backendv1.StopRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
+	return s.startStop(req.GetRef(), stream, "stop", StartStopper.Stop)
+}
+
+// startStop serves Start and Stop: like Destroy, they hold the cluster id,
+// so a Get that follows waits until the nodes have changed state.
+func (s *server) startStop(pr *backendv1.ClusterRef, stream grpc.ServerStreamingServer[backendv1.Event], verb string,
+	call func(StartStopper, context.Context, ClusterRef, Reporter) error) error {
+	ctx, done := s.begin(stream.Context())
+	defer done()
+	ss, ok := s.backend.(StartStopper)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "the %s backend cannot %s clusters", s.info.Name, verb)
+	}
+	ref, err := s.ref(pr)
+	if err != nil {
+		return toStatus(err)
+	}
+	release, err := s.busy.acquire(ctx, ref.ClusterID)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer release()
+	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", ref.ClusterID)}
+	return toStatus(call(ss, ctx, ref, r))
 }
 
 func (s *server) BaseConfig(ctx context.Context, req *backendv1.BaseConfigRequest) (*backendv1.BaseConfigResponse, error) {

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,8 +25,10 @@ type CLI struct {
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
 	Create  CreateCmd  `cmd:"" help:"Create a cluster."`
 	List    ListCmd    `cmd:"" help:"List clusters."`
-	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, addresses and SSH endpoints."`
+	Inspect InspectCmd `cmd:"" help:"Show a cluster's nodes, their states, addresses and SSH endpoints."`
 	Destroy DestroyCmd `cmd:"" help:"Destroy clusters."`
+	Stop    StopCmd    `cmd:"" help:"Stop a cluster's nodes, keeping them, for backends that can (e2e start brings them back)."`
+	Start   StartCmd   `cmd:"" help:"Start a stopped cluster's nodes and wait until every node answers."`
 
 	Run      RunCmd      `cmd:"" help:"Run a command on nodes (exit code: the remote command's)."`
 	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node."`
@@ -135,9 +139,9 @@ func (c *PluginInfoCmd) Run(e *env) error {
 	if methods == "" {
 		methods = "none"
 	}
-	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v\n",
+	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v\n",
 		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec,
-		info.Capabilities.VerifySSH, info.Capabilities.Clean)
+		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop)
 	if len(info.Options) == 0 {
 		fmt.Fprintln(w, "options: none")
 		return nil
@@ -422,6 +426,7 @@ func (c *InspectCmd) Run(e *env) error {
 	if dcos != nil {
 		fmt.Fprintf(w, "DC/OS %s (%s)\n", dcos.Version, dcos.Variant)
 	}
+	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
 	keys := make([]string, 0, len(cl.Details))
 	for k := range cl.Details {
@@ -432,11 +437,27 @@ func (c *InspectCmd) Run(e *env) error {
 		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNAME\tPRIVATE_ADDRESS\tSSH")
+	fmt.Fprintln(tw, "NODE\tSTATE\tNAME\tPRIVATE_ADDRESS\tSSH")
 	for _, n := range cl.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s:%d\n", n.Ref(), n.Name, n.PrivateAddress, n.SSH.User, n.SSH.Host, n.SSH.Port)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Ref(), n.State, n.Name, orDash(n.PrivateAddress), sshColumn(n))
 	}
 	return tw.Flush()
+}
+
+// sshColumn is a node's SSH endpoint as inspect shows it, "-" when it has
+// none (a stopped container publishes no port).
+func sshColumn(n cluster.Node) string {
+	if n.SSH.Host == "" || n.SSH.Port == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s@%s", n.SSH.User, net.JoinHostPort(n.SSH.Host, strconv.Itoa(n.SSH.Port)))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // DestroyCmd destroys clusters.

@@ -115,6 +115,14 @@ func TestExistingCluster(t *testing.T) {
 		t.Errorf("downloaded file: %q, %v", b, err)
 	}
 
+	// Machines e2e did not make cannot be stopped or started by it.
+	for _, verb := range []string{"stop", "start"} {
+		r = run(verb, "-c", "ex")
+		expectCode(t, r, 2)
+		oneErrorLine(t, r, "the existing backend cannot "+verb+" clusters", `"ex"`)
+	}
+	expectCode(t, run("run", "-c", "ex", "--all", "--", "true"), 0)
+
 	r = run("destroy", "-c", "ex")
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, "e2e did not create these machines", "e2e forget -c ex")

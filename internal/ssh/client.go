@@ -35,7 +35,8 @@ type Client struct {
 }
 
 // Dial connects and logs in to ep, checking its host key against
-// cfg.KnownHosts and retrying for cfg.RetryFor while sshd is not up.
+// cfg.KnownHosts (under ep.HostKeyAlias when set) and retrying for
+// cfg.RetryFor while sshd is not up.
 func Dial(ctx context.Context, ep Endpoint, cfg Config) (*Client, error) {
 	addr := ep.Addr()
 	if ep.User == "" {
@@ -51,8 +52,8 @@ func Dial(ctx context.Context, ep Endpoint, cfg Config) (*Client, error) {
 	cc := &gossh.ClientConfig{
 		User:              ep.User,
 		Auth:              []gossh.AuthMethod{gossh.PublicKeys(cfg.Signers...)},
-		HostKeyCallback:   hk.callback(addr),
-		HostKeyAlgorithms: hk.algorithms(addr),
+		HostKeyCallback:   hk.callback(ep),
+		HostKeyAlgorithms: hk.algorithms(ep.hostKeyName()),
 	}
 	timeout := cfg.ConnectTimeout
 	if timeout <= 0 {

@@ -12,7 +12,10 @@ import (
 // HostKeyChangedError reports a host whose key differs from the one pinned
 // for it: a rebuilt machine, or someone in the middle.
 type HostKeyChangedError struct {
-	Addr       string
+	Addr string
+	// Alias is the name the key is pinned under (Endpoint.HostKeyAlias),
+	// empty when it is pinned under Addr.
+	Alias      string
 	KnownHosts string // the file with the old entry
 	Line       int    // its line in that file
 	Key        gossh.PublicKey
@@ -25,13 +28,16 @@ func (e *HostKeyChangedError) Error() string {
 	}
 	return fmt.Sprintf("host key of %s does not match the key pinned in %s (%sthe host now presents %s): "+
 		"if the machine was rebuilt, remove the old entry with ssh-keygen -R %s -f %s",
-		e.Addr, e.KnownHosts, where, fingerprint(e.Key), Quote([]string{knownhosts.Normalize(e.Addr)}), Quote([]string{e.KnownHosts}))
+		describeHost(e.Addr, e.Alias), e.KnownHosts, where, fingerprint(e.Key),
+		Quote([]string{entryName(e.Addr, e.Alias)}), Quote([]string{e.KnownHosts}))
 }
 
 // UnknownHostError reports a host with no entry in any known_hosts file
 // while Config.AcceptNew is off.
 type UnknownHostError struct {
-	Addr       string
+	Addr string
+	// Alias is the name looked up instead of Addr, if any.
+	Alias      string
 	KnownHosts []string
 	Key        gossh.PublicKey
 }
@@ -42,7 +48,25 @@ func (e *UnknownHostError) Error() string {
 		files = strings.Join(e.KnownHosts, ", ")
 	}
 	return fmt.Sprintf("host %s (key %s) is not in %s: add its key there, or accept new hosts on first contact (accept-new)",
-		e.Addr, fingerprint(e.Key), files)
+		describeHost(e.Addr, e.Alias), fingerprint(e.Key), files)
+}
+
+// describeHost names a host in messages: its address, and the alias its
+// key is pinned under when there is one ("e2e-x-master_0 at 127.0.0.1:2222").
+func describeHost(addr, alias string) string {
+	if alias == "" {
+		return addr
+	}
+	return alias + " at " + addr
+}
+
+// entryName is the host name of a known_hosts entry, as ssh-keygen -R
+// takes it: the bare alias, else the normalised address ([host]:port).
+func entryName(addr, alias string) string {
+	if alias != "" {
+		return alias
+	}
+	return knownhosts.Normalize(addr)
 }
 
 // AuthError reports that sshd refused every offered key.

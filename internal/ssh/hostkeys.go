@@ -53,13 +53,13 @@ func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
 	return &hostKeyChecker{files: cfg.KnownHosts, acceptNew: cfg.AcceptNew, db: db}, nil
 }
 
-// algorithms returns the host key algorithms of the keys pinned for addr, or
-// nil when none is. Asking the server for exactly these makes it present a
+// algorithms returns the host key algorithms of the keys pinned for name
+// (an address, or an alias as hostKeyName gives it), or nil when none is. Asking the server for exactly these makes it present a
 // key we can check: otherwise a server with, say, ed25519 and ECDSA keys
 // presents ed25519 while the ECDSA one is pinned, a false "changed key".
-func (h *hostKeyChecker) algorithms(addr string) []string {
+func (h *hostKeyChecker) algorithms(name string) []string {
 	var ke *knownhosts.KeyError
-	if !errors.As(h.db(addr, tcpAddr(addr), probeKey{}), &ke) {
+	if !errors.As(h.db(name, tcpAddr(name), probeKey{}), &ke) {
 		return nil
 	}
 	var algos []string
@@ -81,11 +81,12 @@ func algorithmsFor(keyType string) []string {
 	return []string{keyType}
 }
 
-// callback checks the key presented at addr (the address dialled, which is
-// what known_hosts entries name).
-func (h *hostKeyChecker) callback(addr string) gossh.HostKeyCallback {
+// callback checks the key presented by ep against the entries for its
+// host key name: the alias when ep has one, else the address dialled.
+func (h *hostKeyChecker) callback(ep Endpoint) gossh.HostKeyCallback {
+	addr, name := ep.Addr(), ep.hostKeyName()
 	return func(_ string, remote net.Addr, key gossh.PublicKey) error {
-		err := h.db(addr, remote, key)
+		err := h.db(name, remote, key)
 		if err == nil {
 			return nil
 		}
@@ -96,12 +97,12 @@ func (h *hostKeyChecker) callback(addr string) gossh.HostKeyCallback {
 			if bytes.Equal(h.recorded.Marshal(), key.Marshal()) {
 				return nil
 			}
-			return &HostKeyChangedError{Addr: addr, KnownHosts: h.files[0], Key: key}
+			return &HostKeyChangedError{Addr: addr, Alias: ep.HostKeyAlias, KnownHosts: h.files[0], Key: key}
 		case errors.As(err, &ke) && len(ke.Want) == 0:
 			if !h.acceptNew {
-				return &UnknownHostError{Addr: addr, KnownHosts: h.files, Key: key}
+				return &UnknownHostError{Addr: addr, Alias: ep.HostKeyAlias, KnownHosts: h.files, Key: key}
 			}
-			if err := appendKnownHost(h.files[0], addr, key); err != nil {
+			if err := appendKnownHost(h.files[0], name, key); err != nil {
 				return fmt.Errorf("record host key of %s: %w", addr, err)
 			}
 			h.recorded = key
@@ -114,19 +115,20 @@ func (h *hostKeyChecker) callback(addr string) gossh.HostKeyCallback {
 					break
 				}
 			}
-			return &HostKeyChangedError{Addr: addr, KnownHosts: old.Filename, Line: old.Line, Key: key}
+			return &HostKeyChangedError{Addr: addr, Alias: ep.HostKeyAlias, KnownHosts: old.Filename, Line: old.Line, Key: key}
 		case errors.As(err, &re):
-			return fmt.Errorf("host key of %s (%s) is marked @revoked in %s line %d", addr, fingerprint(key), re.Revoked.Filename, re.Revoked.Line)
+			return fmt.Errorf("host key of %s (%s) is marked @revoked in %s line %d", describeHost(addr, ep.HostKeyAlias), fingerprint(key), re.Revoked.Filename, re.Revoked.Line)
 		default:
-			return fmt.Errorf("check host key of %s: %w", addr, err)
+			return fmt.Errorf("check host key of %s: %w", describeHost(addr, ep.HostKeyAlias), err)
 		}
 	}
 }
 
-// appendKnownHost adds one line with a single O_APPEND write, so concurrent
-// Dials (fan-out to new nodes) never interleave their entries.
-func appendKnownHost(file, addr string, key gossh.PublicKey) error {
-	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key) + "\n"
+// appendKnownHost adds one line for name (host:port, or an alias on port 22,
+// which is written bare) with a single O_APPEND write, so concurrent Dials
+// (fan-out to new nodes) never interleave their entries.
+func appendKnownHost(file, name string, key gossh.PublicKey) error {
+	line := knownhosts.Line([]string{knownhosts.Normalize(name)}, key) + "\n"
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err

@@ -21,11 +21,28 @@ type Endpoint struct {
 	Host string
 	Port int
 	User string
+	// HostKeyAlias, when set, is the name the host key is looked up under
+	// in the known_hosts files, and recorded under by Config.AcceptNew,
+	// instead of Host and Port: OpenSSH's HostKeyAlias. A key pinned under
+	// the node's identity stays valid when its address or port changes (a
+	// restarted container gets a new published port).
+	HostKeyAlias string
 }
 
 // Addr is the endpoint's host:port, with IPv6 addresses bracketed.
 func (e Endpoint) Addr() string {
 	return net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// hostKeyName is what known_hosts entries of the endpoint name, in the
+// host:port form the knownhosts package looks up: the alias on the default
+// port (so entries carry the bare alias, as OpenSSH writes them), else the
+// address.
+func (e Endpoint) hostKeyName() string {
+	if e.HostKeyAlias != "" {
+		return net.JoinHostPort(e.HostKeyAlias, "22")
+	}
+	return e.Addr()
 }
 
 // Config says how to authenticate and which host keys to trust.

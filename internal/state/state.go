@@ -90,6 +90,11 @@ type Node struct {
 	SSHHost        string `json:"ssh_host"`
 	SSHPort        int    `json:"ssh_port"`
 	SSHUser        string `json:"ssh_user"`
+	// HostKeyAlias is the name the node's host keys are pinned under in the
+	// cluster's known_hosts, instead of its SSH address; empty when they
+	// are pinned by address (keys the backend did not vouch for, or a
+	// cluster recorded by an e2e from before aliases).
+	HostKeyAlias string `json:"host_key_alias,omitempty"`
 }
 
 // Metadata is a cluster's committed record, stored as cluster.json.

@@ -204,6 +204,34 @@ func (backend) Clean(_ context.Context, keep []sdk.ClusterRef, dryRun bool, r sd
 	return nil
 }
 
+// Start and Stop make the backend an sdk.StartStopper: a stopped stand-in
+// node has no SSH port, as a stopped container has none published.
+func (backend) Start(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	return setState(ref, sdk.NodeRunning, 22, r)
+}
+
+func (backend) Stop(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	return setState(ref, sdk.NodeStopped, 0, r)
+}
+
+// setState puts every node of a cluster in state, with the given SSH port.
+func setState(ref sdk.ClusterRef, state sdk.NodeState, port int, r sdk.Reporter) error {
+	dir := clusterDir(ref.Options, ref.ClusterID)
+	c, err := load(dir)
+	if err != nil {
+		return fmt.Errorf("cluster %q: %w", ref.ClusterID, err)
+	}
+	for i := range c.Nodes {
+		c.Nodes[i].State, c.Nodes[i].SSH.Port = state, port
+		r.Progress(string(state), c.Nodes[i].Name, int64(i+1), int64(len(c.Nodes)))
+	}
+	rec, err := json.Marshal(record{Cluster: *c})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "cluster.json"), rec, 0o644)
+}
+
 func (backend) BaseConfig(context.Context, sdk.ClusterRef) (sdk.BaseConfig, error) {
 	return sdk.BaseConfig{ConfigYAML: "platform: test\n", IPDetectScript: "#!/bin/sh\necho 127.0.0.1\n"}, nil
 }

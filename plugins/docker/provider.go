@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,10 @@ const (
 	// labelTransport is how the core reaches the nodes: "ssh" or "exec";
 	// Get reports it in Cluster.Details["transport"].
 	labelTransport = "e2e.transport"
+	// labelNodes is the number of nodes per role the cluster was made
+	// with ("master=1,agent=2,public_agent=0"), so that Get reports a node
+	// whose container is gone as missing.
+	labelNodes = "e2e.nodes"
 	// roleProbe marks the short-lived container that checks whether the
 	// engine allows privileged containers.
 	roleProbe = "probe"
@@ -105,6 +110,7 @@ func listNodes(ctx context.Context, cli *client.Client, id string) ([]container.
 func clustersOf(cs []container.Summary) []*sdk.Cluster {
 	byUID := map[string]*sdk.Cluster{}
 	var out []*sdk.Cluster
+	var counts map[string]map[sdk.Role]int // per uid, from labelNodes
 	for _, c := range cs {
 		uid := c.Labels[labelUID]
 		cl, ok := byUID[uid]
@@ -131,8 +137,15 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 			out = append(out, cl)
 		}
 		cl.Nodes = append(cl.Nodes, nodeOf(c))
+		if counts == nil {
+			counts = map[string]map[sdk.Role]int{}
+		}
+		if n, ok := parseNodeCounts(c.Labels[labelNodes]); ok {
+			counts[uid] = n
+		}
 	}
 	for _, cl := range out {
+		cl.Nodes = append(cl.Nodes, missingNodes(cl, counts[cl.UID])...)
 		sortNodes(cl.Nodes)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -144,8 +157,71 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 	return out
 }
 
-// nodeOf reads a node from its container's labels, published ports and
-// network settings.
+// nodeCounts is the value of labelNodes.
+func nodeCounts(p *plan) string {
+	n := map[sdk.Role]int{}
+	for _, np := range p.nodes {
+		n[np.role]++
+	}
+	parts := make([]string, 0, 3)
+	for _, role := range sdk.Roles() {
+		parts = append(parts, fmt.Sprintf("%s=%d", role, n[role]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseNodeCounts reads labelNodes; false when the label is absent (a
+// container made before it existed) or unreadable.
+func parseNodeCounts(v string) (map[sdk.Role]int, bool) {
+	if v == "" {
+		return nil, false
+	}
+	out := map[sdk.Role]int{}
+	for part := range strings.SplitSeq(v, ",") {
+		role, count, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(count)
+		if !ok || err != nil || n < 0 || !slices.Contains(sdk.Roles(), sdk.Role(role)) {
+			return nil, false
+		}
+		out[sdk.Role(role)] = n
+	}
+	return out, true
+}
+
+// missingNodes are the nodes a cluster was made with whose containers are
+// gone (removed by hand): reported missing, with no SSH endpoint.
+func missingNodes(cl *sdk.Cluster, counts map[sdk.Role]int) []sdk.Node {
+	have := map[string]bool{}
+	for _, n := range cl.Nodes {
+		have[n.Name] = true
+	}
+	var out []sdk.Node
+	for _, role := range sdk.Roles() {
+		for i := range counts[role] {
+			if name := containerName(cl.ID, role, i); !have[name] {
+				out = append(out, sdk.Node{Role: role, Index: i, Name: name, Hostname: hostnameOf(name), State: sdk.NodeMissing})
+			}
+		}
+	}
+	return out
+}
+
+// stateOf is a node's state from its container's: running; gone or going
+// (removing, dead) is missing; anything else (exited, created, paused,
+// restarting) is stopped, which Start brings back.
+func stateOf(c container.Summary) sdk.NodeState {
+	switch c.State {
+	case container.StateRunning:
+		return sdk.NodeRunning
+	case container.StateRemoving, container.StateDead:
+		return sdk.NodeMissing
+	}
+	return sdk.NodeStopped
+}
+
+// nodeOf reads a node from its container's labels, state, published ports
+// and network settings. A container that does not run publishes no port:
+// its SSH port is 0.
 func nodeOf(c container.Summary) sdk.Node {
 	index, _ := strconv.Atoi(c.Labels[labelIndex])
 	name := ""
@@ -154,7 +230,7 @@ func nodeOf(c container.Summary) sdk.Node {
 	}
 	n := sdk.Node{
 		Role: sdk.Role(c.Labels[labelRole]), Index: index, Name: name, Hostname: hostnameOf(name),
-		SSH: sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]},
+		SSH: sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]}, State: stateOf(c),
 	}
 	if n.SSH.User == "" {
 		n.SSH.User = "root"

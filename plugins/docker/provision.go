@@ -425,6 +425,7 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 		labelRole: string(n.role), labelIndex: strconv.Itoa(n.index), labelNetwork: p.network,
 		labelSSHUser: p.sshUser, labelHostKey: key.public, labelSecurity: security,
 		labelCreated: p.created.Format(time.RFC3339Nano), labelTransport: p.opts.String(optTransport),
+		labelNodes: nodeCounts(p),
 	} {
 		labels[k] = v
 	}

@@ -248,8 +248,16 @@ func (s *suite) checkGone(t *testing.T, c *sdk.Client, ref sdk.Ref) {
 }
 
 // checkCluster checks a cluster as Create or Get returned it: the core
-// relies on the id, a UID, and one reachable node per requested index.
+// relies on the id, a UID, and one node per requested index, each running
+// and reachable.
 func (s *suite) checkCluster(t *testing.T, call string, cl *sdk.Cluster, id string) {
+	t.Helper()
+	s.checkClusterIn(t, call, cl, id, sdk.NodeRunning)
+}
+
+// checkClusterIn is checkCluster for a cluster whose every node should be
+// in state want; only running nodes need an SSH endpoint.
+func (s *suite) checkClusterIn(t *testing.T, call string, cl *sdk.Cluster, id string, want sdk.NodeState) {
 	t.Helper()
 	if cl.ID != id {
 		t.Errorf("%s: cluster id %q, want %q", call, cl.ID, id)
@@ -257,7 +265,7 @@ func (s *suite) checkCluster(t *testing.T, call string, cl *sdk.Cluster, id stri
 	if cl.UID == "" {
 		t.Errorf("%s: the cluster UID is empty", call)
 	}
-	want := s.counts()
+	counts := s.counts()
 	perRole := map[sdk.Role]int{}
 	indices := map[sdk.Role]map[int]bool{}
 	names := map[string]bool{}
@@ -271,8 +279,8 @@ func (s *suite) checkCluster(t *testing.T, call string, cl *sdk.Cluster, id stri
 			indices[n.Role] = map[int]bool{}
 		}
 		switch {
-		case n.Index < 0 || n.Index >= want.Count(n.Role):
-			t.Errorf("%s: node %q is %s %d, want an index in 0..%d", call, n.Name, n.Role, n.Index, want.Count(n.Role)-1)
+		case n.Index < 0 || n.Index >= counts.Count(n.Role):
+			t.Errorf("%s: node %q is %s %d, want an index in 0..%d", call, n.Name, n.Role, n.Index, counts.Count(n.Role)-1)
 		case indices[n.Role][n.Index]:
 			t.Errorf("%s: two nodes are %s %d", call, n.Role, n.Index)
 		}
@@ -284,6 +292,13 @@ func (s *suite) checkCluster(t *testing.T, call string, cl *sdk.Cluster, id stri
 			t.Errorf("%s: two nodes are called %q", call, n.Name)
 		}
 		names[n.Name] = true
+		st := stateOf(n)
+		if st != want {
+			t.Errorf("%s: node %q is %s, want %s", call, n.Name, st, want)
+		}
+		if st != sdk.NodeRunning {
+			continue // a stopped node may have no SSH endpoint
+		}
 		if n.SSH.Host == "" {
 			t.Errorf("%s: node %q has no SSH host", call, n.Name)
 		}
@@ -292,8 +307,8 @@ func (s *suite) checkCluster(t *testing.T, call string, cl *sdk.Cluster, id stri
 		}
 	}
 	for _, role := range sdk.Roles() {
-		if got := perRole[role]; got != want.Count(role) {
-			t.Errorf("%s: %d nodes of role %s, want %d", call, got, role, want.Count(role))
+		if got := perRole[role]; got != counts.Count(role) {
+			t.Errorf("%s: %d nodes of role %s, want %d", call, got, role, counts.Count(role))
 		}
 	}
 }

@@ -93,6 +93,7 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("Cancel", s.testCancel)
 	t.Run("IdempotentDestroy", s.testIdempotentDestroy)
+	t.Run("StartStop", s.testStartStop)
 }
 
 // optionsWith returns the configured options as JSON, with name set to
@@ -192,6 +193,15 @@ func requireDiagnostic(t *testing.T, what string, diags []sdk.Diagnostic, option
 		}
 	}
 	t.Errorf("%s: no error diagnostic names option %q (got %s)", what, option, formatDiagnostics(diags))
+}
+
+// stateOf is a node's state, with the empty state read as running, as the
+// core reads it.
+func stateOf(n sdk.Node) sdk.NodeState {
+	if n.State == "" {
+		return sdk.NodeRunning
+	}
+	return n.State
 }
 
 // nodeNames returns the sorted node names of a cluster.

@@ -247,6 +247,64 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{3}
 }
 
+// Whether a node is up. A backend that does not report it (an older
+// plugin) sends NODE_STATE_UNSPECIFIED, which the core reads as running.
+type NodeState int32
+
+const (
+	NodeState_NODE_STATE_UNSPECIFIED NodeState = 0
+	NodeState_NODE_STATE_RUNNING     NodeState = 1
+	// The machine exists but is not running (for example an exited
+	// container or a stopped instance); its SSH port may be 0.
+	NodeState_NODE_STATE_STOPPED NodeState = 2
+	// The machine is gone although the cluster still exists (for example a
+	// container removed by hand); it has no SSH endpoint.
+	NodeState_NODE_STATE_MISSING NodeState = 3
+)
+
+// Enum value maps for NodeState.
+var (
+	NodeState_name = map[int32]string{
+		0: "NODE_STATE_UNSPECIFIED",
+		1: "NODE_STATE_RUNNING",
+		2: "NODE_STATE_STOPPED",
+		3: "NODE_STATE_MISSING",
+	}
+	NodeState_value = map[string]int32{
+		"NODE_STATE_UNSPECIFIED": 0,
+		"NODE_STATE_RUNNING":     1,
+		"NODE_STATE_STOPPED":     2,
+		"NODE_STATE_MISSING":     3,
+	}
+)
+
+func (x NodeState) Enum() *NodeState {
+	p := new(NodeState)
+	*p = x
+	return p
+}
+
+func (x NodeState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeState) Descriptor() protoreflect.EnumDescriptor {
+	return file_e2e_backend_v1_backend_proto_enumTypes[4].Descriptor()
+}
+
+func (NodeState) Type() protoreflect.EnumType {
+	return &file_e2e_backend_v1_backend_proto_enumTypes[4]
+}
+
+func (x NodeState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeState.Descriptor instead.
+func (NodeState) EnumDescriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{4}
+}
+
 type Log_Level int32
 
 const (
@@ -286,11 +344,11 @@ func (x Log_Level) String() string {
 }
 
 func (Log_Level) Descriptor() protoreflect.EnumDescriptor {
-	return file_e2e_backend_v1_backend_proto_enumTypes[4].Descriptor()
+	return file_e2e_backend_v1_backend_proto_enumTypes[5].Descriptor()
 }
 
 func (Log_Level) Type() protoreflect.EnumType {
-	return &file_e2e_backend_v1_backend_proto_enumTypes[4]
+	return &file_e2e_backend_v1_backend_proto_enumTypes[5]
 }
 
 func (x Log_Level) Number() protoreflect.EnumNumber {
@@ -317,7 +375,9 @@ type Capabilities struct {
 	// keys, before it records the cluster.
 	VerifySsh bool `protobuf:"varint,5,opt,name=verify_ssh,json=verifySsh,proto3" json:"verify_ssh,omitempty"`
 	// The backend implements Clean.
-	Clean         bool `protobuf:"varint,6,opt,name=clean,proto3" json:"clean,omitempty"`
+	Clean bool `protobuf:"varint,6,opt,name=clean,proto3" json:"clean,omitempty"`
+	// The backend implements Start and Stop.
+	StartStop     bool `protobuf:"varint,7,opt,name=start_stop,json=startStop,proto3" json:"start_stop,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -390,6 +450,13 @@ func (x *Capabilities) GetVerifySsh() bool {
 func (x *Capabilities) GetClean() bool {
 	if x != nil {
 		return x.Clean
+	}
+	return false
+}
+
+func (x *Capabilities) GetStartStop() bool {
+	if x != nil {
+		return x.StartStop
 	}
 	return false
 }
@@ -1074,8 +1141,9 @@ type Node struct {
 	Ssh            *SSHEndpoint `protobuf:"bytes,6,opt,name=ssh,proto3" json:"ssh,omitempty"`
 	// The node's SSH host public keys in authorized_keys format, when the
 	// backend knows them; the core pins them.
-	HostKeys      []string `protobuf:"bytes,7,rep,name=host_keys,json=hostKeys,proto3" json:"host_keys,omitempty"`
-	Hostname      string   `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	HostKeys      []string  `protobuf:"bytes,7,rep,name=host_keys,json=hostKeys,proto3" json:"host_keys,omitempty"`
+	Hostname      string    `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	State         NodeState `protobuf:"varint,9,opt,name=state,proto3,enum=e2e.backend.v1.NodeState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1164,6 +1232,13 @@ func (x *Node) GetHostname() string {
 		return x.Hostname
 	}
 	return ""
+}
+
+func (x *Node) GetState() NodeState {
+	if x != nil {
+		return x.State
+	}
+	return NodeState_NODE_STATE_UNSPECIFIED
 }
 
 type Cluster struct {
@@ -2075,6 +2150,94 @@ func (*ExecOutput_Stderr) isExecOutput_Output() {}
 
 func (*ExecOutput_ExitCode) isExecOutput_Output() {}
 
+type StartRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           *ClusterRef            `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRequest) Reset() {
+	*x = StartRequest{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRequest) ProtoMessage() {}
+
+func (x *StartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
+func (*StartRequest) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *StartRequest) GetRef() *ClusterRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
+type StopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           *ClusterRef            `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopRequest) Reset() {
+	*x = StopRequest{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopRequest) ProtoMessage() {}
+
+func (x *StopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
+func (*StopRequest) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *StopRequest) GetRef() *ClusterRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
 type CleanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The clusters the core has records of: never cleaned.
@@ -2086,7 +2249,7 @@ type CleanRequest struct {
 
 func (x *CleanRequest) Reset() {
 	*x = CleanRequest{}
-	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2261,7 @@ func (x *CleanRequest) String() string {
 func (*CleanRequest) ProtoMessage() {}
 
 func (x *CleanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_e2e_backend_v1_backend_proto_msgTypes[26]
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2274,7 @@ func (x *CleanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanRequest.ProtoReflect.Descriptor instead.
 func (*CleanRequest) Descriptor() ([]byte, []int) {
-	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{26}
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CleanRequest) GetKeep() []*ClusterRef {
@@ -2132,7 +2295,7 @@ var File_e2e_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
-	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xe2\x01\n" +
+	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\x81\x02\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\adestroy\x18\x01 \x01(\bR\adestroy\x12F\n" +
 	"\x0finstall_methods\x18\x02 \x03(\x0e2\x1d.e2e.backend.v1.InstallMethodR\x0einstallMethods\x12'\n" +
@@ -2140,7 +2303,9 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x04exec\x18\x04 \x01(\bR\x04exec\x12\x1d\n" +
 	"\n" +
 	"verify_ssh\x18\x05 \x01(\bR\tverifySsh\x12\x14\n" +
-	"\x05clean\x18\x06 \x01(\bR\x05clean\"\xcd\x01\n" +
+	"\x05clean\x18\x06 \x01(\bR\x05clean\x12\x1d\n" +
+	"\n" +
+	"start_stop\x18\a \x01(\bR\tstartStop\"\xcd\x01\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -2196,7 +2361,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\vSSHEndpoint\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x12\n" +
-	"\x04user\x18\x03 \x01(\tR\x04user\"\x92\x02\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\xc3\x02\n" +
 	"\x04Node\x12(\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x14.e2e.backend.v1.RoleR\x04role\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n" +
@@ -2205,7 +2370,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x0epublic_address\x18\x05 \x01(\tR\rpublicAddress\x12-\n" +
 	"\x03ssh\x18\x06 \x01(\v2\x1b.e2e.backend.v1.SSHEndpointR\x03ssh\x12\x1b\n" +
 	"\thost_keys\x18\a \x03(\tR\bhostKeys\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"\x8a\x02\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\x12/\n" +
+	"\x05state\x18\t \x01(\x0e2\x19.e2e.backend.v1.NodeStateR\x05state\"\x8a\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\tR\x03uid\x12*\n" +
@@ -2276,7 +2442,11 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
 	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCodeB\b\n" +
-	"\x06output\"W\n" +
+	"\x06output\"<\n" +
+	"\fStartRequest\x12,\n" +
+	"\x03ref\x18\x01 \x01(\v2\x1a.e2e.backend.v1.ClusterRefR\x03ref\";\n" +
+	"\vStopRequest\x12,\n" +
+	"\x03ref\x18\x01 \x01(\v2\x1a.e2e.backend.v1.ClusterRefR\x03ref\"W\n" +
 	"\fCleanRequest\x12.\n" +
 	"\x04keep\x18\x01 \x03(\v2\x1a.e2e.backend.v1.ClusterRefR\x04keep\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun*T\n" +
@@ -2303,7 +2473,12 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x022\x88\x05\n" +
+	"\x10SEVERITY_WARNING\x10\x02*o\n" +
+	"\tNodeState\x12\x1a\n" +
+	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12NODE_STATE_RUNNING\x10\x01\x12\x16\n" +
+	"\x12NODE_STATE_STOPPED\x10\x02\x12\x16\n" +
+	"\x12NODE_STATE_MISSING\x10\x032\x86\x06\n" +
 	"\aBackend\x12M\n" +
 	"\bDescribe\x12\x1f.e2e.backend.v1.DescribeRequest\x1a .e2e.backend.v1.DescribeResponse\x12M\n" +
 	"\bValidate\x12\x1f.e2e.backend.v1.ValidateRequest\x1a .e2e.backend.v1.ValidateResponse\x12@\n" +
@@ -2314,7 +2489,9 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
 	"BaseConfig\x12!.e2e.backend.v1.BaseConfigRequest\x1a\".e2e.backend.v1.BaseConfigResponse\x12A\n" +
 	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01\x12>\n" +
-	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
+	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12>\n" +
+	"\x05Start\x12\x1c.e2e.backend.v1.StartRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12<\n" +
+	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -2328,92 +2505,102 @@ func file_e2e_backend_v1_backend_proto_rawDescGZIP() []byte {
 	return file_e2e_backend_v1_backend_proto_rawDescData
 }
 
-var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(Role)(0),                  // 0: e2e.backend.v1.Role
 	(InstallMethod)(0),         // 1: e2e.backend.v1.InstallMethod
 	(OptionType)(0),            // 2: e2e.backend.v1.OptionType
 	(Severity)(0),              // 3: e2e.backend.v1.Severity
-	(Log_Level)(0),             // 4: e2e.backend.v1.Log.Level
-	(*Capabilities)(nil),       // 5: e2e.backend.v1.Capabilities
-	(*OptionSpec)(nil),         // 6: e2e.backend.v1.OptionSpec
-	(*DescribeRequest)(nil),    // 7: e2e.backend.v1.DescribeRequest
-	(*DescribeResponse)(nil),   // 8: e2e.backend.v1.DescribeResponse
-	(*Diagnostic)(nil),         // 9: e2e.backend.v1.Diagnostic
-	(*ValidateRequest)(nil),    // 10: e2e.backend.v1.ValidateRequest
-	(*ValidateResponse)(nil),   // 11: e2e.backend.v1.ValidateResponse
-	(*NodeCounts)(nil),         // 12: e2e.backend.v1.NodeCounts
-	(*CreateRequest)(nil),      // 13: e2e.backend.v1.CreateRequest
-	(*ClusterRef)(nil),         // 14: e2e.backend.v1.ClusterRef
-	(*SSHEndpoint)(nil),        // 15: e2e.backend.v1.SSHEndpoint
-	(*Node)(nil),               // 16: e2e.backend.v1.Node
-	(*Cluster)(nil),            // 17: e2e.backend.v1.Cluster
-	(*Progress)(nil),           // 18: e2e.backend.v1.Progress
-	(*Log)(nil),                // 19: e2e.backend.v1.Log
-	(*Event)(nil),              // 20: e2e.backend.v1.Event
-	(*GetRequest)(nil),         // 21: e2e.backend.v1.GetRequest
-	(*GetResponse)(nil),        // 22: e2e.backend.v1.GetResponse
-	(*ListRequest)(nil),        // 23: e2e.backend.v1.ListRequest
-	(*ListResponse)(nil),       // 24: e2e.backend.v1.ListResponse
-	(*DestroyRequest)(nil),     // 25: e2e.backend.v1.DestroyRequest
-	(*BaseConfigRequest)(nil),  // 26: e2e.backend.v1.BaseConfigRequest
-	(*BaseConfigResponse)(nil), // 27: e2e.backend.v1.BaseConfigResponse
-	(*ExecStart)(nil),          // 28: e2e.backend.v1.ExecStart
-	(*ExecInput)(nil),          // 29: e2e.backend.v1.ExecInput
-	(*ExecOutput)(nil),         // 30: e2e.backend.v1.ExecOutput
-	(*CleanRequest)(nil),       // 31: e2e.backend.v1.CleanRequest
-	nil,                        // 32: e2e.backend.v1.Cluster.DetailsEntry
-	nil,                        // 33: e2e.backend.v1.ExecStart.EnvEntry
+	(NodeState)(0),             // 4: e2e.backend.v1.NodeState
+	(Log_Level)(0),             // 5: e2e.backend.v1.Log.Level
+	(*Capabilities)(nil),       // 6: e2e.backend.v1.Capabilities
+	(*OptionSpec)(nil),         // 7: e2e.backend.v1.OptionSpec
+	(*DescribeRequest)(nil),    // 8: e2e.backend.v1.DescribeRequest
+	(*DescribeResponse)(nil),   // 9: e2e.backend.v1.DescribeResponse
+	(*Diagnostic)(nil),         // 10: e2e.backend.v1.Diagnostic
+	(*ValidateRequest)(nil),    // 11: e2e.backend.v1.ValidateRequest
+	(*ValidateResponse)(nil),   // 12: e2e.backend.v1.ValidateResponse
+	(*NodeCounts)(nil),         // 13: e2e.backend.v1.NodeCounts
+	(*CreateRequest)(nil),      // 14: e2e.backend.v1.CreateRequest
+	(*ClusterRef)(nil),         // 15: e2e.backend.v1.ClusterRef
+	(*SSHEndpoint)(nil),        // 16: e2e.backend.v1.SSHEndpoint
+	(*Node)(nil),               // 17: e2e.backend.v1.Node
+	(*Cluster)(nil),            // 18: e2e.backend.v1.Cluster
+	(*Progress)(nil),           // 19: e2e.backend.v1.Progress
+	(*Log)(nil),                // 20: e2e.backend.v1.Log
+	(*Event)(nil),              // 21: e2e.backend.v1.Event
+	(*GetRequest)(nil),         // 22: e2e.backend.v1.GetRequest
+	(*GetResponse)(nil),        // 23: e2e.backend.v1.GetResponse
+	(*ListRequest)(nil),        // 24: e2e.backend.v1.ListRequest
+	(*ListResponse)(nil),       // 25: e2e.backend.v1.ListResponse
+	(*DestroyRequest)(nil),     // 26: e2e.backend.v1.DestroyRequest
+	(*BaseConfigRequest)(nil),  // 27: e2e.backend.v1.BaseConfigRequest
+	(*BaseConfigResponse)(nil), // 28: e2e.backend.v1.BaseConfigResponse
+	(*ExecStart)(nil),          // 29: e2e.backend.v1.ExecStart
+	(*ExecInput)(nil),          // 30: e2e.backend.v1.ExecInput
+	(*ExecOutput)(nil),         // 31: e2e.backend.v1.ExecOutput
+	(*StartRequest)(nil),       // 32: e2e.backend.v1.StartRequest
+	(*StopRequest)(nil),        // 33: e2e.backend.v1.StopRequest
+	(*CleanRequest)(nil),       // 34: e2e.backend.v1.CleanRequest
+	nil,                        // 35: e2e.backend.v1.Cluster.DetailsEntry
+	nil,                        // 36: e2e.backend.v1.ExecStart.EnvEntry
 }
 var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	1,  // 0: e2e.backend.v1.Capabilities.install_methods:type_name -> e2e.backend.v1.InstallMethod
 	2,  // 1: e2e.backend.v1.OptionSpec.type:type_name -> e2e.backend.v1.OptionType
-	5,  // 2: e2e.backend.v1.DescribeResponse.capabilities:type_name -> e2e.backend.v1.Capabilities
-	6,  // 3: e2e.backend.v1.DescribeResponse.options:type_name -> e2e.backend.v1.OptionSpec
+	6,  // 2: e2e.backend.v1.DescribeResponse.capabilities:type_name -> e2e.backend.v1.Capabilities
+	7,  // 3: e2e.backend.v1.DescribeResponse.options:type_name -> e2e.backend.v1.OptionSpec
 	3,  // 4: e2e.backend.v1.Diagnostic.severity:type_name -> e2e.backend.v1.Severity
-	9,  // 5: e2e.backend.v1.ValidateResponse.diagnostics:type_name -> e2e.backend.v1.Diagnostic
-	12, // 6: e2e.backend.v1.CreateRequest.counts:type_name -> e2e.backend.v1.NodeCounts
+	10, // 5: e2e.backend.v1.ValidateResponse.diagnostics:type_name -> e2e.backend.v1.Diagnostic
+	13, // 6: e2e.backend.v1.CreateRequest.counts:type_name -> e2e.backend.v1.NodeCounts
 	0,  // 7: e2e.backend.v1.Node.role:type_name -> e2e.backend.v1.Role
-	15, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
-	16, // 9: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
-	32, // 10: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
-	4,  // 11: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
-	18, // 12: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
-	19, // 13: e2e.backend.v1.Event.log:type_name -> e2e.backend.v1.Log
-	17, // 14: e2e.backend.v1.Event.cluster:type_name -> e2e.backend.v1.Cluster
-	14, // 15: e2e.backend.v1.GetRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	17, // 16: e2e.backend.v1.GetResponse.cluster:type_name -> e2e.backend.v1.Cluster
-	17, // 17: e2e.backend.v1.ListResponse.clusters:type_name -> e2e.backend.v1.Cluster
-	14, // 18: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	14, // 19: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	14, // 20: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
-	33, // 21: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
-	28, // 22: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
-	14, // 23: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
-	7,  // 24: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
-	10, // 25: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
-	13, // 26: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
-	21, // 27: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
-	23, // 28: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
-	25, // 29: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
-	26, // 30: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
-	29, // 31: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
-	31, // 32: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
-	8,  // 33: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
-	11, // 34: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
-	20, // 35: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
-	22, // 36: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
-	24, // 37: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
-	20, // 38: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
-	27, // 39: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
-	30, // 40: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
-	20, // 41: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
-	33, // [33:42] is the sub-list for method output_type
-	24, // [24:33] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	16, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
+	4,  // 9: e2e.backend.v1.Node.state:type_name -> e2e.backend.v1.NodeState
+	17, // 10: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
+	35, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
+	5,  // 12: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
+	19, // 13: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
+	20, // 14: e2e.backend.v1.Event.log:type_name -> e2e.backend.v1.Log
+	18, // 15: e2e.backend.v1.Event.cluster:type_name -> e2e.backend.v1.Cluster
+	15, // 16: e2e.backend.v1.GetRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	18, // 17: e2e.backend.v1.GetResponse.cluster:type_name -> e2e.backend.v1.Cluster
+	18, // 18: e2e.backend.v1.ListResponse.clusters:type_name -> e2e.backend.v1.Cluster
+	15, // 19: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	15, // 20: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	15, // 21: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
+	36, // 22: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
+	29, // 23: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
+	15, // 24: e2e.backend.v1.StartRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	15, // 25: e2e.backend.v1.StopRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	15, // 26: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
+	8,  // 27: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
+	11, // 28: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
+	14, // 29: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
+	22, // 30: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
+	24, // 31: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
+	26, // 32: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
+	27, // 33: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
+	30, // 34: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
+	34, // 35: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
+	32, // 36: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
+	33, // 37: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
+	9,  // 38: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
+	12, // 39: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
+	21, // 40: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
+	23, // 41: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
+	25, // 42: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
+	21, // 43: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
+	28, // 44: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
+	31, // 45: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
+	21, // 46: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
+	21, // 47: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
+	21, // 48: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_e2e_backend_v1_backend_proto_init() }
@@ -2442,8 +2629,8 @@ func file_e2e_backend_v1_backend_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_e2e_backend_v1_backend_proto_rawDesc), len(file_e2e_backend_v1_backend_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   29,
+			NumEnums:      6,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

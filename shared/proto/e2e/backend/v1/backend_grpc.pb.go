@@ -34,6 +34,8 @@ const (
 	Backend_BaseConfig_FullMethodName = "/e2e.backend.v1.Backend/BaseConfig"
 	Backend_Exec_FullMethodName       = "/e2e.backend.v1.Backend/Exec"
 	Backend_Clean_FullMethodName      = "/e2e.backend.v1.Backend/Clean"
+	Backend_Start_FullMethodName      = "/e2e.backend.v1.Backend/Start"
+	Backend_Stop_FullMethodName       = "/e2e.backend.v1.Backend/Stop"
 )
 
 // BackendClient is the client API for Backend service.
@@ -64,6 +66,15 @@ type BackendClient interface {
 	// belongs to no cluster the core keeps. Only when Capabilities.clean is
 	// set. Each resource is reported as a log event.
 	Clean(ctx context.Context, in *CleanRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Start starts the stopped nodes of a cluster and returns once each is
+	// booted (sshd may still be starting: the core then logs in to every
+	// node, retrying, as after Create). Starting a running cluster succeeds.
+	// Only when Capabilities.start_stop is set.
+	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Stop stops every node of a cluster, keeping its machines and disks, so
+	// that Start brings it back. Stopping a stopped cluster succeeds. Only
+	// when Capabilities.start_stop is set.
+	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type backendClient struct {
@@ -194,6 +205,44 @@ func (c *backendClient) Clean(ctx context.Context, in *CleanRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_CleanClient = grpc.ServerStreamingClient[Event]
 
+func (c *backendClient) Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[4], Backend_Start_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StartRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_StartClient = grpc.ServerStreamingClient[Event]
+
+func (c *backendClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[5], Backend_Stop_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StopRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_StopClient = grpc.ServerStreamingClient[Event]
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -222,6 +271,15 @@ type BackendServer interface {
 	// belongs to no cluster the core keeps. Only when Capabilities.clean is
 	// set. Each resource is reported as a log event.
 	Clean(*CleanRequest, grpc.ServerStreamingServer[Event]) error
+	// Start starts the stopped nodes of a cluster and returns once each is
+	// booted (sshd may still be starting: the core then logs in to every
+	// node, retrying, as after Create). Starting a running cluster succeeds.
+	// Only when Capabilities.start_stop is set.
+	Start(*StartRequest, grpc.ServerStreamingServer[Event]) error
+	// Stop stops every node of a cluster, keeping its machines and disks, so
+	// that Start brings it back. Stopping a stopped cluster succeeds. Only
+	// when Capabilities.start_stop is set.
+	Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -258,6 +316,12 @@ func (UnimplementedBackendServer) Exec(grpc.BidiStreamingServer[ExecInput, ExecO
 }
 func (UnimplementedBackendServer) Clean(*CleanRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Clean not implemented")
+}
+func (UnimplementedBackendServer) Start(*StartRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Error(codes.Unimplemented, "method Start not implemented")
+}
+func (UnimplementedBackendServer) Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Error(codes.Unimplemented, "method Stop not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -410,6 +474,28 @@ func _Backend_Clean_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_CleanServer = grpc.ServerStreamingServer[Event]
 
+func _Backend_Start_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StartRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).Start(m, &grpc.GenericServerStream[StartRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_StartServer = grpc.ServerStreamingServer[Event]
+
+func _Backend_Stop_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StopRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).Stop(m, &grpc.GenericServerStream[StopRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_StopServer = grpc.ServerStreamingServer[Event]
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -458,6 +544,16 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Clean",
 			Handler:       _Backend_Clean_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Start",
+			Handler:       _Backend_Start_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Stop",
+			Handler:       _Backend_Stop_Handler,
 			ServerStreams: true,
 		},
 	},
