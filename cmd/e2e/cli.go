@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
-	"github.com/goccy/go-yaml"
 )
 
 // CLI is the command line. Commands call only the cluster package.
@@ -219,28 +217,6 @@ type CreateCmd struct {
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go)"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
-}
-
-// clusterFile is the YAML cluster file of --config.
-type clusterFile struct {
-	Backend      string         `yaml:"backend"`
-	ClusterID    string         `yaml:"cluster_id"`
-	Masters      *int           `yaml:"masters"`
-	Agents       *int           `yaml:"agents"`
-	PublicAgents *int           `yaml:"public_agents"`
-	Options      map[string]any `yaml:"options"`
-}
-
-func loadClusterFile(path string) (clusterFile, error) {
-	var f clusterFile
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return f, err
-	}
-	if err := yaml.UnmarshalWithOptions(b, &f, yaml.Strict()); err != nil {
-		return f, invalid(fmt.Errorf("cluster file %s: %s", path, oneLine(errors.New(yaml.FormatError(err, false, false)))))
-	}
-	return f, nil
 }
 
 // parseOptions turns -o NAME=VALUE flags into option values: repeated names

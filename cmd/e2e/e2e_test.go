@@ -222,8 +222,22 @@ func writeFile(t *testing.T, path, content string) {
 func TestBadInput(t *testing.T) {
 	s := newSandbox(t)
 	expectCode(t, s.e2e("create", "--backend", "test", "-o", s.dirOpt(), "-c", "taken"), 0)
-	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
-	writeFile(t, badYAML, "backend: test\nagentz: 2\n")
+	files := t.TempDir()
+	yamlFile := func(name, content string) string {
+		p := filepath.Join(files, name)
+		writeFile(t, p, content)
+		return p
+	}
+	badYAML := yamlFile("bad.yaml", "backend: test\nagentz: 2\n")
+	twoDocs := yamlFile("two.yaml", "backend: test\noptions:\n  dir: "+s.machine+"\n---\ncluster_id: second\n")
+	wordCount := yamlFile("word.yaml", "backend: test\ncluster_id: words\nmasters: two\n")
+	negative := yamlFile("negative.yaml", "backend: test\nagents: -1\n")
+	empty := yamlFile("empty.yaml", "# nothing yet\n")
+	list := yamlFile("list.yaml", "- backend: test\n")
+	optsList := yamlFile("opts.yaml", "backend: test\noptions: [dir]\n")
+	syntax := yamlFile("syntax.yaml", "backend: test\noptions: {dir: [x\n")
+	dup := yamlFile("dup.yaml", "backend: test\nagents: 1\nagents: 2\n")
+	nullKey := yamlFile("nullkey.yaml", "backend: test\nagentz:\n")
 
 	tests := []struct {
 		name      string
@@ -244,7 +258,19 @@ func TestBadInput(t *testing.T) {
 		{"secret on the command line", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "token=x"}, []string{`"token" is secret`, "E2E_TEST_TOKEN"}},
 		{"option without value", []string{"create", "--backend", "test", "-o", "dir"}, []string{`"dir" is not NAME=VALUE`}},
 		{"bad JSON value", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-o", "labels={nope"}, []string{`"labels"`, "JSON"}},
-		{"unknown key in cluster file", []string{"create", "--config", badYAML}, []string{"agentz"}},
+		{"unknown key in cluster file", []string{"create", "--config", badYAML}, []string{badYAML, "line 2", `unknown key "agentz"`, "valid keys: backend, cluster_id, masters, agents, public_agents, options"}},
+		{"unknown key without a value", []string{"create", "--config", nullKey}, []string{"line 2", `unknown key "agentz"`}},
+		{"second YAML document", []string{"create", "--config", twoDocs}, []string{twoDocs, "line 5", "second YAML document"}},
+		{"count of the wrong type", []string{"create", "--config", wordCount}, []string{wordCount + ": line 3: masters: want a whole number, got \"two\""}},
+		{"negative count in the file", []string{"create", "--config", negative}, []string{"line 2", "agents", "negative"}},
+		{"empty cluster file", []string{"create", "--config", empty}, []string{empty, "empty", "backend: NAME"}},
+		{"cluster file is a list", []string{"create", "--config", list}, []string{"line 1", "want a mapping of keys", "got a list"}},
+		{"options not a mapping", []string{"create", "--config", optsList}, []string{"line 2", "options: want a mapping", "got a list"}},
+		{"YAML syntax error", []string{"create", "--config", syntax}, []string{syntax, "line "}},
+		{"key given twice", []string{"create", "--config", dup}, []string{"line 3", `"agents" already defined`}},
+		{"id ending in a dot", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "x."}, []string{`invalid cluster id "x."`, "ending with a letter or digit"}},
+		{"id ending in a dash", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "x-"}, []string{`invalid cluster id "x-"`}},
+		{"too many nodes of a role", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--agents", "10001"}, []string{"at most 10000 nodes of a role"}},
 		{"unknown flag", []string{"create", "--backend", "test", "--nodes", "3"}, []string{"--nodes"}},
 		{"inspect unknown cluster", []string{"inspect", "-c", "ghost"}, []string{`no such cluster "ghost"`}},
 		{"destroy unknown cluster", []string{"destroy", "-c", "ghost"}, []string{`no such cluster "ghost"`}},
@@ -255,6 +281,11 @@ func TestBadInput(t *testing.T) {
 			r := s.e2e(tc.args...)
 			expectCode(t, r, 2)
 			oneErrorLine(t, r, tc.fragments...)
+			for _, internal := range []string{"struct", "clusterFile", "main.", "*ast.", "yaml.MapSlice"} {
+				if strings.Contains(r.Stderr, internal) {
+					t.Errorf("stderr names Go internals (%q):\n%s", internal, r.Stderr)
+				}
+			}
 			if r.Stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.Stdout)
 			}

@@ -475,7 +475,7 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 		hc.Resources.Memory = p.memoryMiB << 20
 	}
 	cfg := &container.Config{
-		Hostname:     hostnameOf(n.name),
+		Hostname:     sdk.NodeHostname(p.id, n.role, n.index),
 		Image:        p.image,
 		Labels:       labels,
 		Env:          []string{"container=docker"},
@@ -483,7 +483,8 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 		StopSignal:   "SIGRTMIN+3",
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		p.network: {NetworkID: p.networkID},
+		// The hostname resolves on the cluster network as the name does.
+		p.network: {NetworkID: p.networkID, Aliases: []string{sdk.NodeHostname(p.id, n.role, n.index)}},
 	}}
 	if err := ctx.Err(); err != nil {
 		return "", err
