@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"sync"
 
 	"github.com/e2e-tool/e2e/internal/plugin"
@@ -129,7 +130,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 // checking that it is an e2e backend plugin.
 func (e *Client) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
 	entry, name, err := e.host.Install(ctx, path, force)
-	if errors.Is(err, plugin.ErrAlreadyInstalled) {
+	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, fs.ErrNotExist) {
 		return BackendInfo{}, &InvalidError{Err: err}
 	}
 	if err != nil {

@@ -233,14 +233,46 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := testbin.Run(t, s.env(), built.e2e, "plugin", "install", script)
-	expectCode(t, r, 1)
-	oneErrorLine(t, r, "refusing to install", "is not an e2e backend plugin", "hello from a script")
-	entries, _ := os.ReadDir(filepath.Join(s.data, "e2e", "plugins"))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "e2e-backend-") {
-			t.Errorf("a non-plugin was installed: %s", e.Name())
-		}
+	notExec := copyFile(t, built.test, filepath.Join(dir, "e2e-backend-plain"), 0o644)
+	text := filepath.Join(dir, "e2e-backend-text")
+	writeFile(t, text, "backend: test\n")
+	subdir := filepath.Join(dir, "e2e-backend-dir")
+	if err := os.Mkdir(subdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		path      string
+		fragments []string
+	}{
+		{"system file", "/etc/passwd", []string{"refusing to install /etc/passwd", "/etc/passwd is not an e2e backend plugin", "named e2e-backend-NAME"}},
+		{"system program", tool, []string{tool + " is not an e2e backend plugin", "named e2e-backend-NAME"}},
+		{"script that is no plugin", script, []string{"refusing to install", script + " is not an e2e backend plugin", "hello from a script"}},
+		{"plugin that is not executable", notExec, []string{notExec + " is not an e2e backend plugin", "not executable"}},
+		{"text file", text, []string{text + " is not an e2e backend plugin", "not a program"}},
+		{"directory", subdir, []string{subdir + " is not an e2e backend plugin", "directory"}},
+		{"missing file", filepath.Join(dir, "e2e-backend-nothing"), []string{"e2e-backend-nothing", "no such file"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testbin.Run(t, s.env(), built.e2e, "plugin", "install", tc.path)
+			expectCode(t, r, 2)
+			oneErrorLine(t, r, tc.fragments...)
+			// Never advice to make a file executable that is no plugin.
+			if strings.Contains(r.Stderr, "chmod") {
+				t.Errorf("stderr advises chmod:\n%s", r.Stderr)
+			}
+			entries, _ := os.ReadDir(filepath.Join(s.data, "e2e", "plugins"))
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "e2e-backend-") || e.Name() == "manifest.json" {
+					t.Errorf("a non-plugin was installed: %s", e.Name())
+				}
+			}
+		})
 	}
 }
 
