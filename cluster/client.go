@@ -130,7 +130,10 @@ type Spec struct {
 	// always refused.
 	AcceptNewHostKeys bool
 	// SSHTimeout bounds the wait for every node's sshd after the backend
-	// made the machines; default 3 minutes.
+	// made the machines; zero means DefaultSSHTimeout for a backend that
+	// makes its machines (it can destroy them: they have just booted), and
+	// a single attempt for machines that already exist, so that a wrong
+	// address or a stopped sshd is reported at once.
 	SSHTimeout time.Duration
 	// Retain keeps whatever was made when Create fails or is cancelled.
 	Retain bool
@@ -141,6 +144,10 @@ func (e *Client) emit(cluster string) func(sdk.Event) {
 		e.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
 	}
 }
+
+// DefaultSSHTimeout is how long Create waits for the sshd of machines the
+// backend has just made.
+const DefaultSSHTimeout = 3 * time.Minute
 
 // DefaultCount as a node count leaves the count to the backend.
 const DefaultCount = -1
@@ -266,8 +273,8 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	c := e.toCluster(meta, sc, p.Desc.Version)
 	if p.Desc.Capabilities.VerifySSH {
 		timeout := spec.SSHTimeout
-		if timeout <= 0 {
-			timeout = 3 * time.Minute
+		if timeout <= 0 && p.Desc.Capabilities.Destroy {
+			timeout = DefaultSSHTimeout
 		}
 		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
 		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
@@ -371,13 +378,19 @@ func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []by
 	return err
 }
 
-// sdkInvalid turns the backend's refusal of the input into an InvalidError.
+// sdkInvalid turns the backend's refusal of the input into an InvalidError;
+// when options are at fault it points to where they are described.
 func sdkInvalid(err error, backend string) error {
 	var de *sdk.DiagnosticsError
-	if errors.As(err, &de) {
-		return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
+	if !errors.As(err, &de) {
+		return nil
 	}
-	return nil
+	for _, d := range de.Diagnostics {
+		if d.Option != "" {
+			return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
+		}
+	}
+	return &InvalidError{Err: de}
 }
 
 // cleanupAfterFailedCreate calls the idempotent Destroy with a context that

@@ -212,7 +212,7 @@ type CreateCmd struct {
 	SSHAgent     bool          `name:"ssh-agent" help:"Also offer the keys of your ssh-agent (SSH_AUTH_SOCK)."`
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
-	SSHTimeout   time.Duration `name:"ssh-timeout" default:"3m" help:"How long to wait for every node's sshd after the machines are made."`
+	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
 	dcosFlags    `group:"DC/OS (create and install in one go)"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go)"`
@@ -317,6 +317,9 @@ func (c *CreateCmd) Run(e *env) error {
 		// Refuse before any machine is made.
 		opts, err := c.dcosFlags.options()
 		if err != nil {
+			return err
+		}
+		if _, err := c.waitFlags.options(); err != nil {
 			return err
 		}
 		if err := e.client.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
+)
+
+// noDockerResources checks that nothing labelled with the cluster id is
+// left in the engine.
+func noDockerResources(t *testing.T, id string) {
+	t.Helper()
+	for _, kind := range []string{"ps -aq", "network ls -q", "volume ls -q"} {
+		args := append(strings.Fields(kind), "--filter", "label=e2e.cluster-id="+id)
+		if out := strings.TrimSpace(mustOutput(t, "docker", args...)); out != "" {
+			t.Errorf("docker %s left: %s", kind, out)
+		}
+	}
+}
+
+// TestDockerInputMistakes: an image that is not in the engine and an SSH
+// user the image does not have are the user's mistakes: exit 2, said once,
+// nothing left.
+func TestDockerInputMistakes(t *testing.T) {
+	dockerReady(t)
+	s := newSandbox(t)
+	id := "mistake-" + randomSuffix(t)
+	t.Cleanup(func() { s.e2e("destroy", "-c", id) })
+	image := "e2e-no-such-image-" + randomSuffix(t)
+
+	r := s.e2e("create", "--backend", "docker", "-c", id, "-o", "image="+image)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `option "image"`, image, "docker load")
+	noDockerResources(t, id)
+
+	r = s.e2e("create", "--backend", "docker", "-c", id, "--ssh-user", "nosuchuser", "--agents", "2")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `SSH user "nosuchuser" does not exist in the node image`)
+	if n := strings.Count(r.Stderr, "does not exist"); n != 1 {
+		t.Errorf("the missing user is told %d times, want once:\n%s", n, r.Stderr)
+	}
+	noDockerResources(t, id)
+	if got := s.records(); len(got) != 0 {
+		t.Errorf("state records %v after refused creates", got)
+	}
+}
+
+// TestDottedIDOnDocker: a cluster id with a dot gives hostnames that are
+// one RFC 1123 label; waiting for DC/OS where there is none fails at once;
+// the Enterprise superuser's password comes from a file or the
+// environment, never from the command line.
+func TestDottedIDOnDocker(t *testing.T) {
+	suffix := randomSuffix(t)
+	id := "n." + suffix
+	s := newSandbox(t)
+	dockerCluster(t, s, id, "--masters", "1", "--agents", "0", "--public-agents", "0")
+
+	host := "e2e-n-" + suffix + "-master-0"
+	if got := runOut(t, s, "-c", id, "--", "hostname"); got != host {
+		t.Errorf("hostname = %q, want %q", got, host)
+	}
+	// One label: the short name is the whole name, and it resolves.
+	if got := runOut(t, s, "-c", id, "--", "hostname", "-s"); got != host {
+		t.Errorf("hostname -s = %q, want %q", got, host)
+	}
+	expectCode(t, s.e2e("run", "-c", id, "--", "getent", "hosts", host), 0)
+
+	r := s.e2e("wait", "-c", id)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "no DC/OS to wait for", "e2e wait --command")
+
+	const password = "hunter2-in-argv"
+	r = s.e2e("wait", "-c", id, "--superuser-username", "bob", "--superuser-password", password)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "--superuser-password", "E2E_SUPERUSER_PASSWORD", "--superuser-password-file")
+	if strings.Contains(r.Stderr, password) {
+		t.Errorf("the password was repeated:\n%s", r.Stderr)
+	}
+
+	ee, err := dcosfixture.Build(context.Background(), t.TempDir(), dcosfixture.Options{Variant: "enterprise"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(t.TempDir(), "extra.yaml")
+	writeFile(t, extra, "superuser_username: bob\n")
+	expectCode(t, s.e2e("install", "-c", id, "--installer", ee, "--extra-config", extra), 0)
+
+	// Without a password the Enterprise login is refused until the timeout.
+	r = s.e2e("wait", "-c", id, "--superuser-username", "bob", "--timeout", "6s")
+	expectCode(t, r, 1)
+	oneErrorLine(t, r, "superuser login")
+	pwFile := filepath.Join(t.TempDir(), "password")
+	writeFile(t, pwFile, "from-a-file\n")
+	expectCode(t, s.e2e("wait", "-c", id, "--superuser-username", "bob", "--superuser-password-file", pwFile, "--timeout", "2m"), 0)
+	s.extra = append(s.extra, "E2E_SUPERUSER_PASSWORD=from-the-environment")
+	expectCode(t, s.e2e("wait", "-c", id, "--superuser-username", "bob", "--timeout", "2m"), 0)
+}
