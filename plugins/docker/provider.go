@@ -152,7 +152,7 @@ func nodeOf(c container.Summary) sdk.Node {
 	n := sdk.Node{
 		Role: sdk.Role(c.Labels[labelRole]), Index: index, Name: name,
 		Hostname: sdk.NodeHostname(c.Labels[labelClusterID], sdk.Role(c.Labels[labelRole]), index),
-		SSH: sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]},
+		SSH:      sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]},
 	}
 	if n.SSH.User == "" {
 		n.SSH.User = "root"
