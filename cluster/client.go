@@ -145,6 +145,10 @@ func (e *Client) emit(cluster string) func(sdk.Event) {
 	}
 }
 
+// ErrCleanupFailed is wrapped when Create failed or was interrupted and
+// removing what it had made failed too (`e2e clean` finds the rest).
+var ErrCleanupFailed = errors.New("cleaning up also failed")
+
 // DefaultSSHTimeout is how long Create waits for the sshd of machines the
 // backend has just made.
 const DefaultSSHTimeout = 3 * time.Minute
@@ -244,7 +248,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
 		}
 		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
-			return nil, fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+			return nil, fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 		}
 		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
 			return nil, cerr
@@ -373,7 +377,7 @@ func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []by
 		return err
 	}
 	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
-		return fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+		return fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 	}
 	return err
 }

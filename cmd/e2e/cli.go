@@ -4,18 +4,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/e2e-tool/e2e/cluster"
 )
 
 // CLI is the command line. Commands call only the cluster package.
 type CLI struct {
-	PluginDir []string `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
-	Verbose   int      `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
+	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
+	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
+	ShowVersion versionFlag `name:"version" help:"Show the version (as e2e version does) and exit."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
@@ -45,11 +48,26 @@ func (c *VersionCmd) Run(e *env) error {
 	if c.JSON {
 		return printJSON(e, map[string]any{"version": version, "commit": commit, "protocol": cluster.ProtocolVersion})
 	}
-	fmt.Fprintf(e.stdout, "e2e %s (protocol %d", version, cluster.ProtocolVersion)
+	printVersion(e.stdout)
+	return nil
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "e2e %s (protocol %d", version, cluster.ProtocolVersion)
 	if commit != "" {
-		fmt.Fprintf(e.stdout, ", commit %s", commit)
+		fmt.Fprintf(w, ", commit %s", commit)
 	}
-	fmt.Fprintln(e.stdout, ")")
+	fmt.Fprintln(w, ")")
+}
+
+// versionFlag is --version: it prints what e2e version prints and exits
+// before any command is needed, as kong.VersionFlag does.
+type versionFlag bool
+
+// BeforeReset is kong's hook that runs as soon as the flag is seen.
+func (versionFlag) BeforeReset(app *kong.Kong) error {
+	printVersion(app.Stdout)
+	app.Exit(exitOK)
 	return nil
 }
 
@@ -327,8 +345,23 @@ func (c *CreateCmd) Run(e *env) error {
 		}
 	}
 	start := time.Now()
+	id := spec.ID
+	if id == "" {
+		id = cluster.DefaultID
+	}
+	e.now("creating cluster %q", id)
 	cl, err := e.client.Create(e.ctx, spec)
 	if err != nil {
+		if e.ctx.Err() != nil {
+			switch {
+			case spec.Retain:
+				e.outcome = fmt.Sprintf("what was made is retained: `e2e destroy -c %s` removes it", id)
+			case errors.Is(err, cluster.ErrCleanupFailed):
+				e.outcome = oneLine(err)
+			default:
+				e.outcome = "nothing was left behind"
+			}
+		}
 		return err
 	}
 	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
@@ -347,6 +380,7 @@ type ListCmd struct {
 }
 
 func (c *ListCmd) Run(e *env) error {
+	e.now("listing clusters")
 	rows, err := e.client.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
 	if err != nil {
 		return err
@@ -380,6 +414,7 @@ type InspectCmd struct {
 }
 
 func (c *InspectCmd) Run(e *env) error {
+	e.now("inspecting cluster %q", c.ClusterID)
 	cl, err := e.client.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -440,6 +475,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	}
 	var errs []error
 	for _, id := range ids {
+		e.now("destroying cluster %q", id)
 		if err := e.client.Destroy(e.ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
@@ -476,6 +512,7 @@ type CleanCmd struct {
 }
 
 func (c *CleanCmd) Run(e *env) error {
+	e.now("looking for leftovers")
 	lines, err := e.client.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
 	for _, l := range lines {
 		fmt.Fprintln(e.stdout, l)

@@ -331,6 +331,14 @@ func TestHelpAndVersion(t *testing.T) {
 	if !strings.Contains(r.Stdout, "9.9.9-test") || !strings.Contains(r.Stdout, "protocol 1") {
 		t.Errorf("version = %q", r.Stdout)
 	}
+	// --version says the same, with or without a command after it.
+	for _, args := range [][]string{{"--version"}, {"--version", "list"}} {
+		v := s.e2e(args...)
+		expectCode(t, v, 0)
+		if v.Stdout != r.Stdout || v.Stderr != "" {
+			t.Errorf("e2e %v printed %q (stderr %q), want what e2e version prints: %q", args, v.Stdout, v.Stderr, r.Stdout)
+		}
+	}
 	r = s.e2e("create", "--help")
 	expectCode(t, r, 0)
 	if !strings.Contains(r.Stdout, "e2e plugin info NAME") {
@@ -444,6 +452,7 @@ func TestInterruptDuringCreate(t *testing.T) {
 	if code := exitCodeOf(t, cmd); code != 130 {
 		t.Fatalf("exit code %d after Ctrl-C, want 130; stderr: %s", code, stderr)
 	}
+	oneErrorLine(t, testbin.Result{Stderr: stderr.String()}, `e2e: interrupted while creating cluster "sigint"; nothing was left behind`)
 	// The plugin saw the cancellation and cleaned up before e2e exited.
 	if _, err := os.Stat(filepath.Join(s.machine, "sigint.cancelled")); err != nil {
 		t.Errorf("the plugin did not see the cancellation: %v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -105,6 +106,7 @@ func (c *InstallCmd) Run(e *env) error {
 		if c.Wait {
 			return invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
 		}
+		e.now("running %s on cluster %q", filepath.Base(c.Script), cl.ID)
 		if err := cl.InstallScript(e.ctx, c.Script, c.ScriptArg); err != nil {
 			return err
 		}
@@ -123,6 +125,7 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 	if err != nil {
 		return err
 	}
+	e.now("installing DC/OS on cluster %q", cl.ID)
 	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
 		return err
 	}
@@ -151,6 +154,11 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 
 func waitFor(e *env, cl *cluster.Cluster, opts cluster.WaitOptions) error {
 	start := time.Now()
+	if opts.Command != "" {
+		e.now("waiting for `%s` on cluster %q", opts.Command, cl.ID)
+	} else {
+		e.now("waiting for DC/OS on cluster %q", cl.ID)
+	}
 	if err := cl.Wait(e.ctx, opts); err != nil {
 		return err
 	}
@@ -178,6 +186,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 		return err
 	}
 	start := time.Now()
+	e.now("upgrading DC/OS on cluster %q", cl.ID)
 	if err := cl.UpgradeDCOS(e.ctx, opts); err != nil {
 		return err
 	}
