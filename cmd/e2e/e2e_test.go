@@ -567,6 +567,39 @@ func TestOptionValuesWithCommas(t *testing.T) {
 	}
 }
 
+// TestFlagsWinPerOption: an option given with -o replaces the cluster
+// file's value of that option whole (a list too); options the flags do not
+// name keep the file's values.
+func TestFlagsWinPerOption(t *testing.T) {
+	s := newSandbox(t)
+	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
+	writeFile(t, cfg, "backend: test\ncluster_id: layered\noptions:\n  dir: "+s.machine+
+		"\n  master_mounts: [\"/src:/src:ro\", \"/data:/data\"]\n  tags: [from-file]\n  memory: 1024\n")
+	r := s.e2e("create", "--config", cfg, "-o", "master_mounts=/flag:/flag", "-o", "tags=a", "-o", "tags=b")
+	expectCode(t, r, 0)
+	b, err := os.ReadFile(filepath.Join(s.home, "clusters", "layered", "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Options map[string]any `json:"options"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range []string{"master_mounts", "tags", "memory"} {
+		v, _ := json.Marshal(meta.Options[k])
+		got[k] = string(v)
+	}
+	want := map[string]string{"master_mounts": `"/flag:/flag"`, "tags": `["a","b"]`, "memory": `1024`}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("option %s stored as %s, want %s", k, got[k], w)
+		}
+	}
+}
+
 // TestClean: leftovers no record owns are listed, then removed; recorded
 // clusters are kept.
 func TestClean(t *testing.T) {
