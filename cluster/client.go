@@ -20,11 +20,15 @@ import (
 )
 
 // Options configure a Client. The zero value uses the environment:
-// $E2E_HOME for state, and the plugin discovery order of DESIGN.md.
+// $E2E_HOME for state, and the plugins the user has, found as the CLI finds
+// them (see Client.PluginDirs), so a Go test finds the plugins that
+// `e2e plugin list` lists.
 type Options struct {
 	// Home is the state directory; empty means $E2E_HOME or the XDG state dir.
 	Home string
-	// PluginDirs are searched first for plugins (the CLI's --plugin-dir).
+	// PluginDirs are searched first for plugins (the CLI's --plugin-dir);
+	// then $E2E_PLUGIN_PATH, the installed plugins, the directory of the
+	// running executable and $PATH.
 	PluginDirs []string
 	// Logger receives e2e's and the plugins' logs; nil discards them.
 	Logger hclog.Logger

@@ -18,7 +18,7 @@ type PluginInfo struct {
 	Path     string `json:"path"`
 	SHA256   string `json:"sha256"`
 	// Source is where it was found: "--plugin-dir", "E2E_PLUGIN_PATH",
-	// "installed" or "beside e2e".
+	// "installed", "beside e2e" or "PATH".
 	Source string `json:"source"`
 	// Used is false when an earlier candidate of the same name wins.
 	Used bool `json:"used"`
@@ -149,6 +149,11 @@ func (e *Client) RemovePlugin(name string) error {
 	}
 	return err
 }
+
+// PluginDirs says where plugins are looked for, in discovery order:
+// --plugin-dir (Options.PluginDirs), $E2E_PLUGIN_PATH, the installed
+// plugins, beside the running executable, then $PATH.
+func (e *Client) PluginDirs() string { return e.host.Dirs().String() }
 
 // ProtocolVersion is the backend protocol major this e2e speaks.
 const ProtocolVersion = sdk.ProtocolVersion

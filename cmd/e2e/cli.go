@@ -93,7 +93,7 @@ func (c *PluginListCmd) Run(e *env) error {
 		return printJSON(e, infos)
 	}
 	if len(infos) == 0 {
-		e.say("no plugins found (looked in --plugin-dir, $E2E_PLUGIN_PATH, the installed plugins and beside e2e)")
+		e.say("no plugins found (looked in %s)", e.client.PluginDirs())
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)

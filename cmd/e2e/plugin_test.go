@@ -56,9 +56,13 @@ func TestDiscoveryOrder(t *testing.T) {
 	s := newSandbox(t)
 	root := t.TempDir()
 	flagDir, envDir, besideDir := filepath.Join(root, "flag"), filepath.Join(root, "env"), filepath.Join(root, "beside")
+	pathDir := filepath.Join(root, "path")
 	flagPlugin := copyFile(t, built.test, filepath.Join(flagDir, "e2e-backend-test"), 0o755)
 	envPlugin := copyFile(t, built.test, filepath.Join(envDir, "e2e-backend-test"), 0o755)
 	besidePlugin := copyFile(t, built.test, filepath.Join(besideDir, "e2e-backend-test"), 0o755)
+	pathPlugin := copyFile(t, built.test, filepath.Join(pathDir, "e2e-backend-test"), 0o755)
+	// $PATH comes last; the sandbox's PATH is the test's.
+	s.extra = append(s.extra, "PATH="+pathDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
 	e2e := copyFile(t, built.e2e, filepath.Join(besideDir, "e2e"), 0o755)
 	installSrc := copyFile(t, built.test, filepath.Join(root, "src", "e2e-backend-test"), 0o755)
 	expectCode(t, testbin.Run(t, s.env(), e2e, "plugin", "install", installSrc), 0)
@@ -77,6 +81,7 @@ func TestDiscoveryOrder(t *testing.T) {
 		"E2E_PLUGIN_PATH=" + envPlugin + "=false",
 		"installed=" + installed + "=false",
 		"beside e2e=" + besidePlugin + "=false",
+		"PATH=" + pathPlugin + "=false",
 	}
 	if strings.Join(order, "\n") != strings.Join(want, "\n") {
 		t.Errorf("candidates:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
@@ -106,8 +111,18 @@ func TestDiscoveryOrder(t *testing.T) {
 	if got := usedPath(t, pluginList(t, s.env(), e2e)); got != besidePlugin {
 		t.Errorf("then beside e2e: used %s, want %s", got, besidePlugin)
 	}
+	// An e2e (or a Go test binary) with no plugin beside it finds the one
+	// on $PATH.
+	if got := usedPath(t, pluginList(t, s.env(), built.e2e)); got != pathPlugin {
+		t.Errorf("then $PATH: used %s, want %s", got, pathPlugin)
+	}
+	// Where nothing is found, the error says every place it looked.
+	r := testbin.Run(t, s.env(), built.e2e, "plugin", "info", "nosuch")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `no such backend "nosuch"`, "no e2e-backend-nosuch in", "$E2E_PLUGIN_PATH none",
+		"installed "+filepath.Join(s.data, "e2e", "plugins"), "beside e2e "+filepath.Dir(built.e2e), "$PATH "+pathDir+":", "available: test")
 	// The one used is the one that runs.
-	r := testbin.Run(t, withEnv, e2e, "--plugin-dir", flagDir, "plugin", "info", "test", "--json")
+	r = testbin.Run(t, withEnv, e2e, "--plugin-dir", flagDir, "plugin", "info", "test", "--json")
 	expectCode(t, r, 0)
 	var info cluster.BackendInfo
 	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || info.Path != flagPlugin {
