@@ -110,9 +110,10 @@ type Spec struct {
 	Backend string
 	// ID defaults to "default".
 	ID string
-	// Node counts. DefaultCount leaves a count to the backend (one node, or
-	// as many as its options name); when all three are zero, one of each
-	// role is made, as DC/OS E2E did.
+	// Node counts, as the CLI's --masters, --agents and --public-agents: 0
+	// is a count not given, which the backend decides (one node, as DC/OS
+	// E2E made one of each role, or as many as its options name, such as
+	// the existing backend's host lists); None asks for no node of a role.
 	Masters, Agents, PublicAgents int
 	// Options for the backend, by name as `e2e plugin info` lists them.
 	// Secret options are not accepted here: they are read from the
@@ -157,8 +158,20 @@ var ErrCleanupFailed = errors.New("cleaning up also failed")
 // backend has just made.
 const DefaultSSHTimeout = 3 * time.Minute
 
-// DefaultCount as a node count leaves the count to the backend.
-const DefaultCount = -1
+// None as a node count of a Spec asks for no node of that role (0 leaves
+// the count to the backend).
+const None = -1
+
+// sdkCount turns a Spec count into the protocol's: negative is not given.
+func sdkCount(n int) int {
+	switch n {
+	case 0:
+		return -1
+	case None:
+		return 0
+	}
+	return n
+}
 
 // cleanupTimeout bounds how long the core waits for a plugin to clean up
 // after cancellation or failure.
@@ -178,12 +191,13 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.Backend == "" {
 		return nil, invalidf("no backend given: choose one with --backend (see `e2e plugin list`)")
 	}
-	if spec.Masters < DefaultCount || spec.Agents < DefaultCount || spec.PublicAgents < DefaultCount {
-		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d)", spec.Masters, spec.Agents, spec.PublicAgents)
+	if spec.Masters < None || spec.Agents < None || spec.PublicAgents < None {
+		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d; cluster.None asks for no node of a role)", spec.Masters, spec.Agents, spec.PublicAgents)
 	}
-	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
-		spec.Masters, spec.Agents, spec.PublicAgents = DefaultCount, DefaultCount, DefaultCount
+	if spec.Masters == None && spec.Agents == None && spec.PublicAgents == None {
+		return nil, invalidf("a cluster needs at least one node")
 	}
+	masters, agents, public := sdkCount(spec.Masters), sdkCount(spec.Agents), sdkCount(spec.PublicAgents)
 	p, err := e.open(ctx, spec.Backend)
 	if err != nil {
 		return nil, err
@@ -227,12 +241,12 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		return nil, err
 	}
 	call := sdk.CreateCall{
-		ClusterID: spec.ID, Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents,
+		ClusterID: spec.ID, Masters: masters, Agents: agents, PublicAgents: public,
 		OptionsJSON: optsJSON, SSHPublicKey: pub, SSHUser: spec.SSHUser, Retain: spec.Retain,
 	}
 	meta := state.Metadata{
 		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
-		Counts:  state.Counts{Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents},
+		Counts:  state.Counts{Masters: max(masters, 0), Agents: max(agents, 0), PublicAgents: max(public, 0)},
 		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
 	}
 	sc, err := p.Create(ctx, call, e.emit(spec.ID))

@@ -280,15 +280,20 @@ func parseOptions(flags []string) (map[string]any, error) {
 
 func invalid(err error) error { return &cluster.InvalidError{Err: err} }
 
-// pick returns the count given by flag or file, or cluster.DefaultCount.
+// pick returns the count given by flag or file as a cluster.Spec count:
+// 0 (not given) when neither gives it, cluster.None for 0.
 func pick(flag *int, file *int) int {
-	switch {
-	case flag != nil:
-		return *flag
-	case file != nil:
-		return *file
+	n := flag
+	if n == nil {
+		n = file
 	}
-	return cluster.DefaultCount
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return cluster.None
+	}
+	return *n
 }
 
 func (c *CreateCmd) Run(e *env) error {
@@ -311,13 +316,13 @@ func (c *CreateCmd) Run(e *env) error {
 	if spec.Backend == "" {
 		return invalid(errors.New("no backend given: use --backend NAME or backend: in --config (see `e2e plugin list`)"))
 	}
-	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
 	for _, n := range []*int{c.Masters, c.Agents, c.PublicAgents, file.Masters, file.Agents, file.PublicAgents} {
 		if n != nil && *n < 0 {
 			return invalid(fmt.Errorf("node counts cannot be negative (got %d)", *n))
 		}
 	}
-	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
+	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
+	if spec.Masters == cluster.None && spec.Agents == cluster.None && spec.PublicAgents == cluster.None {
 		return invalid(errors.New("a cluster needs at least one node"))
 	}
 	flagOpts, err := parseOptions(c.Option)
