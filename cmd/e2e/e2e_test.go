@@ -534,6 +534,21 @@ func TestOtherStateHome(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 1 || rows[0].Status != "untracked" || rows[0].Agents != 1 {
 		t.Fatalf("list from another home = %s (err %v), want elsewhere untracked", r.Stdout, err)
 	}
+	// A plain e2e list asks the backends of the recorded clusters, and so
+	// shows it beside this home's own cluster, as the README says.
+	expectCode(t, b.e2e("create", "--backend", "test", "-c", "mine"), 0)
+	r = b.e2e("list", "--json")
+	expectCode(t, r, 0)
+	rows = nil
+	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 2 ||
+		rows[0].ID != "elsewhere" || rows[0].Status != "untracked" || rows[1].ID != "mine" || rows[1].Status != "running" {
+		t.Fatalf("list = %s (err %v), want elsewhere untracked and mine running", r.Stdout, err)
+	}
+	// inspect needs the record.
+	r = b.e2e("inspect", "-c", "elsewhere")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `no such cluster "elsewhere"`)
+	expectCode(t, b.e2e("destroy", "-c", "mine"), 0)
 	expectCode(t, b.e2e("destroy", "-c", "elsewhere"), 0)
 	if got := a.clusterDirs(); len(got) != 0 {
 		t.Errorf("destroy from another home left %v", got)

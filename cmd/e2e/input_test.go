@@ -2,12 +2,24 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
+
+func readFileString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 // noDockerResources checks that nothing labelled with the cluster id is
 // left in the engine.
@@ -67,6 +79,18 @@ func TestDottedIDOnDocker(t *testing.T) {
 		t.Errorf("hostname -s = %q, want %q", got, host)
 	}
 	expectCode(t, s.e2e("run", "-c", id, "--", "getent", "hosts", host), 0)
+
+	// The README's download example works on the default image.
+	readme := readFileString(t, filepath.Join(testbin.Root(), "README.md"))
+	m := regexp.MustCompile(`e2e download -c mine --node master_0 (\S+) \.`).FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README has no download example")
+	}
+	dl := t.TempDir()
+	expectCode(t, s.e2e("download", "-c", id, "--node", "master_0", m[1], dl), 0)
+	if got := readFileString(t, filepath.Join(dl, filepath.Base(m[1]))); got == "" {
+		t.Errorf("the README's download of %s brought an empty file", m[1])
+	}
 
 	r := s.e2e("wait", "-c", id)
 	expectCode(t, r, 2)
