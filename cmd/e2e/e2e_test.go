@@ -299,6 +299,22 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestSecretValueNeverRepeated: a secret option whose value has the wrong
+// type is refused by name and type; its value appears nowhere.
+func TestSecretValueNeverRepeated(t *testing.T) {
+	s := newSandbox(t)
+	s.extra = append(s.extra, "E2E_TEST_PIN=hunter2-not-a-number")
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `option "pin"`, "E2E_TEST_PIN", "an integer")
+	if strings.Contains(r.Stdout+r.Stderr, "hunter2") {
+		t.Errorf("the secret's value was repeated:\n%s", r.Stderr)
+	}
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("the backend made %v", got)
+	}
+}
+
 func TestDefaultsAsDCOSE2E(t *testing.T) {
 	s := newSandbox(t)
 	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
