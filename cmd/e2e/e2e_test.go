@@ -76,8 +76,21 @@ func newSandbox(t *testing.T) *sandbox {
 
 func (s *sandbox) env() []string {
 	return append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + s.home, "E2E_HOME=" + s.home, "XDG_DATA_HOME=" + s.data,
+		"PATH=" + testPath(), "HOME=" + s.home, "E2E_HOME=" + s.home, "XDG_DATA_HOME=" + s.data,
 	}, s.extra...)
+}
+
+// testPath is $PATH without the directories that hold e2e backend plugins
+// (a developer's bin/, as the README advises), so that discovery in the
+// tests sees only the plugins the tests put there.
+func testPath() string {
+	var keep []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if found, _ := filepath.Glob(filepath.Join(dir, "e2e-backend-*")); len(found) == 0 {
+			keep = append(keep, dir)
+		}
+	}
+	return strings.Join(keep, string(filepath.ListSeparator))
 }
 
 // e2e runs the e2e binary with --plugin-dir pointing at the test plugins.

@@ -62,7 +62,7 @@ func TestDiscoveryOrder(t *testing.T) {
 	besidePlugin := copyFile(t, built.test, filepath.Join(besideDir, "e2e-backend-test"), 0o755)
 	pathPlugin := copyFile(t, built.test, filepath.Join(pathDir, "e2e-backend-test"), 0o755)
 	// $PATH comes last; the sandbox's PATH is the test's.
-	s.extra = append(s.extra, "PATH="+pathDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	s.extra = append(s.extra, "PATH="+pathDir+string(filepath.ListSeparator)+testPath())
 	e2e := copyFile(t, built.e2e, filepath.Join(besideDir, "e2e"), 0o755)
 	installSrc := copyFile(t, built.test, filepath.Join(root, "src", "e2e-backend-test"), 0o755)
 	expectCode(t, testbin.Run(t, s.env(), e2e, "plugin", "install", installSrc), 0)

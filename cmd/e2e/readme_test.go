@@ -62,7 +62,7 @@ func TestREADMEGoExample(t *testing.T) {
 	bin := t.TempDir()
 	copyFile(t, filepath.Join(built.pluginDir, "e2e-backend-docker"), filepath.Join(bin, "e2e-backend-docker"), 0o755)
 	home, data := t.TempDir(), t.TempDir()
-	env := append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"),
+	env := append(os.Environ(), "PATH="+bin+string(filepath.ListSeparator)+testPath(),
 		"E2E_HOME="+home, "XDG_DATA_HOME="+data, "E2E_PLUGIN_PATH=", "GOWORK=off", "GOFLAGS=-mod=mod")
 	t.Cleanup(func() {
 		// Only what this run made carries its state directory's label.
