@@ -312,22 +312,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestSecretValueNeverRepeated: a secret option whose value has the wrong
-// type is refused by name and type; its value appears nowhere.
-func TestSecretValueNeverRepeated(t *testing.T) {
-	s := newSandbox(t)
-	s.extra = append(s.extra, "E2E_TEST_PIN=hunter2-not-a-number")
-	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
-	expectCode(t, r, 2)
-	oneErrorLine(t, r, `option "pin"`, "E2E_TEST_PIN", "an integer")
-	if strings.Contains(r.Stdout+r.Stderr, "hunter2") {
-		t.Errorf("the secret's value was repeated:\n%s", r.Stderr)
-	}
-	if got := s.clusterDirs(); len(got) != 0 {
-		t.Errorf("the backend made %v", got)
-	}
-}
-
 func TestDefaultsAsDCOSE2E(t *testing.T) {
 	s := newSandbox(t)
 	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
@@ -547,46 +531,6 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	}
 }
 
-// TestOtherStateHome: a cluster made from another E2E_HOME is listed as
-// untracked and can still be destroyed; an id no backend knows exits 2.
-func TestOtherStateHome(t *testing.T) {
-	a := newSandbox(t)
-	a.extra = append(a.extra, "E2E_TEST_BACKEND_DIR="+a.machine)
-	expectCode(t, a.e2e("create", "--backend", "test", "-c", "elsewhere"), 0)
-
-	b := newSandbox(t)
-	b.machine = a.machine
-	b.extra = a.extra
-	r := b.e2e("list", "--backend", "test", "--json")
-	expectCode(t, r, 0)
-	var rows []cluster.Summary
-	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 1 || rows[0].Status != "untracked" || rows[0].Agents != 1 {
-		t.Fatalf("list from another home = %s (err %v), want elsewhere untracked", r.Stdout, err)
-	}
-	// A plain e2e list asks the backends of the recorded clusters, and so
-	// shows it beside this home's own cluster, as the README says.
-	expectCode(t, b.e2e("create", "--backend", "test", "-c", "mine"), 0)
-	r = b.e2e("list", "--json")
-	expectCode(t, r, 0)
-	rows = nil
-	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 2 ||
-		rows[0].ID != "elsewhere" || rows[0].Status != "untracked" || rows[1].ID != "mine" || rows[1].Status != "running" {
-		t.Fatalf("list = %s (err %v), want elsewhere untracked and mine running", r.Stdout, err)
-	}
-	// inspect needs the record.
-	r = b.e2e("inspect", "-c", "elsewhere")
-	expectCode(t, r, 2)
-	oneErrorLine(t, r, `no such cluster "elsewhere"`)
-	expectCode(t, b.e2e("destroy", "-c", "mine"), 0)
-	expectCode(t, b.e2e("destroy", "-c", "elsewhere"), 0)
-	if got := a.clusterDirs(); len(got) != 0 {
-		t.Errorf("destroy from another home left %v", got)
-	}
-	r = b.e2e("destroy", "-c", "elsewhere")
-	expectCode(t, r, 2)
-	oneErrorLine(t, r, `no such cluster "elsewhere"`)
-}
-
 // Commas belong to the value: JSON maps and lists with several elements
 // arrive whole.
 func TestOptionValuesWithCommas(t *testing.T) {
@@ -608,66 +552,5 @@ func TestOptionValuesWithCommas(t *testing.T) {
 	tags, _ := json.Marshal(meta.Options["tags"])
 	if string(labels) != `{"a":"1","b":"2,3"}` || string(tags) != `["x","y","z,w"]` {
 		t.Errorf("stored labels %s, tags %s", labels, tags)
-	}
-}
-
-// TestFlagsWinPerOption: an option given with -o replaces the cluster
-// file's value of that option whole (a list too); options the flags do not
-// name keep the file's values.
-func TestFlagsWinPerOption(t *testing.T) {
-	s := newSandbox(t)
-	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
-	writeFile(t, cfg, "backend: test\ncluster_id: layered\noptions:\n  dir: "+s.machine+
-		"\n  master_mounts: [\"/src:/src:ro\", \"/data:/data\"]\n  tags: [from-file]\n  memory: 1024\n")
-	r := s.e2e("create", "--config", cfg, "-o", "master_mounts=/flag:/flag", "-o", "tags=a", "-o", "tags=b")
-	expectCode(t, r, 0)
-	b, err := os.ReadFile(filepath.Join(s.home, "clusters", "layered", "cluster.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meta struct {
-		Options map[string]any `json:"options"`
-	}
-	if err := json.Unmarshal(b, &meta); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, k := range []string{"master_mounts", "tags", "memory"} {
-		v, _ := json.Marshal(meta.Options[k])
-		got[k] = string(v)
-	}
-	want := map[string]string{"master_mounts": `"/flag:/flag"`, "tags": `["a","b"]`, "memory": `1024`}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("option %s stored as %s, want %s", k, got[k], w)
-		}
-	}
-}
-
-// TestClean: leftovers no record owns are listed, then removed; recorded
-// clusters are kept.
-func TestClean(t *testing.T) {
-	s := newSandbox(t)
-	s.extra = append(s.extra, "E2E_TEST_BACKEND_DIR="+s.machine)
-	expectCode(t, s.e2e("create", "--backend", "test", "-c", "kept"), 0)
-	expectCode(t, s.e2e("create", "--backend", "test", "-c", "orphan"), 0)
-	expectCode(t, s.e2e("forget", "-c", "orphan"), 0)
-
-	r := s.e2e("clean", "--backend", "test", "--dry-run")
-	expectCode(t, r, 0)
-	orphan := filepath.Join(s.machine, "clusters", "orphan")
-	if strings.TrimSpace(r.Stdout) != "test: would remove "+orphan {
-		t.Errorf("clean --dry-run listed %q", r.Stdout)
-	}
-	if got := s.clusterDirs(); len(got) != 2 {
-		t.Fatalf("dry run removed something: %v", got)
-	}
-	r = s.e2e("clean", "--backend", "test")
-	expectCode(t, r, 0)
-	if strings.TrimSpace(r.Stdout) != "test: removed "+orphan {
-		t.Errorf("clean printed %q", r.Stdout)
-	}
-	if got := s.clusterDirs(); len(got) != 1 || got[0] != "kept" {
-		t.Errorf("after clean the backend holds %v, want only kept", got)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,4 +122,53 @@ func TestDottedIDOnDocker(t *testing.T) {
 	expectCode(t, s.e2e("wait", "-c", id, "--superuser-username", "bob", "--superuser-password-file", pwFile, "--timeout", "2m"), 0)
 	s.extra = append(s.extra, "E2E_SUPERUSER_PASSWORD=from-the-environment")
 	expectCode(t, s.e2e("wait", "-c", id, "--superuser-username", "bob", "--timeout", "2m"), 0)
+}
+
+// TestSecretValueNeverRepeated: a secret option whose value has the wrong
+// type is refused by name and type; its value appears nowhere.
+func TestSecretValueNeverRepeated(t *testing.T) {
+	s := newSandbox(t)
+	s.extra = append(s.extra, "E2E_TEST_PIN=hunter2-not-a-number")
+	r := s.e2e("create", "--backend", "test", "-o", s.dirOpt())
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `option "pin"`, "E2E_TEST_PIN", "an integer")
+	if strings.Contains(r.Stdout+r.Stderr, "hunter2") {
+		t.Errorf("the secret's value was repeated:\n%s", r.Stderr)
+	}
+	if got := s.clusterDirs(); len(got) != 0 {
+		t.Errorf("the backend made %v", got)
+	}
+}
+
+// TestFlagsWinPerOption: an option given with -o replaces the cluster
+// file's value of that option whole (a list too); options the flags do not
+// name keep the file's values.
+func TestFlagsWinPerOption(t *testing.T) {
+	s := newSandbox(t)
+	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
+	writeFile(t, cfg, "backend: test\ncluster_id: layered\noptions:\n  dir: "+s.machine+
+		"\n  master_mounts: [\"/src:/src:ro\", \"/data:/data\"]\n  tags: [from-file]\n  memory: 1024\n")
+	r := s.e2e("create", "--config", cfg, "-o", "master_mounts=/flag:/flag", "-o", "tags=a", "-o", "tags=b")
+	expectCode(t, r, 0)
+	b, err := os.ReadFile(filepath.Join(s.home, "clusters", "layered", "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Options map[string]any `json:"options"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range []string{"master_mounts", "tags", "memory"} {
+		v, _ := json.Marshal(meta.Options[k])
+		got[k] = string(v)
+	}
+	want := map[string]string{"master_mounts": `"/flag:/flag"`, "tags": `["a","b"]`, "memory": `1024`}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("option %s stored as %s, want %s", k, got[k], w)
+		}
+	}
 }
