@@ -20,11 +20,15 @@ import (
 )
 
 // Options configure a Client. The zero value uses the environment:
-// $E2E_HOME for state, and the plugin discovery order README.md gives.
+// $E2E_HOME for state, and the plugins the user has, found as the CLI finds
+// them (see Client.PluginDirs), so a Go test finds the plugins that
+// `e2e plugin list` lists.
 type Options struct {
 	// Home is the state directory; empty means $E2E_HOME or the XDG state dir.
 	Home string
-	// PluginDirs are searched first for plugins (the CLI's --plugin-dir).
+	// PluginDirs are searched first for plugins (the CLI's --plugin-dir);
+	// then $E2E_PLUGIN_PATH, the installed plugins, the directory of the
+	// running executable and $PATH.
 	PluginDirs []string
 	// Logger receives e2e's and the plugins' logs; nil discards them.
 	Logger hclog.Logger
@@ -106,9 +110,10 @@ type Spec struct {
 	Backend string
 	// ID defaults to "default".
 	ID string
-	// Node counts. DefaultCount leaves a count to the backend (one node, or
-	// as many as its options name); when all three are zero, one of each
-	// role is made, as DC/OS E2E did.
+	// Node counts, as the CLI's --masters, --agents and --public-agents: 0
+	// is a count not given, which the backend decides (one node, as DC/OS
+	// E2E made one of each role, or as many as its options name, such as
+	// the existing backend's host lists); None asks for no node of a role.
 	Masters, Agents, PublicAgents int
 	// Options for the backend, by name as `e2e plugin info` lists them.
 	// Secret options are not accepted here: they are read from the
@@ -130,7 +135,10 @@ type Spec struct {
 	// always refused.
 	AcceptNewHostKeys bool
 	// SSHTimeout bounds the wait for every node's sshd after the backend
-	// made the machines; default 3 minutes.
+	// made the machines; zero means DefaultSSHTimeout for a backend that
+	// makes its machines (it can destroy them: they have just booted), and
+	// a single attempt for machines that already exist, so that a wrong
+	// address or a stopped sshd is reported at once.
 	SSHTimeout time.Duration
 	// Retain keeps whatever was made when Create fails or is cancelled.
 	Retain bool
@@ -142,16 +150,32 @@ func (e *Client) emit(cluster string) func(sdk.Event) {
 	}
 }
 
-// DefaultCount as a node count leaves the count to the backend.
-const DefaultCount = -1
+// ErrCleanupFailed is wrapped when Create failed or was interrupted and
+// removing what it had made failed too (`e2e clean` finds the rest).
+var ErrCleanupFailed = errors.New("cleaning up also failed")
+
+// DefaultSSHTimeout is how long Create waits for the sshd of machines the
+// backend has just made.
+const DefaultSSHTimeout = 3 * time.Minute
+
+// None as a node count of a Spec asks for no node of that role (0 leaves
+// the count to the backend).
+const None = -1
+
+// sdkCount turns a Spec count into the protocol's: negative is not given.
+func sdkCount(n int) int {
+	switch n {
+	case 0:
+		return -1
+	case None:
+		return 0
+	}
+	return n
+}
 
 // cleanupTimeout bounds how long the core waits for a plugin to clean up
 // after cancellation or failure.
 const cleanupTimeout = 60 * time.Second
-
-// defaultSSHTimeout bounds the wait for every node's sshd after Create and
-// Start.
-const defaultSSHTimeout = 3 * time.Minute
 
 // Create makes a cluster: it checks the input, reserves the id, generates
 // the SSH key pair, asks the backend for the machines and records the
@@ -167,12 +191,13 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.Backend == "" {
 		return nil, invalidf("no backend given: choose one with --backend (see `e2e plugin list`)")
 	}
-	if spec.Masters < DefaultCount || spec.Agents < DefaultCount || spec.PublicAgents < DefaultCount {
-		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d)", spec.Masters, spec.Agents, spec.PublicAgents)
+	if spec.Masters < None || spec.Agents < None || spec.PublicAgents < None {
+		return nil, invalidf("node counts cannot be negative (masters %d, agents %d, public agents %d; cluster.None asks for no node of a role)", spec.Masters, spec.Agents, spec.PublicAgents)
 	}
-	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
-		spec.Masters, spec.Agents, spec.PublicAgents = DefaultCount, DefaultCount, DefaultCount
+	if spec.Masters == None && spec.Agents == None && spec.PublicAgents == None {
+		return nil, invalidf("a cluster needs at least one node")
 	}
+	masters, agents, public := sdkCount(spec.Masters), sdkCount(spec.Agents), sdkCount(spec.PublicAgents)
 	p, err := e.open(ctx, spec.Backend)
 	if err != nil {
 		return nil, err
@@ -216,12 +241,12 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		return nil, err
 	}
 	call := sdk.CreateCall{
-		ClusterID: spec.ID, Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents,
+		ClusterID: spec.ID, Masters: masters, Agents: agents, PublicAgents: public,
 		OptionsJSON: optsJSON, SSHPublicKey: pub, SSHUser: spec.SSHUser, Retain: spec.Retain,
 	}
 	meta := state.Metadata{
 		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
-		Counts:  state.Counts{Masters: spec.Masters, Agents: spec.Agents, PublicAgents: spec.PublicAgents},
+		Counts:  state.Counts{Masters: max(masters, 0), Agents: max(agents, 0), PublicAgents: max(public, 0)},
 		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
 	}
 	sc, err := p.Create(ctx, call, e.emit(spec.ID))
@@ -241,7 +266,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
 		}
 		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
-			return nil, fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+			return nil, fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 		}
 		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
 			return nil, cerr
@@ -273,8 +298,8 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	c := e.toCluster(meta, sc, p.Desc)
 	if p.Desc.Capabilities.VerifySSH {
 		timeout := spec.SSHTimeout
-		if timeout <= 0 {
-			timeout = defaultSSHTimeout
+		if timeout <= 0 && p.Desc.Capabilities.Destroy {
+			timeout = DefaultSSHTimeout
 		}
 		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
 		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
@@ -374,18 +399,24 @@ func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []by
 		return err
 	}
 	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
-		return fmt.Errorf("%w; cleaning up also failed: %v", err, derr)
+		return fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 	}
 	return err
 }
 
-// sdkInvalid turns the backend's refusal of the input into an InvalidError.
+// sdkInvalid turns the backend's refusal of the input into an InvalidError;
+// when options are at fault it points to where they are described.
 func sdkInvalid(err error, backend string) error {
 	var de *sdk.DiagnosticsError
-	if errors.As(err, &de) {
-		return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
+	if !errors.As(err, &de) {
+		return nil
 	}
-	return nil
+	for _, d := range de.Diagnostics {
+		if d.Option != "" {
+			return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
+		}
+	}
+	return &InvalidError{Err: de}
 }
 
 // cleanupAfterFailedCreate calls the idempotent Destroy with a context that

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,7 +50,7 @@ func TestCreateAndDestroyFromGo(t *testing.T) {
 	e := newClient(t)
 	machines := t.TempDir()
 
-	c, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "gotest", Masters: 1, Agents: 2,
+	c, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "gotest", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines, "tags": []string{"x"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -150,5 +151,51 @@ func TestCancelledCreateLeavesNothing(t *testing.T) {
 	}
 	if ids, _ := e.IDs(); len(ids) != 0 {
 		t.Errorf("cancelled create recorded %v", ids)
+	}
+}
+
+// TestSpecCountsAsTheCLI: a count left at 0 is not given (one node, as the
+// CLI's default), cluster.None asks for no node of a role.
+func TestSpecCountsAsTheCLI(t *testing.T) {
+	ctx := context.Background()
+	e := newClient(t)
+	machines := t.TempDir()
+	tests := []struct {
+		name                   string
+		spec                   cluster.Spec
+		masters, agents, publc int
+	}{
+		{"only agents given", cluster.Spec{Agents: 2}, 1, 2, 1},
+		{"nothing given", cluster.Spec{}, 1, 1, 1},
+		{"none of two roles", cluster.Spec{Masters: cluster.None, Agents: 3, PublicAgents: cluster.None}, 0, 3, 0},
+		{"no public agents", cluster.Spec{Masters: 2, PublicAgents: cluster.None}, 2, 1, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			spec.Backend, spec.ID = "test", fmt.Sprintf("counts-%d", i)
+			spec.Options = map[string]any{"dir": machines}
+			c, err := e.Create(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Destroy(context.WithoutCancel(ctx))
+			if len(c.Masters()) != tt.masters || len(c.Agents()) != tt.agents || len(c.PublicAgents()) != tt.publc {
+				t.Errorf("%d masters, %d agents, %d public agents; want %d, %d, %d",
+					len(c.Masters()), len(c.Agents()), len(c.PublicAgents()), tt.masters, tt.agents, tt.publc)
+			}
+		})
+	}
+	for _, spec := range []cluster.Spec{
+		{Masters: cluster.None, Agents: cluster.None, PublicAgents: cluster.None},
+		{Agents: -2},
+	} {
+		spec.Backend, spec.Options = "test", map[string]any{"dir": machines}
+		if _, err := e.Create(ctx, spec); !cluster.IsInvalid(err) {
+			t.Errorf("Create(%+v) = %v, want an InvalidError", spec, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 0 {
+		t.Errorf("%d stand-in clusters left", len(entries))
 	}
 }

@@ -254,7 +254,30 @@ func (c *Cluster) Wait(ctx context.Context, opts WaitOptions) error {
 	if err := requireRunning(c.Nodes); err != nil {
 		return err
 	}
+	if err := c.checkDCOSThere(ctx); err != nil {
+		return err
+	}
 	return w.DCOS(ctx, c.installNodes(c.Nodes))
+}
+
+// checkDCOSThere refuses at once to wait for DC/OS on a cluster that has
+// none, rather than polling until the timeout: e2e did not install it and
+// master_0 has no /opt/mesosphere. DC/OS installed by other means (on
+// machines that already exist) is found there.
+func (c *Cluster) checkDCOSThere(ctx context.Context) error {
+	ms := c.Masters()
+	if c.Installed == "dcos" || len(ms) == 0 {
+		return nil
+	}
+	var out limitedBuffer
+	st, err := ms[0].Run(ctx, Command{Shell: "test -d /opt/mesosphere", Stdout: &out, Stderr: &out})
+	if err != nil {
+		return err
+	}
+	if st.Code != 0 {
+		return invalidf("cluster %q has no DC/OS to wait for (e2e did not install it, and master_0 has no /opt/mesosphere): install it with `e2e install`, or wait for something else with `e2e wait --command CMD`", c.ID)
+	}
+	return nil
 }
 
 // DCOSVersion is what /opt/mesosphere/etc/dcos-version.json on master_0

@@ -228,7 +228,7 @@ func (e *Client) Start(ctx context.Context, id string) error {
 		return nil
 	}
 	e.events(Event{Cluster: id, Step: "check SSH on every node"})
-	if err := c.verifySSH(ctx, false, defaultSSHTimeout); err != nil {
+	if err := c.verifySSH(ctx, false, DefaultSSHTimeout); err != nil {
 		return fmt.Errorf("checking SSH on the nodes of cluster %q after starting it: %w", id, err)
 	}
 	return nil

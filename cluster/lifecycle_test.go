@@ -20,7 +20,7 @@ func TestStopStartFromGo(t *testing.T) {
 	ctx := context.Background()
 	e := newClient(t)
 	machines := t.TempDir()
-	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "sleepy", Masters: 1, Agents: 2,
+	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "sleepy", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines}}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestMissingNode(t *testing.T) {
 	ctx := context.Background()
 	e := newClient(t)
 	machines := t.TempDir()
-	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "holey", Masters: 1, Agents: 2,
+	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "holey", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines}}); err != nil {
 		t.Fatal(err)
 	}

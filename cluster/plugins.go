@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"sync"
 
 	"github.com/e2e-tool/e2e/internal/plugin"
@@ -17,7 +18,7 @@ type PluginInfo struct {
 	Path     string `json:"path"`
 	SHA256   string `json:"sha256"`
 	// Source is where it was found: "--plugin-dir", "E2E_PLUGIN_PATH",
-	// "installed" or "beside e2e".
+	// "installed", "beside e2e" or "PATH".
 	Source string `json:"source"`
 	// Used is false when an earlier candidate of the same name wins.
 	Used bool `json:"used"`
@@ -132,7 +133,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 // checking that it is an e2e backend plugin.
 func (e *Client) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
 	entry, name, err := e.host.Install(ctx, path, force)
-	if errors.Is(err, plugin.ErrAlreadyInstalled) {
+	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, fs.ErrNotExist) {
 		return BackendInfo{}, &InvalidError{Err: err}
 	}
 	if err != nil {
@@ -151,6 +152,11 @@ func (e *Client) RemovePlugin(name string) error {
 	}
 	return err
 }
+
+// PluginDirs says where plugins are looked for, in discovery order:
+// --plugin-dir (Options.PluginDirs), $E2E_PLUGIN_PATH, the installed
+// plugins, beside the running executable, then $PATH.
+func (e *Client) PluginDirs() string { return e.host.Dirs().String() }
 
 // ProtocolVersion is the backend protocol major this e2e speaks.
 const ProtocolVersion = sdk.ProtocolVersion

@@ -5,7 +5,7 @@
 //	e, err := cluster.New(cluster.Options{})
 //	if err != nil { ... }
 //	defer e.Close()
-//	c, err := e.Create(ctx, cluster.Spec{Backend: "docker", Masters: 1, Agents: 2})
+//	c, err := e.Create(ctx, cluster.Spec{Backend: "docker", Agents: 2}) // and one master, one public agent
 //	if err != nil { ... }
 //	defer c.Destroy(context.WithoutCancel(ctx))
 package cluster

@@ -324,6 +324,25 @@ func convert(t OptionType, raw json.RawMessage) (any, error) {
 	return nil, fmt.Errorf("unknown option type %q", t)
 }
 
+// wanted says what a value of type t looks like, without quoting one.
+func wanted(t OptionType) string {
+	switch t {
+	case TypeInt:
+		return "an integer"
+	case TypeBool:
+		return "true or false"
+	case TypeDuration:
+		return "a duration such as 90s or 1h"
+	case TypeList:
+		return "a list of strings"
+	case TypeMap:
+		return "a map of KEY=VALUE"
+	case TypeMounts:
+		return "a list of mounts SRC:DST[:ro|rw]"
+	}
+	return "a " + string(t)
+}
+
 func describe(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -380,8 +399,13 @@ func (s Schema) Parse(raw []byte, getenv func(string) string) (Options, []Diagno
 		if given {
 			v, err := convert(o.Type, rawValue)
 			if err != nil {
-				diags = append(diags, Diagnostic{Severity: SeverityError, Option: o.Name,
-					Summary: fmt.Sprintf("option %q: %v", o.Name, err)})
+				summary := fmt.Sprintf("option %q: %v", o.Name, err)
+				if o.Secret {
+					// Conversion errors quote the value; a secret's is
+					// never repeated, only what was wanted.
+					summary = fmt.Sprintf("option %q (secret, from %s): the value is not %s", o.Name, o.Env, wanted(o.Type))
+				}
+				diags = append(diags, Diagnostic{Severity: SeverityError, Option: o.Name, Summary: summary})
 				continue
 			}
 			opts.values[o.Name] = v

@@ -756,3 +756,35 @@ func TestGoValueDefaults(t *testing.T) {
 		t.Errorf("described default = %#v, want \"10m0s\"", desc.Options[0].Default)
 	}
 }
+
+// TestParseSecretValuesAreNeverQuoted: a secret with a value of the wrong
+// type is reported by option name and wanted type; the value itself
+// appears in no diagnostic.
+func TestParseSecretValuesAreNeverQuoted(t *testing.T) {
+	const secret = "hunter2-very-secret"
+	tests := []struct {
+		opt  Option
+		want string
+	}{
+		{IntOption("pin", "").MarkSecret("E2E_PIN"), "an integer"},
+		{BoolOption("flag", "").MarkSecret("E2E_FLAG"), "true or false"},
+		{DurationOption("ttl", "").MarkSecret("E2E_TTL"), "duration"},
+		{MapOption("creds", "").MarkSecret("E2E_CREDS"), "KEY=VALUE"},
+		{MountsOption("vols", "").MarkSecret("E2E_VOLS"), "SRC:DST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.opt.Name, func(t *testing.T) {
+			_, diags := Schema{tt.opt}.Parse(nil, fakeEnv(map[string]string{tt.opt.Env: secret}))
+			if len(diags) != 1 {
+				t.Fatalf("want one diagnostic, got:%s", diagsString(diags))
+			}
+			d := diags[0]
+			if !strings.Contains(d.Summary, `"`+tt.opt.Name+`"`) || !strings.Contains(d.Summary, tt.want) || !strings.Contains(d.Summary, tt.opt.Env) {
+				t.Errorf("summary %q does not name the option, its variable and %q", d.Summary, tt.want)
+			}
+			if strings.Contains(d.Summary+d.Detail, "hunter2") {
+				t.Errorf("diagnostic repeats the secret: %+v", d)
+			}
+		})
+	}
+}

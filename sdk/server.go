@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"runtime/debug"
 	"sync"
 
@@ -117,20 +116,6 @@ func (s *server) parse(raw []byte) (Options, error) {
 	return opts, nil
 }
 
-// clusterIDPattern is what a cluster id looks like: it becomes part of
-// container names and hostnames, and can never escape a directory.
-var clusterIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$`)
-
-// ValidateClusterID checks a cluster id: 1 to 40 letters, digits, '_', '.'
-// or '-', starting with a letter or digit. The SDK refuses any other id
-// before a backend sees it; the core checks ids with the same function.
-func ValidateClusterID(id string) error {
-	if !clusterIDPattern.MatchString(id) {
-		return fmt.Errorf("invalid cluster id %q: use 1 to 40 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
-	}
-	return nil
-}
-
 func checkID(id string) error {
 	if err := ValidateClusterID(id); err != nil {
 		return &DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError, Summary: err.Error()}}}
@@ -218,6 +203,10 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 	counts := req.GetCounts()
 	if counts.GetMasters() < 0 || counts.GetAgents() < 0 || counts.GetPublicAgents() < 0 {
 		return toStatus(&DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError, Summary: "node counts cannot be negative"}}})
+	}
+	if max(counts.GetMasters(), counts.GetAgents(), counts.GetPublicAgents()) > MaxNodeIndex+1 {
+		return toStatus(&DiagnosticsError{Diagnostics: []Diagnostic{{Severity: SeverityError,
+			Summary: fmt.Sprintf("at most %d nodes of a role", MaxNodeIndex+1)}}})
 	}
 	given := map[Role]bool{
 		RoleMaster: counts.Masters != nil, RoleAgent: counts.Agents != nil, RolePublicAgent: counts.PublicAgents != nil,

@@ -4,22 +4,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/e2e-tool/e2e/cluster"
-	"github.com/goccy/go-yaml"
 )
 
 // CLI is the command line. Commands call only the cluster package.
 type CLI struct {
-	PluginDir []string `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
-	Verbose   int      `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
+	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
+	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
+	ShowVersion versionFlag `name:"version" help:"Show the version (as e2e version does) and exit."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
@@ -51,156 +52,26 @@ func (c *VersionCmd) Run(e *env) error {
 	if c.JSON {
 		return printJSON(e, map[string]any{"version": version, "commit": commit, "protocol": cluster.ProtocolVersion})
 	}
-	fmt.Fprintf(e.stdout, "e2e %s (protocol %d", version, cluster.ProtocolVersion)
+	printVersion(e.stdout)
+	return nil
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "e2e %s (protocol %d", version, cluster.ProtocolVersion)
 	if commit != "" {
-		fmt.Fprintf(e.stdout, ", commit %s", commit)
+		fmt.Fprintf(w, ", commit %s", commit)
 	}
-	fmt.Fprintln(e.stdout, ")")
-	return nil
+	fmt.Fprintln(w, ")")
 }
 
-// PluginCmd groups the plugin commands.
-type PluginCmd struct {
-	List    PluginListCmd    `cmd:"" help:"List every plugin found, in discovery order, and which one is used."`
-	Info    PluginInfoCmd    `cmd:"" help:"Show a backend's capabilities and options."`
-	Install PluginInstallCmd `cmd:"" help:"Install a plugin executable for this user (checked, then pinned by sha256)."`
-	Remove  PluginRemoveCmd  `cmd:"" help:"Remove an installed plugin."`
-}
+// versionFlag is --version: it prints what e2e version prints and exits
+// before any command is needed, as kong.VersionFlag does.
+type versionFlag bool
 
-// PluginListCmd lists plugins.
-type PluginListCmd struct {
-	JSON bool `help:"Print JSON."`
-}
-
-func (c *PluginListCmd) Run(e *env) error {
-	infos, err := e.client.Plugins(e.ctx)
-	if err != nil {
-		return err
-	}
-	if c.JSON {
-		return printJSON(e, infos)
-	}
-	if len(infos) == 0 {
-		e.say("no plugins found (looked in --plugin-dir, $E2E_PLUGIN_PATH, the installed plugins and beside e2e)")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tSOURCE\tUSED\tSHA256\tPATH")
-	for _, p := range infos {
-		ver, proto := p.Version, fmt.Sprint(p.Protocol)
-		if p.Error != "" {
-			ver, proto = "error", "-"
-		}
-		used := "yes"
-		if !p.Used {
-			used = "shadowed"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, ver, proto, p.Source, used, short(p.SHA256), p.Path)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, p := range infos {
-		if p.Error != "" {
-			e.say("e2e: plugin %s: %s", p.Path, p.Error)
-		}
-	}
-	return nil
-}
-
-func short(sum string) string {
-	if len(sum) > 12 {
-		return sum[:12]
-	}
-	return sum
-}
-
-// PluginInfoCmd describes a backend.
-type PluginInfoCmd struct {
-	Name string `arg:"" help:"Backend name."`
-	JSON bool   `help:"Print JSON."`
-}
-
-func (c *PluginInfoCmd) Run(e *env) error {
-	info, err := e.client.Backend(e.ctx, c.Name)
-	if err != nil {
-		return err
-	}
-	if c.JSON {
-		return printJSON(e, info)
-	}
-	w := e.stdout
-	fmt.Fprintf(w, "%s %s (protocol %d)\n", info.Name, info.Version, info.Protocol)
-	if info.Summary != "" {
-		fmt.Fprintf(w, "  %s\n", info.Summary)
-	}
-	fmt.Fprintf(w, "path: %s (%s)\n", info.Path, info.Source)
-	methods := strings.Join(info.Capabilities.InstallMethods, ", ")
-	if methods == "" {
-		methods = "none"
-	}
-	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v\n",
-		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec,
-		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop)
-	if len(info.Options) == 0 {
-		fmt.Fprintln(w, "options: none")
-		return nil
-	}
-	fmt.Fprintln(w, "options (give them with -o name=value or under options: in --config):")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tTYPE\tDEFAULT\tREQUIRED\tSECRET\tHELP")
-	for _, o := range info.Options {
-		def := "-"
-		if o.Default != nil {
-			b, _ := json.Marshal(o.Default)
-			def = string(b)
-		}
-		secret := "no"
-		if o.Secret {
-			secret = "yes, from $" + o.Env
-		}
-		help := o.Help
-		if o.Env != "" && !o.Secret {
-			help += " (or $" + o.Env + ")"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, yesNo(o.Required), secret, help)
-	}
-	return tw.Flush()
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-// PluginInstallCmd installs a plugin.
-type PluginInstallCmd struct {
-	Path  string `arg:"" help:"Plugin executable (e2e-backend-NAME)." type:"path"`
-	Force bool   `help:"Replace an installed plugin of the same name."`
-}
-
-func (c *PluginInstallCmd) Run(e *env) error {
-	info, err := e.client.InstallPlugin(e.ctx, c.Path, c.Force)
-	if err != nil {
-		return err
-	}
-	e.say("installed %s %s (protocol %d) as %s", info.Name, info.Version, info.Protocol, info.Path)
-	fmt.Fprintln(e.stdout, info.Name)
-	return nil
-}
-
-// PluginRemoveCmd removes an installed plugin.
-type PluginRemoveCmd struct {
-	Name string `arg:"" help:"Backend name."`
-}
-
-func (c *PluginRemoveCmd) Run(e *env) error {
-	if err := e.client.RemovePlugin(c.Name); err != nil {
-		return err
-	}
-	e.say("removed %s", c.Name)
+// BeforeReset is kong's hook that runs as soon as the flag is seen.
+func (versionFlag) BeforeReset(app *kong.Kong) error {
+	printVersion(app.Stdout)
+	app.Exit(exitOK)
 	return nil
 }
 
@@ -218,33 +89,11 @@ type CreateCmd struct {
 	SSHAgent     bool          `name:"ssh-agent" help:"Also offer the keys of your ssh-agent (SSH_AUTH_SOCK)."`
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
-	SSHTimeout   time.Duration `name:"ssh-timeout" default:"3m" help:"How long to wait for every node's sshd after the machines are made."`
+	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
 	dcosFlags    `group:"DC/OS (create and install in one go)"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go)"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
-}
-
-// clusterFile is the YAML cluster file of --config.
-type clusterFile struct {
-	Backend      string         `yaml:"backend"`
-	ClusterID    string         `yaml:"cluster_id"`
-	Masters      *int           `yaml:"masters"`
-	Agents       *int           `yaml:"agents"`
-	PublicAgents *int           `yaml:"public_agents"`
-	Options      map[string]any `yaml:"options"`
-}
-
-func loadClusterFile(path string) (clusterFile, error) {
-	var f clusterFile
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return f, err
-	}
-	if err := yaml.UnmarshalWithOptions(b, &f, yaml.Strict()); err != nil {
-		return f, invalid(fmt.Errorf("cluster file %s: %s", path, oneLine(errors.New(yaml.FormatError(err, false, false)))))
-	}
-	return f, nil
 }
 
 // parseOptions turns -o NAME=VALUE flags into option values: repeated names
@@ -290,15 +139,20 @@ func parseOptions(flags []string) (map[string]any, error) {
 
 func invalid(err error) error { return &cluster.InvalidError{Err: err} }
 
-// pick returns the count given by flag or file, or cluster.DefaultCount.
+// pick returns the count given by flag or file as a cluster.Spec count:
+// 0 (not given) when neither gives it, cluster.None for 0.
 func pick(flag *int, file *int) int {
-	switch {
-	case flag != nil:
-		return *flag
-	case file != nil:
-		return *file
+	n := flag
+	if n == nil {
+		n = file
 	}
-	return cluster.DefaultCount
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return cluster.None
+	}
+	return *n
 }
 
 func (c *CreateCmd) Run(e *env) error {
@@ -321,13 +175,13 @@ func (c *CreateCmd) Run(e *env) error {
 	if spec.Backend == "" {
 		return invalid(errors.New("no backend given: use --backend NAME or backend: in --config (see `e2e plugin list`)"))
 	}
-	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
 	for _, n := range []*int{c.Masters, c.Agents, c.PublicAgents, file.Masters, file.Agents, file.PublicAgents} {
 		if n != nil && *n < 0 {
 			return invalid(fmt.Errorf("node counts cannot be negative (got %d)", *n))
 		}
 	}
-	if spec.Masters == 0 && spec.Agents == 0 && spec.PublicAgents == 0 {
+	spec.Masters, spec.Agents, spec.PublicAgents = pick(c.Masters, file.Masters), pick(c.Agents, file.Agents), pick(c.PublicAgents, file.PublicAgents)
+	if spec.Masters == cluster.None && spec.Agents == cluster.None && spec.PublicAgents == cluster.None {
 		return invalid(errors.New("a cluster needs at least one node"))
 	}
 	flagOpts, err := parseOptions(c.Option)
@@ -347,13 +201,31 @@ func (c *CreateCmd) Run(e *env) error {
 		if err != nil {
 			return err
 		}
+		if _, err := c.waitFlags.options(); err != nil {
+			return err
+		}
 		if err := e.client.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
 			return err
 		}
 	}
 	start := time.Now()
+	id := spec.ID
+	if id == "" {
+		id = cluster.DefaultID
+	}
+	e.now("creating cluster %q", id)
 	cl, err := e.client.Create(e.ctx, spec)
 	if err != nil {
+		if e.ctx.Err() != nil {
+			switch {
+			case spec.Retain:
+				e.outcome = fmt.Sprintf("what was made is retained: `e2e destroy -c %s` removes it", id)
+			case errors.Is(err, cluster.ErrCleanupFailed):
+				e.outcome = oneLine(err)
+			default:
+				e.outcome = "nothing was left behind"
+			}
+		}
 		return err
 	}
 	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
@@ -372,6 +244,7 @@ type ListCmd struct {
 }
 
 func (c *ListCmd) Run(e *env) error {
+	e.now("listing clusters")
 	rows, err := e.client.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
 	if err != nil {
 		return err
@@ -405,6 +278,7 @@ type InspectCmd struct {
 }
 
 func (c *InspectCmd) Run(e *env) error {
+	e.now("inspecting cluster %q", c.ClusterID)
 	cl, err := e.client.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -482,6 +356,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	}
 	var errs []error
 	for _, id := range ids {
+		e.now("destroying cluster %q", id)
 		if err := e.client.Destroy(e.ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
@@ -518,6 +393,7 @@ type CleanCmd struct {
 }
 
 func (c *CleanCmd) Run(e *env) error {
+	e.now("looking for leftovers")
 	lines, err := e.client.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
 	for _, l := range lines {
 		fmt.Fprintln(e.stdout, l)

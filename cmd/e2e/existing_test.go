@@ -161,13 +161,23 @@ func TestExistingClusterChecks(t *testing.T) {
 	expectCode(t, r, 0)
 	expectCode(t, run("run", "-c", "accepted", "--node", "agent_0", "--", "true"), 0)
 
-	// A node that does not answer: clear error, nothing recorded.
+	// A machine that refuses connections: reported after one attempt
+	// (machines that exist already are not waited for), with the node and
+	// its address; nothing recorded.
 	dead := sshdtest.Start(t, sshdtest.Options{AuthorizedKeys: []string{authorized}})
 	dead.Stop()
 	r = run("create", "--backend", "existing", "-c", "dead", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", dead),
-		"--ssh-key", key, "--known-hosts", kh, "--ssh-timeout", "2s")
+		"--ssh-key", key, "--known-hosts", kh)
 	expectCode(t, r, 1)
-	oneErrorLine(t, r, "agent_0", strconv.Itoa(dead.Endpoint.Port))
+	oneErrorLine(t, r, "agent_0", fmt.Sprintf("%s:%d", dead.Endpoint.Host, dead.Endpoint.Port), "connection refused")
+	if strings.Contains(r.Stderr, "gave up after") {
+		t.Errorf("the refused machine was retried instead of reported at once:\n%s", r.Stderr)
+	}
+	// Asked to, e2e retries (for sshd that is still starting).
+	r = run("create", "--backend", "existing", "-c", "dead", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", dead),
+		"--ssh-key", key, "--known-hosts", kh, "--ssh-timeout", "1500ms")
+	expectCode(t, r, 1)
+	oneErrorLine(t, r, "agent_0", "gave up after")
 	r = run("list", "--json")
 	if strings.Contains(r.Stdout, `"dead"`) {
 		t.Errorf("an unreachable cluster was recorded: %s", r.Stdout)
@@ -181,6 +191,15 @@ func TestExistingClusterChecks(t *testing.T) {
 	oneErrorLine(t, r, "existing backend cannot install DC/OS")
 	if r := run("list", "--json"); strings.Contains(r.Stdout, `"inst"`) {
 		t.Errorf("a refused create was recorded: %s", r.Stdout)
+	}
+
+	// A user the machines do not have: the user's mistake, said once.
+	r = run("create", "--backend", "existing", "-c", "nouser", "-o", hostOpt("masters", ms[0]), "-o", hostOpt("agents", ms[1]),
+		"--ssh-key", key, "--known-hosts", kh, "--ssh-user", "nosuchuser")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "nosuchuser")
+	if n := strings.Count(r.Stderr, "was refused"); n != 1 {
+		t.Errorf("the refused login is told %d times, want once:\n%s", n, r.Stderr)
 	}
 
 	// A key the machines do not accept.

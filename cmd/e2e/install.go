@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
@@ -37,17 +39,41 @@ func (f dcosFlags) options() (cluster.DCOSOptions, error) {
 	return opts, nil
 }
 
+// superuserPasswordEnv holds the DC/OS Enterprise superuser's password.
+const superuserPasswordEnv = "E2E_SUPERUSER_PASSWORD"
+
 // waitFlags are the flags of wait (and --wait).
 type waitFlags struct {
-	Timeout           time.Duration `default:"1h" help:"Give up after this long."`
-	SkipHTTPChecks    bool          `name:"skip-http-checks" help:"Only the node-poststart checks, no HTTP checks."`
-	SuperuserUsername string        `name:"superuser-username" help:"DC/OS Enterprise superuser to log in as for the HTTP checks."`
-	SuperuserPassword string        `name:"superuser-password" env:"E2E_SUPERUSER_PASSWORD" help:"Its password (better: set E2E_SUPERUSER_PASSWORD, which stays out of the process list)."`
+	Timeout               time.Duration `default:"1h" help:"Give up after this long."`
+	SkipHTTPChecks        bool          `name:"skip-http-checks" help:"Only the node-poststart checks, no HTTP checks."`
+	SuperuserUsername     string        `name:"superuser-username" help:"DC/OS Enterprise superuser to log in as for the HTTP checks; its password comes from $E2E_SUPERUSER_PASSWORD or --superuser-password-file."`
+	SuperuserPasswordFile string        `name:"superuser-password-file" type:"existingfile" placeholder:"PATH" help:"File holding the superuser's password (instead of $E2E_SUPERUSER_PASSWORD)."`
+	// A password in argv is seen by every user of the machine (ps,
+	// /proc/PID/cmdline): the flag exists only to be refused.
+	SuperuserPassword *string `name:"superuser-password" hidden:"" placeholder:"NEVER"`
 }
 
-func (w waitFlags) options() cluster.WaitOptions {
-	return cluster.WaitOptions{Timeout: w.Timeout, SkipHTTPChecks: w.SkipHTTPChecks,
-		SuperuserUsername: w.SuperuserUsername, SuperuserPassword: w.SuperuserPassword}
+// Validate refuses a password on the command line before anything runs.
+func (w *waitFlags) Validate() error {
+	if w.SuperuserPassword != nil {
+		return invalid(fmt.Errorf("--superuser-password would show the password to every user of this machine: set %s or give --superuser-password-file PATH", superuserPasswordEnv))
+	}
+	return nil
+}
+
+// options returns the wait options, with the superuser's password read
+// from --superuser-password-file or $E2E_SUPERUSER_PASSWORD.
+func (w waitFlags) options() (cluster.WaitOptions, error) {
+	opts := cluster.WaitOptions{Timeout: w.Timeout, SkipHTTPChecks: w.SkipHTTPChecks,
+		SuperuserUsername: w.SuperuserUsername, SuperuserPassword: os.Getenv(superuserPasswordEnv)}
+	if w.SuperuserPasswordFile != "" {
+		b, err := os.ReadFile(w.SuperuserPasswordFile)
+		if err != nil {
+			return opts, invalid(fmt.Errorf("--superuser-password-file: %w", err))
+		}
+		opts.SuperuserPassword = strings.TrimRight(string(b), "\r\n")
+	}
+	return opts, nil
 }
 
 // InstallCmd installs DC/OS, or runs an install script, on a cluster.
@@ -80,6 +106,7 @@ func (c *InstallCmd) Run(e *env) error {
 		if c.Wait {
 			return invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
 		}
+		e.now("running %s on cluster %q", filepath.Base(c.Script), cl.ID)
 		if err := cl.InstallScript(e.ctx, c.Script, c.ScriptArg); err != nil {
 			return err
 		}
@@ -94,6 +121,11 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 	if err != nil {
 		return err
 	}
+	waitOpts, err := w.options()
+	if err != nil {
+		return err
+	}
+	e.now("installing DC/OS on cluster %q", cl.ID)
 	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
 		return err
 	}
@@ -106,22 +138,27 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 		variant = v
 		e.say("installer: DC/OS %s (%s)", version, variant)
 	}
-	if variant == "enterprise" && w.SuperuserUsername == "" {
+	if variant == "enterprise" && waitOpts.SuperuserUsername == "" {
 		// minidcos's defaults for DC/OS Enterprise.
-		w.SuperuserUsername = "admin"
-		if w.SuperuserPassword == "" {
-			w.SuperuserPassword = "admin"
+		waitOpts.SuperuserUsername = "admin"
+		if waitOpts.SuperuserPassword == "" {
+			waitOpts.SuperuserPassword = "admin"
 		}
 	}
 	e.say("installed DC/OS on %d nodes of %s in %s (logs: %s/install)", len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond), cl.StateDir)
 	if wait {
-		return waitFor(e, cl, w.options())
+		return waitFor(e, cl, waitOpts)
 	}
 	return nil
 }
 
 func waitFor(e *env, cl *cluster.Cluster, opts cluster.WaitOptions) error {
 	start := time.Now()
+	if opts.Command != "" {
+		e.now("waiting for `%s` on cluster %q", opts.Command, cl.ID)
+	} else {
+		e.now("waiting for DC/OS on cluster %q", cl.ID)
+	}
 	if err := cl.Wait(e.ctx, opts); err != nil {
 		return err
 	}
@@ -149,6 +186,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 		return err
 	}
 	start := time.Now()
+	e.now("upgrading DC/OS on cluster %q", cl.ID)
 	if err := cl.UpgradeDCOS(e.ctx, opts); err != nil {
 		return err
 	}
@@ -170,7 +208,10 @@ func (c *WaitCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	opts := c.options()
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
 	opts.Command = c.Command
 	if len(c.Role) > 0 && c.Command == "" {
 		return invalid(errors.New("--role goes with --command"))

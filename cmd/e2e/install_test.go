@@ -156,10 +156,10 @@ func TestInstallFailuresAreClear(t *testing.T) {
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, "--extra-config is not a YAML map")
 
-	// Waiting on a cluster without DC/OS times out and says which check.
+	// Waiting for DC/OS on a cluster without it fails at once.
 	r = s.e2e("wait", "-c", id, "--timeout", "3s")
-	expectCode(t, r, 1)
-	oneErrorLine(t, r, "timed out", "dcos-check-runner check node-poststart")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "no DC/OS to wait for", "--command")
 
 	// The installer fails on agent_1: the error names the node and step.
 	failing, err := dcosfixture.Build(context.Background(), t.TempDir(), dcosfixture.Options{FailOnHost: "e2e-" + id + "-agent-1"})

@@ -44,7 +44,14 @@ type env struct {
 	stderr   io.Writer
 	isTTY    bool
 	progress *progress
+	// doing says what the command is doing, and outcome what became of it
+	// when it was interrupted, for the line Ctrl-C ends with.
+	doing, outcome string
 }
+
+// now records what the command is doing ("creating cluster \"x\""), so
+// that an interruption says what it interrupted.
+func (e *env) now(format string, args ...any) { e.doing = fmt.Sprintf(format, args...) }
 
 // say writes a message line to stderr, after any progress line.
 func (e *env) say(format string, args ...any) {
@@ -111,13 +118,34 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	client.Close()
 	prog.endLine()
 	var ee exitError
-	if err != nil && !(errors.As(err, &ee) && ee.quiet) {
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "e2e: %s\n", interrupted(e, err))
+	case err != nil && !(errors.As(err, &ee) && ee.quiet):
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
-		if cli.Verbose > 0 {
-			fmt.Fprintf(stderr, "e2e: (detail) %+v\n", err)
-		}
+	}
+	if err != nil && cli.Verbose > 0 {
+		fmt.Fprintf(stderr, "e2e: (detail) %+v\n", err)
 	}
 	return exitCode(ctx, err)
+}
+
+// interrupted is the one line after Ctrl-C (or SIGTERM): what was
+// interrupted, what became of it, and any other failure than the
+// interruption itself.
+func interrupted(e *env, err error) string {
+	msg := "interrupted"
+	if e.doing != "" {
+		msg += " while " + e.doing
+	}
+	var ee exitError
+	switch {
+	case e.outcome != "":
+		msg += "; " + e.outcome
+	case err != nil && !errors.Is(err, context.Canceled) && !(errors.As(err, &ee) && ee.quiet):
+		msg += ": " + oneLine(err)
+	}
+	return msg
 }
 
 // exitCode maps an error to e2e's exit codes (README.md).

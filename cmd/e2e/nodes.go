@@ -93,7 +93,7 @@ type RunCmd struct {
 	TTY     bool     `name:"tty" help:"Give the command a terminal (default when one node is chosen and e2e runs in one)." xor:"tty"`
 	NoTTY   bool     `name:"no-tty" help:"Never give the command a terminal." xor:"tty"`
 	TestEnv bool     `name:"test-env" help:"Run in DC/OS's test environment, as run_with_test_environment did (environment.export sourced, in the integration-test directory, MASTER_HOSTS, SLAVE_HOSTS, PUBLIC_SLAVE_HOSTS, DCOS_DNS_ADDRESS... set)."`
-	Command []string `arg:"" passthrough:"" help:"Command and arguments, after --."`
+	Command []string `arg:"" passthrough:"partial" help:"Command and arguments, after -- (or from the first argument that is not a flag)."`
 }
 
 func (c *RunCmd) Run(e *env) error {
@@ -120,6 +120,7 @@ func (c *RunCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	e.now("running `%s` on %s of cluster %q", strings.Join(c.Command, " "), nodeList(nodes), cl.ID)
 	cmd := cluster.Command{Argv: c.Command, Env: envVars, User: c.User, Sudo: c.Sudo,
 		Stdout: e.stdout, Stderr: e.stderr}
 	if c.TestEnv {
@@ -138,15 +139,64 @@ func (c *RunCmd) Run(e *env) error {
 		return invalid(errors.New("--tty needs exactly one node"))
 	}
 	results := cl.RunOn(e.ctx, nodes, cmd, cluster.RunOptions{Prefix: true})
-	var firstErr error
+	return runSummary(results)
+}
+
+// runSummary names, in one line, every node where the command failed and
+// how; e2e exits with the first non-zero code in node order.
+func runSummary(results []cluster.NodeResult) error {
+	var (
+		failed []string
+		first  error
+	)
 	for _, r := range results {
-		if r.Err != nil || r.Status.Code != 0 {
-			if err := exitFor(r.Status, r.Err); err != nil && firstErr == nil {
-				firstErr = err
+		err := exitFor(r.Status, r.Err)
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		switch {
+		case r.Err != nil:
+			msg := oneLine(r.Err)
+			if !strings.HasPrefix(msg, r.Node.Ref()) {
+				msg = r.Node.Ref() + ": " + msg
 			}
+			failed = append(failed, msg)
+		case r.Status.Signal != "":
+			failed = append(failed, fmt.Sprintf("%s exited %d (signal %s)", r.Node.Ref(), r.Status.Code, r.Status.Signal))
+		default:
+			failed = append(failed, fmt.Sprintf("%s exited %d", r.Node.Ref(), r.Status.Code))
 		}
 	}
-	return firstErr
+	if first == nil {
+		return nil
+	}
+	code := exitFailure
+	var ee exitError
+	if errors.As(first, &ee) {
+		code = ee.code
+	}
+	msg := fmt.Sprintf("command failed on %d of %d nodes: %s", len(failed), len(results), strings.Join(failed, ", "))
+	return exitError{code: code, err: summary{msg, first}}
+}
+
+// summary is a message about several failures that unwraps to the first.
+type summary struct {
+	msg   string
+	first error
+}
+
+func (s summary) Error() string { return s.msg }
+func (s summary) Unwrap() error { return s.first }
+
+// nodeList names the nodes a command runs on, briefly.
+func nodeList(nodes []cluster.Node) string {
+	if len(nodes) == 1 {
+		return nodes[0].Ref()
+	}
+	return fmt.Sprintf("%d nodes", len(nodes))
 }
 
 // exitFor turns a command's end into e2e's exit: the remote code, or 255
@@ -182,6 +232,7 @@ func (c *SSHCmd) Run(e *env) error {
 			return err
 		}
 	}
+	e.now("in a shell on %s of cluster %q", n.Ref(), cl.ID)
 	cmd := cluster.Command{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
 	// Without a terminal the shell reads commands from stdin, as ssh does.
 	cmd.TTY = term.IsTerminal(int(os.Stdin.Fd()))
@@ -207,6 +258,7 @@ func (c *SendFileCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	e.now("sending %s to %s of cluster %q", c.Src, nodeList(nodes), cl.ID)
 	prog := e.transferProgress(cl.ID, "send-file", len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -265,6 +317,7 @@ func (c *DownloadCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	e.now("downloading %s from %s of cluster %q", c.Src, n.Ref(), cl.ID)
 	prog := e.transferProgress(cl.ID, "download", 1)
 	if err := n.Download(e.ctx, c.Src, c.Dst, prog.node(0)); err != nil {
 		return sshExit(err)

@@ -96,7 +96,7 @@ func TestStopStartCLI(t *testing.T) {
 	if f := inspectRow(t, r.Stdout, "agent_0"); len(f) != 5 || f[1] != "stopped" || f[4] != "-" {
 		t.Errorf("inspect row of agent_0: %q, want state stopped and SSH -", f)
 	}
-	if strings.Contains(r.Stdout, ":0") {
+	if regexp.MustCompile(`@\S*:0\b`).MatchString(r.Stdout) {
 		t.Errorf("inspect shows a port 0:\n%s", r.Stdout)
 	}
 

@@ -56,9 +56,13 @@ func TestDiscoveryOrder(t *testing.T) {
 	s := newSandbox(t)
 	root := t.TempDir()
 	flagDir, envDir, besideDir := filepath.Join(root, "flag"), filepath.Join(root, "env"), filepath.Join(root, "beside")
+	pathDir := filepath.Join(root, "path")
 	flagPlugin := copyFile(t, built.test, filepath.Join(flagDir, "e2e-backend-test"), 0o755)
 	envPlugin := copyFile(t, built.test, filepath.Join(envDir, "e2e-backend-test"), 0o755)
 	besidePlugin := copyFile(t, built.test, filepath.Join(besideDir, "e2e-backend-test"), 0o755)
+	pathPlugin := copyFile(t, built.test, filepath.Join(pathDir, "e2e-backend-test"), 0o755)
+	// $PATH comes last; the sandbox's PATH is the test's.
+	s.extra = append(s.extra, "PATH="+pathDir+string(filepath.ListSeparator)+testPath())
 	e2e := copyFile(t, built.e2e, filepath.Join(besideDir, "e2e"), 0o755)
 	installSrc := copyFile(t, built.test, filepath.Join(root, "src", "e2e-backend-test"), 0o755)
 	expectCode(t, testbin.Run(t, s.env(), e2e, "plugin", "install", installSrc), 0)
@@ -77,6 +81,7 @@ func TestDiscoveryOrder(t *testing.T) {
 		"E2E_PLUGIN_PATH=" + envPlugin + "=false",
 		"installed=" + installed + "=false",
 		"beside e2e=" + besidePlugin + "=false",
+		"PATH=" + pathPlugin + "=false",
 	}
 	if strings.Join(order, "\n") != strings.Join(want, "\n") {
 		t.Errorf("candidates:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
@@ -106,8 +111,18 @@ func TestDiscoveryOrder(t *testing.T) {
 	if got := usedPath(t, pluginList(t, s.env(), e2e)); got != besidePlugin {
 		t.Errorf("then beside e2e: used %s, want %s", got, besidePlugin)
 	}
+	// An e2e (or a Go test binary) with no plugin beside it finds the one
+	// on $PATH.
+	if got := usedPath(t, pluginList(t, s.env(), built.e2e)); got != pathPlugin {
+		t.Errorf("then $PATH: used %s, want %s", got, pathPlugin)
+	}
+	// Where nothing is found, the error says every place it looked.
+	r := testbin.Run(t, s.env(), built.e2e, "plugin", "info", "nosuch")
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `no such backend "nosuch"`, "no e2e-backend-nosuch in", "$E2E_PLUGIN_PATH none",
+		"installed "+filepath.Join(s.data, "e2e", "plugins"), "beside e2e "+filepath.Dir(built.e2e), "$PATH "+pathDir+":", "available: test")
 	// The one used is the one that runs.
-	r := testbin.Run(t, withEnv, e2e, "--plugin-dir", flagDir, "plugin", "info", "test", "--json")
+	r = testbin.Run(t, withEnv, e2e, "--plugin-dir", flagDir, "plugin", "info", "test", "--json")
 	expectCode(t, r, 0)
 	var info cluster.BackendInfo
 	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || info.Path != flagPlugin {
@@ -233,14 +248,46 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := testbin.Run(t, s.env(), built.e2e, "plugin", "install", script)
-	expectCode(t, r, 1)
-	oneErrorLine(t, r, "refusing to install", "is not an e2e backend plugin", "hello from a script")
-	entries, _ := os.ReadDir(filepath.Join(s.data, "e2e", "plugins"))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "e2e-backend-") {
-			t.Errorf("a non-plugin was installed: %s", e.Name())
-		}
+	notExec := copyFile(t, built.test, filepath.Join(dir, "e2e-backend-plain"), 0o644)
+	text := filepath.Join(dir, "e2e-backend-text")
+	writeFile(t, text, "backend: test\n")
+	subdir := filepath.Join(dir, "e2e-backend-dir")
+	if err := os.Mkdir(subdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		path      string
+		fragments []string
+	}{
+		{"system file", "/etc/passwd", []string{"refusing to install /etc/passwd", "/etc/passwd is not an e2e backend plugin", "named e2e-backend-NAME"}},
+		{"system program", tool, []string{tool + " is not an e2e backend plugin", "named e2e-backend-NAME"}},
+		{"script that is no plugin", script, []string{"refusing to install", script + " is not an e2e backend plugin", "hello from a script"}},
+		{"plugin that is not executable", notExec, []string{notExec + " is not an e2e backend plugin", "not executable"}},
+		{"text file", text, []string{text + " is not an e2e backend plugin", "not a program"}},
+		{"directory", subdir, []string{subdir + " is not an e2e backend plugin", "directory"}},
+		{"missing file", filepath.Join(dir, "e2e-backend-nothing"), []string{"e2e-backend-nothing", "no such file"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testbin.Run(t, s.env(), built.e2e, "plugin", "install", tc.path)
+			expectCode(t, r, 2)
+			oneErrorLine(t, r, tc.fragments...)
+			// Never advice to make a file executable that is no plugin.
+			if strings.Contains(r.Stderr, "chmod") {
+				t.Errorf("stderr advises chmod:\n%s", r.Stderr)
+			}
+			entries, _ := os.ReadDir(filepath.Join(s.data, "e2e", "plugins"))
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "e2e-backend-") || e.Name() == "manifest.json" {
+					t.Errorf("a non-plugin was installed: %s", e.Name())
+				}
+			}
+		})
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 	SourceEnv       Source = PathEnv
 	SourceInstalled Source = "installed"
 	SourceBesideE2E Source = "beside e2e"
+	SourcePath      Source = "PATH"
 )
 
 // Dirs are the places plugins are looked for, in order.
@@ -34,12 +35,19 @@ type Dirs struct {
 	Flag      []string
 	Env       []string
 	Installed string
+	// BesideE2E is the directory of the running executable: of e2e, so
+	// that `make build` then ./bin/e2e works; of a test binary when the Go
+	// API runs under go test, where PATH is what finds the user's plugins.
 	BesideE2E string
+	// Path are the absolute directories of $PATH, as a shell finds
+	// commands (relative entries are skipped, as os/exec's LookPath
+	// refuses them).
+	Path []string
 }
 
-// DefaultDirs returns the discovery order, first hit wins: --plugin-dir,
-// $E2E_PLUGIN_PATH, the user's data dir, then the directory of the running
-// e2e executable.
+// DefaultDirs returns the discovery order, first hit wins: --plugin-dir
+// (flagDirs), $E2E_PLUGIN_PATH, the installed plugins in the user's data
+// dir, the directory of the running executable, then $PATH.
 func DefaultDirs(flagDirs []string) (Dirs, error) {
 	d := Dirs{Flag: flagDirs}
 	for _, p := range filepath.SplitList(os.Getenv(PathEnv)) {
@@ -58,7 +66,36 @@ func DefaultDirs(flagDirs []string) (Dirs, error) {
 		}
 		d.BesideE2E = filepath.Dir(exe)
 	}
+	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
+		if filepath.IsAbs(p) {
+			d.Path = append(d.Path, p)
+		}
+	}
 	return d, nil
+}
+
+// String lists where plugins are looked for, in order, for messages that
+// say where a plugin was not found.
+func (d Dirs) String() string {
+	list := func(dirs []string) string {
+		if len(dirs) == 0 {
+			return "none"
+		}
+		return strings.Join(dirs, ":")
+	}
+	var parts []string
+	if len(d.Flag) > 0 {
+		parts = append(parts, "--plugin-dir "+list(d.Flag))
+	}
+	parts = append(parts, "$"+PathEnv+" "+list(d.Env))
+	if d.Installed != "" {
+		parts = append(parts, "installed "+d.Installed)
+	}
+	if d.BesideE2E != "" {
+		parts = append(parts, "beside e2e "+d.BesideE2E)
+	}
+	parts = append(parts, "$PATH "+list(d.Path))
+	return strings.Join(parts, ", ")
 }
 
 // DataDir is where `e2e plugin install` puts plugins:
@@ -134,6 +171,9 @@ func Discover(d Dirs) ([]Candidate, error) {
 	}
 	scan(d.Installed, SourceInstalled)
 	scan(d.BesideE2E, SourceBesideE2E)
+	for _, dir := range d.Path {
+		scan(dir, SourcePath)
+	}
 
 	used := map[string]bool{}
 	for i := range out {
@@ -164,9 +204,9 @@ func Find(d Dirs, name string) (Candidate, error) {
 		}
 	}
 	sort.Strings(names)
-	avail := "none found"
+	avail := "none"
 	if len(names) > 0 {
 		avail = strings.Join(names, ", ")
 	}
-	return Candidate{}, fmt.Errorf("%w %q (available: %s; see `e2e plugin list`)", ErrNoSuchBackend, name, avail)
+	return Candidate{}, fmt.Errorf("%w %q: no %s%s in %s (available: %s; see `e2e plugin list`)", ErrNoSuchBackend, name, Prefix, name, d, avail)
 }

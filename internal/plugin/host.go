@@ -225,13 +225,13 @@ func startError(c Candidate, err error, t *tail, timeout time.Duration) error {
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		printed, _, _ := strings.Cut(strings.TrimPrefix(msg[strings.Index(msg, "Unrecognized remote plugin message"):], "Unrecognized remote plugin message: "), "\n")
 		if strings.TrimSpace(printed) == "" {
-			return fmt.Errorf("%s is not an e2e backend plugin (it exited before the plugin handshake)%s", c.Path, withOutput(last))
+			return &notPlugin{c.Path, "it exited before the plugin handshake" + withOutput(last)}
 		}
-		return fmt.Errorf("%s is not an e2e backend plugin (it printed %q instead of the plugin handshake)%s", c.Path, printed, withOutput(last))
+		return &notPlugin{c.Path, fmt.Sprintf("it printed %q instead of the plugin handshake%s", printed, withOutput(last))}
 	case strings.Contains(msg, "plugin exited before we could connect"):
-		return fmt.Errorf("%s is not an e2e backend plugin (it exited before the plugin handshake)%s", c.Path, withOutput(last))
+		return &notPlugin{c.Path, "it exited before the plugin handshake" + withOutput(last)}
 	case strings.Contains(msg, "exec format error"):
-		return fmt.Errorf("%s is not an e2e backend plugin (not a program this machine can run)", c.Path)
+		return &notPlugin{c.Path, "not a program this machine can run"}
 	case strings.Contains(msg, "permission denied"):
 		return fmt.Errorf("plugin %s is not executable: run `chmod +x %s`", c.Path, c.Path)
 	}

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -105,13 +106,63 @@ var ErrAlreadyInstalled = errors.New("already installed")
 // ErrNotInstalled is wrapped when removing a plugin that is not installed.
 var ErrNotInstalled = errors.New("not installed")
 
+// ErrNotPlugin is wrapped by the errors that say a file is not an e2e
+// backend plugin.
+var ErrNotPlugin = errors.New("not an e2e backend plugin")
+
+// notPlugin says why path is not an e2e backend plugin.
+type notPlugin struct{ path, why string }
+
+func (e *notPlugin) Error() string {
+	return fmt.Sprintf("%s is %s (%s)", e.path, ErrNotPlugin, e.why)
+}
+
+func (e *notPlugin) Unwrap() error { return ErrNotPlugin }
+
+// looksInstallable refuses, without running it, a file that cannot be a
+// plugin: one not named e2e-backend-NAME (so install never starts an
+// arbitrary program, such as a system tool), a directory, a file that is not
+// an executable program.
+func looksInstallable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.IsDir():
+		return &notPlugin{path, "it is a directory"}
+	case !st.Mode().IsRegular():
+		return &notPlugin{path, "it is not a regular file"}
+	case !strings.HasPrefix(filepath.Base(path), Prefix) || filepath.Base(path) == Prefix:
+		return &notPlugin{path, "plugins are executables named " + Prefix + "NAME"}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if !bytes.HasPrefix(head, []byte("\x7fELF")) && !bytes.HasPrefix(head, []byte("#!")) && !bytes.HasPrefix(head, []byte("MZ")) {
+		return &notPlugin{path, "not a program"}
+	}
+	if st.Mode().Perm()&0o111 == 0 {
+		return &notPlugin{path, "not executable, so it cannot be started and asked what it is"}
+	}
+	return nil
+}
+
 // Install starts the executable at src, asks it who it is, and only then
 // copies it into the data dir and records its sha256. A file that is not
-// an e2e backend plugin is refused.
+// an e2e backend plugin is refused with an error wrapping ErrNotPlugin.
 func (h *Host) Install(ctx context.Context, src string, force bool) (ManifestEntry, string, error) {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return ManifestEntry{}, "", err
+	}
+	if err := looksInstallable(abs); err != nil {
+		return ManifestEntry{}, "", fmt.Errorf("refusing to install %s: %w", src, err)
 	}
 	p, err := h.Launch(ctx, Candidate{Name: filepath.Base(abs), Path: abs, Source: "install"})
 	if err != nil {

@@ -27,6 +27,7 @@ func TestDiscover(t *testing.T) {
 		Env:       []string{filepath.Join(root, "env1"), filepath.Join(root, "env2")},
 		Installed: filepath.Join(root, "installed"),
 		BesideE2E: filepath.Join(root, "beside"),
+		Path:      []string{filepath.Join(root, "path1"), filepath.Join(root, "beside"), filepath.Join(root, "path2")},
 	}
 	touch(t, filepath.Join(root, "flag", "e2e-backend-a"), 0o755)
 	touch(t, filepath.Join(root, "env1", "e2e-backend-b"), 0o755)
@@ -36,6 +37,8 @@ func TestDiscover(t *testing.T) {
 	touch(t, filepath.Join(root, "installed", "e2e-backend-c"), 0o755)
 	touch(t, filepath.Join(root, "installed", "e2e-backend-stray"), 0o755)
 	touch(t, filepath.Join(root, "beside", "e2e-backend-b"), 0o755)
+	touch(t, filepath.Join(root, "path1", "e2e-backend-d"), 0o755)
+	touch(t, filepath.Join(root, "path2", "e2e-backend-a"), 0o755)
 	if err := os.MkdirAll(filepath.Join(root, "beside", "e2e-backend-dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +72,22 @@ func TestDiscover(t *testing.T) {
 		"installed:c*#abcd",
 		"installed:stray*!",
 		"beside e2e:b",
+		"PATH:d*",
+		"PATH:a",
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Discover:\n got %v\nwant %v", got, want)
 	}
 
-	if _, err := Find(d, "zzz"); !errors.Is(err, ErrNoSuchBackend) || !strings.Contains(err.Error(), "available: a, b, c, stray") {
+	_, err = Find(d, "zzz")
+	if !errors.Is(err, ErrNoSuchBackend) || !strings.Contains(err.Error(), "available: a, b, c, d, stray") {
 		t.Errorf("Find(zzz) = %v", err)
+	}
+	// It says where it looked, every directory in order.
+	for _, dir := range []string{"flag", "env1", "env2", "installed", "beside", "path1", "path2"} {
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(root, dir)) {
+			t.Errorf("Find(zzz) = %v: does not say it looked in %s", err, dir)
+		}
 	}
 	if c, err := Find(d, "b"); err != nil || c.Source != SourceEnv {
 		t.Errorf("Find(b) = %+v, %v", c, err)

@@ -39,6 +39,7 @@ func (backend) Info() sdk.Info {
 			sdk.IntOption("crash_after_nodes", "exit abruptly after making this many nodes (-1: never)").WithDefault(-1),
 			sdk.BoolOption("panic_in_create", "panic inside Create"),
 			sdk.StringOption("token", "a secret, to test that secrets are never stored").MarkSecret("E2E_TEST_TOKEN"),
+			sdk.IntOption("pin", "a secret number, to test that a secret's value is never repeated").MarkSecret("E2E_TEST_PIN"),
 			sdk.MapOption("labels", "labels recorded on every node"),
 			sdk.ListOption("tags", "tags recorded on the cluster"),
 			sdk.MountsOption("master_mounts", "mounts recorded on masters"),

@@ -126,6 +126,17 @@ func defaultImageRef() string { return defaultNodeImageRecipe().ref() }
 // ensureImage returns the reference of a usable node image: ref itself when
 // ref != "" (it must exist in the engine: nothing is pulled), otherwise the
 // default image, built when missing.
+// missingImage says that the image the user named is not in the engine,
+// and how to get it there; it is the caller's mistake (a diagnostic of the
+// image option).
+func missingImage(cli *client.Client, ref string) error {
+	return &sdk.DiagnosticsError{Diagnostics: []sdk.Diagnostic{sdk.Errorf(optImage,
+		"option %q: node image %q is not in the Docker engine at %s (nothing is pulled): "+
+			"build it with `e2e-backend-docker build-image -dockerfile | docker build -t %s -` "+
+			"(or docker build -t %s -f plugins/docker/node.Dockerfile plugins/docker in the e2e source tree), "+
+			"or load it with `docker load -i FILE`", optImage, ref, cli.DaemonHost(), ref, ref)}}
+}
+
 func ensureImage(ctx context.Context, cli *client.Client, ref string, progress func(string)) (string, error) {
 	if progress == nil {
 		progress = func(string) {}
@@ -136,10 +147,7 @@ func ensureImage(ctx context.Context, cli *client.Client, ref string, progress f
 		case err == nil:
 			return ref, nil
 		case cerrdefs.IsNotFound(err):
-			return "", fmt.Errorf("node image %q is not in the Docker engine at %s (nothing is pulled): "+
-				"build it with `e2e-backend-docker build-image -dockerfile | docker build -t %s -` "+
-				"(or docker build -t %s -f plugins/docker/node.Dockerfile plugins/docker in the e2e source tree), "+
-				"or load it with `docker load -i FILE`", ref, cli.DaemonHost(), ref, ref)
+			return "", missingImage(cli, ref)
 		default:
 			return "", imageEngineError(cli, fmt.Errorf("node image %q: %w", ref, err))
 		}

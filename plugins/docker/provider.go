@@ -67,15 +67,12 @@ func engineError(err error) error {
 	return err
 }
 
-// containerName is a node's container name and hostname. Roles use '-'
-// (public-agent) to stay within RFC 1123.
+// containerName is a node's container name: the cluster id as it is (Docker
+// names may hold '_' and '.'), roles with '-' (public-agent). The node's
+// hostname is sdk.NodeHostname, a valid RFC 1123 label for every valid id.
 func containerName(id string, role sdk.Role, index int) string {
 	return fmt.Sprintf("e2e-%s-%s-%d", id, strings.ReplaceAll(string(role), "_", "-"), index)
 }
-
-// hostnameOf is a node's hostname: its container name, with the '_' a
-// cluster id may hold (which hostnames may not) turned into '-'.
-func hostnameOf(name string) string { return strings.ReplaceAll(name, "_", "-") }
 
 // clusterFilter selects what belongs to cluster id, or to one creation of
 // it when uid is not empty; an empty id selects everything e2e made.
@@ -199,7 +196,7 @@ func missingNodes(cl *sdk.Cluster, counts map[sdk.Role]int) []sdk.Node {
 	for _, role := range sdk.Roles() {
 		for i := range counts[role] {
 			if name := containerName(cl.ID, role, i); !have[name] {
-				out = append(out, sdk.Node{Role: role, Index: i, Name: name, Hostname: hostnameOf(name), State: sdk.NodeMissing})
+				out = append(out, sdk.Node{Role: role, Index: i, Name: name, Hostname: sdk.NodeHostname(cl.ID, role, i), State: sdk.NodeMissing})
 			}
 		}
 	}
@@ -229,8 +226,9 @@ func nodeOf(c container.Summary) sdk.Node {
 		name = strings.TrimPrefix(c.Names[0], "/")
 	}
 	n := sdk.Node{
-		Role: sdk.Role(c.Labels[labelRole]), Index: index, Name: name, Hostname: hostnameOf(name),
-		SSH: sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]}, State: stateOf(c),
+		Role: sdk.Role(c.Labels[labelRole]), Index: index, Name: name,
+		Hostname: sdk.NodeHostname(c.Labels[labelClusterID], sdk.Role(c.Labels[labelRole]), index),
+		SSH:      sdk.SSHEndpoint{Host: "127.0.0.1", User: c.Labels[labelSSHUser]}, State: stateOf(c),
 	}
 	if n.SSH.User == "" {
 		n.SSH.User = "root"

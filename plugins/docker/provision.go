@@ -55,6 +55,23 @@ type plan struct {
 	created   time.Time
 	nodes     []nodePlan
 	opts      sdk.Options
+	// user is the SSH user's home and ids, read once from the first node
+	// made and shared by all.
+	user userLookup
+}
+
+// userLookup reads the SSH user from the image once: every node has the
+// same /etc/passwd, and a user the image lacks is said once.
+type userLookup struct {
+	once     sync.Once
+	home     string
+	uid, gid int
+	err      error
+}
+
+func (u *userLookup) get(ctx context.Context, cli *client.Client, containerID, user string) (string, int, int, error) {
+	u.once.Do(func() { u.home, u.uid, u.gid, u.err = lookupUser(ctx, cli, containerID, user) })
+	return u.home, u.uid, u.gid, u.err
 }
 
 type nodePlan struct {
@@ -323,11 +340,19 @@ func joinErrs(errs []error) error {
 	case 1:
 		return errs[0]
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
+	// The same error met by every node is said once.
+	seen := map[string]bool{errs[0].Error(): true}
+	var more []string
+	for _, e := range errs[1:] {
+		if msg := e.Error(); !seen[msg] {
+			seen[msg] = true
+			more = append(more, msg)
+		}
 	}
-	return fmt.Errorf("%w (and %d more: %s)", errs[0], len(errs)-1, strings.Join(msgs[1:], "; "))
+	if len(more) == 0 {
+		return errs[0]
+	}
+	return fmt.Errorf("%w (and %d more: %s)", errs[0], len(more), strings.Join(more, "; "))
 }
 
 func makeWorkspace(p *plan) error {
@@ -481,7 +506,7 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 		hc.Resources.Memory = p.memoryMiB << 20
 	}
 	cfg := &container.Config{
-		Hostname:     hostnameOf(n.name),
+		Hostname:     sdk.NodeHostname(p.id, n.role, n.index),
 		Image:        p.image,
 		Labels:       labels,
 		Env:          []string{"container=docker"},
@@ -489,7 +514,8 @@ func createNode(ctx context.Context, cli *client.Client, p *plan, n nodePlan, pr
 		StopSignal:   "SIGRTMIN+3",
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		p.network: {NetworkID: p.networkID},
+		// The hostname resolves on the cluster network as the name does.
+		p.network: {NetworkID: p.networkID, Aliases: []string{sdk.NodeHostname(p.id, n.role, n.index)}},
 	}}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -517,8 +543,8 @@ func nodeFiles(ctx context.Context, cli *client.Client, id string, p *plan, n no
 	home, uid, gid := "/root", 0, 0
 	if p.sshUser != "root" {
 		var err error
-		if home, uid, gid, err = lookupUser(ctx, cli, id, p.sshUser); err != nil {
-			return nil, fmt.Errorf("%s: %w", n.name, err)
+		if home, uid, gid, err = p.user.get(ctx, cli, id, p.sshUser); err != nil {
+			return nil, err
 		}
 	}
 	machineID, err := randomHex(16)
@@ -574,7 +600,8 @@ func lookupUser(ctx context.Context, cli *client.Client, id, user string) (home 
 			return f[5], uid, gid, nil
 		}
 	}
-	return "", 0, 0, fmt.Errorf("SSH user %q does not exist in the node image: use an image that has it, or --ssh-user root", user)
+	return "", 0, 0, &sdk.DiagnosticsError{Diagnostics: []sdk.Diagnostic{{Severity: sdk.SeverityError,
+		Summary: fmt.Sprintf("SSH user %q does not exist in the node image: use an image that has it, or --ssh-user root", user)}}}
 }
 
 // bootScript waits until systemd has finished booting and prints its

@@ -145,9 +145,6 @@ func TestContainerName(t *testing.T) {
 	if got := containerName("a.b_C", sdk.RolePublicAgent, 3); got != "e2e-a.b_C-public-agent-3" {
 		t.Errorf("containerName = %q", got)
 	}
-	if got := hostnameOf(containerName("a.b_C", sdk.RoleMaster, 0)); got != "e2e-a.b-C-master-0" {
-		t.Errorf("hostnameOf = %q", got)
-	}
 	long := strings.Repeat("x", 40)
 	if n := containerName(long, sdk.RolePublicAgent, 99); len(n) > 63 {
 		t.Errorf("%q is longer than a hostname may be", n)

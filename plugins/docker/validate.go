@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
@@ -122,14 +123,37 @@ func (backend) Validate(ctx context.Context, opts sdk.Options) []sdk.Diagnostic 
 			diags = append(diags, sdk.Errorf(optWorkspaceDir, "option %q: %s is not an existing directory", optWorkspaceDir, ws))
 		}
 	}
-	if name := opts.String(optNetwork); name != "" {
-		cli, err := newClient()
-		if err != nil {
-			diags = append(diags, sdk.Errorf(optNetwork, "option %q: %v", optNetwork, err))
-		} else {
-			defer cli.Close()
-			if _, _, err := userNetwork(ctx, cli, name); err != nil {
-				diags = append(diags, sdk.Errorf(optNetwork, "%v", err))
+	return append(diags, engineDiags(ctx, opts)...)
+}
+
+// engineDiags checks what the user named in the engine: a network that
+// must exist and an image that is never pulled. An engine that cannot be
+// reached is reported by Create, which needs it anyway.
+func engineDiags(ctx context.Context, opts sdk.Options) []sdk.Diagnostic {
+	name, ref := opts.String(optNetwork), opts.String(optImage)
+	if name == "" && ref == "" {
+		return nil
+	}
+	cli, err := newClient()
+	if err != nil {
+		opt := optImage
+		if name != "" {
+			opt = optNetwork
+		}
+		return []sdk.Diagnostic{sdk.Errorf(opt, "option %q: %v", opt, err)}
+	}
+	defer cli.Close()
+	var diags []sdk.Diagnostic
+	if name != "" {
+		if _, _, err := userNetwork(ctx, cli, name); err != nil {
+			diags = append(diags, sdk.Errorf(optNetwork, "%v", err))
+		}
+	}
+	if ref != "" {
+		if _, err := cli.ImageInspect(ctx, ref); cerrdefs.IsNotFound(err) {
+			var de *sdk.DiagnosticsError
+			if errors.As(missingImage(cli, ref), &de) {
+				diags = append(diags, de.Diagnostics...)
 			}
 		}
 	}
