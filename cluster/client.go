@@ -49,12 +49,18 @@ type Event struct {
 }
 
 // Client creates and manages clusters. It starts plugins as needed; Close
-// stops them. A Client is safe for concurrent use.
+// stops them and closes the connections of its clusters. A Client is safe
+// for concurrent use.
 type Client struct {
 	store  *state.Store
 	host   *plugin.Host
 	logger hclog.Logger
 	events func(Event)
+
+	mu sync.Mutex
+	// connected holds the clusters with connections or an exec plugin open,
+	// until their Close.
+	connected map[*Cluster]struct{}
 }
 
 // New returns a Client.
@@ -89,8 +95,43 @@ func New(opts Options) (*Client, error) {
 	return &Client{store: store, host: host, logger: logger, events: events}, nil
 }
 
-// Close stops every plugin the client started. Call it before exiting.
-func (e *Client) Close() { e.host.Close() }
+// Close closes the connections of every cluster the client returned and
+// stops every plugin it started. Call it before exiting.
+func (e *Client) Close() {
+	e.closeClusters("")
+	e.host.Close()
+}
+
+// track remembers a cluster that opened a connection or plugin.
+func (e *Client) track(c *Cluster) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.connected == nil {
+		e.connected = map[*Cluster]struct{}{}
+	}
+	e.connected[c] = struct{}{}
+}
+
+func (e *Client) untrack(c *Cluster) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.connected, c)
+}
+
+// closeClusters closes the open clusters of id, or all when id is empty.
+func (e *Client) closeClusters(id string) {
+	e.mu.Lock()
+	var cs []*Cluster
+	for c := range e.connected {
+		if id == "" || c.ID == id {
+			cs = append(cs, c)
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
 
 // Home returns the state directory.
 func (e *Client) Home() string { return e.store.Root() }
@@ -174,8 +215,11 @@ func sdkCount(n int) int {
 }
 
 // cleanupTimeout bounds how long the core waits for a plugin to clean up
-// after cancellation or failure.
-const cleanupTimeout = 60 * time.Second
+// after cancellation or failure: the cleanup Destroy first waits for the
+// cancelled Create's own cleanup (sdk.CleanupTimeout once it noticed, at
+// most sdk.StopTimeout), then does its own work. Stopping the plugin
+// sooner would kill it half-way through a cleanup within its budget.
+const cleanupTimeout = sdk.StopTimeout + 15*time.Second
 
 // Create makes a cluster: it checks the input, reserves the id, generates
 // the SSH key pair, asks the backend for the machines and records the
@@ -730,9 +774,11 @@ func summary(m state.Metadata, status string) Summary {
 		Public: m.Counts.PublicAgents, CreatedAt: m.CreatedAt, Status: status}
 }
 
-// Destroy removes a cluster's machines and its record. Destroying a
-// cluster the backend no longer has only drops the record.
+// Destroy removes a cluster's machines and its record, after closing the
+// connections of the client's clusters of that id. Destroying a cluster
+// the backend no longer has only drops the record.
 func (e *Client) Destroy(ctx context.Context, id string) error {
+	e.closeClusters(id)
 	meta, err := e.load(id)
 	if errors.Is(err, ErrUnknownCluster) {
 		return e.destroyUntracked(ctx, id, err)
@@ -827,11 +873,14 @@ func (e *Client) IDs() ([]string, error) {
 	return ids, nil
 }
 
-// Destroy removes the cluster (see Client.Destroy).
+// Destroy closes the cluster's connections and its exec transport's
+// plugin (Close) and removes the cluster (see Client.Destroy).
 func (c *Cluster) Destroy(ctx context.Context) error {
 	if c.client == nil {
 		return errors.New("cluster was not made by a cluster.Client")
 	}
+	// Connections to machines about to go: their errors do not matter.
+	_ = c.Close()
 	return c.client.Destroy(ctx, c.ID)
 }
 

@@ -23,9 +23,14 @@ func TestMain(m *testing.M) {
 	pluginDir = dir
 	code := func() int {
 		defer os.RemoveAll(dir)
-		if err := testbin.Compile("./internal/testbackend", filepath.Join(dir, "e2e-backend-test"), "2.0.0-test"); err != nil {
-			os.Stderr.WriteString(err.Error())
-			return 1
+		for _, b := range []struct{ pkg, name string }{
+			{"./internal/testbackend", "e2e-backend-test"},
+			{"./plugins/docker", "e2e-backend-docker"},
+		} {
+			if err := testbin.Compile(b.pkg, filepath.Join(dir, b.name), "2.0.0-test"); err != nil {
+				os.Stderr.WriteString(err.Error())
+				return 1
+			}
 		}
 		return m.Run()
 	}()

@@ -38,6 +38,7 @@ func (c *Cluster) execPlugin(ctx context.Context) (*plugin.Plugin, error) {
 		return nil, fmt.Errorf("cluster %q asks for the exec transport but the %s backend has none", c.ID, c.Backend)
 	}
 	c.conns.plugin = p
+	c.client.track(c)
 	return p, nil
 }
 

@@ -126,6 +126,7 @@ func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
 		}
 		if c.conns.clients == nil {
 			c.conns.clients, c.conns.dialing = map[string]*ssh.Client{}, map[string]chan struct{}{}
+			c.client.track(c)
 		}
 		done := make(chan struct{})
 		c.conns.dialing[key] = done
@@ -160,9 +161,12 @@ func nodeError(n Node, err error) error {
 	return fmt.Errorf("%s (%s@%s:%d): %w", n.Ref(), n.SSH.User, n.SSH.Host, n.SSH.Port, err)
 }
 
-// Close closes the cluster's SSH connections. The cluster stays usable:
-// the next command dials again.
+// Close closes the cluster's SSH connections and stops the plugin of its
+// exec transport. The cluster stays usable: the next command dials again.
 func (c *Cluster) Close() error {
+	if c.client != nil {
+		c.client.untrack(c)
+	}
 	c.conns.mu.Lock()
 	clients, closers, p := c.conns.clients, c.conns.closers, c.conns.plugin
 	c.conns.clients, c.conns.closers, c.conns.cfg, c.conns.plugin = nil, nil, nil, nil

@@ -274,8 +274,17 @@ type StartStopper interface {
 // unknown cluster.
 var ErrNotFound = errors.New("cluster not found")
 
-// CleanupTimeout bounds the cleanup a backend does after cancellation.
+// CleanupTimeout bounds the cleanup a backend does after cancellation,
+// counted from when the call starts it (CleanupContext). The core waits
+// longer for a cancelled call's cleanup (this plus a margin), so that it
+// never stops a plugin that is still within its budget.
 const CleanupTimeout = 60 * time.Second
+
+// StopTimeout bounds how long a plugin that must stop (the core shut it
+// down, or died) waits for its running calls before the process exits:
+// CleanupTimeout, plus time for a call to notice the cancellation and
+// start its cleanup.
+const StopTimeout = CleanupTimeout + 15*time.Second
 
 // CleanupContext returns a context for removing what a cancelled call made:
 // it keeps ctx's values but not its cancellation, and ends after

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
@@ -108,6 +110,12 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: info.Name, Level: level, Output: os.Stderr, JSONFormat: true,
 	})
+	// stderr is a pipe that e2e reads. Once e2e is gone, a write to it
+	// fails with EPIPE, and Go would then kill the process with SIGPIPE
+	// (for fds 1 and 2) in the middle of a cleanup; with SIGPIPE
+	// delivered to a channel the write only fails. Unlike ignoring it,
+	// this leaves SIGPIPE's default to the programs the plugin runs.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	stopAll := func() { stopOnce.Do(func() { close(stop) }) }
@@ -115,7 +123,7 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	go watchParent(os.Getppid(), time.Second, func() {
 		logger.Warn("e2e went away; cancelling work and exiting")
 		stopAll()
-		waitInflight(srv, CleanupTimeout)
+		waitInflight(srv, StopTimeout)
 		os.Exit(1)
 	})
 
@@ -133,7 +141,7 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	// The server stopped (the core shut it down): let running calls finish
 	// their cleanup before the process exits.
 	stopAll()
-	waitInflight(srv, CleanupTimeout)
+	waitInflight(srv, StopTimeout)
 	return 0
 }
 

@@ -508,7 +508,10 @@ func TestInterruptWithRetainKeepsNodes(t *testing.T) {
 
 func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	s := newSandbox(t)
-	cmd, _ := startCreate(t, s, "killed")
+	// A cleanup longer than the watchdog's 1 s period: the watchdog logs
+	// to the dead e2e's pipe while the cleanup runs, which must not kill
+	// the plugin (it did, by SIGPIPE, and the cleanup stopped half-way).
+	cmd, _ := startCreate(t, s, "killed", "-o", "cleanup_delay=2500ms")
 	pid := pidFile(t, s)
 	// SIGKILL gives e2e no chance to clean up; the plugin's watchdog must.
 	if err := cmd.Process.Kill(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/goccy/go-yaml"
 )
 
@@ -116,7 +117,10 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 		return err
 	}
 	args := append([]string{installer}, extraArgs...)
-	cmd := exec.CommandContext(ctx, "bash", args...)
+	// Its own process group, ended on cancellation: the installer's
+	// children (docker run in the real genconf) go with it, and one that
+	// holds the output cannot hang e2e.
+	cmd := proc.Command(ctx, "bash", args...)
 	cmd.Dir = dir
 	tail := &tailWriter{}
 	cmd.Stdout = io.MultiWriter(f, tail)
@@ -124,6 +128,9 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 	fmt.Fprintf(f, "=== bash %s\n", strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
 		step := "genconf (" + strings.Join(extraArgs, " ") + ", on this machine)"
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: interrupted: %w", step, ctx.Err())
+		}
 		if ee, ok := err.(*exec.ExitError); ok {
 			return &StepError{Step: step, Code: ee.ExitCode(), Tail: tail.last(5), Log: logPath}
 		}
@@ -270,7 +277,7 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 // Variant reads the installer's --version JSON, as DC/OS E2E did:
 // "enterprise" when its variant is "ee", else "oss".
 func Variant(ctx context.Context, installer string) (version, variant string, err error) {
-	out, err := exec.CommandContext(ctx, "bash", installer, "--version").Output()
+	out, err := proc.Command(ctx, "bash", installer, "--version").Output()
 	if err != nil {
 		return "", "", fmt.Errorf("%s --version: %w", installer, err)
 	}

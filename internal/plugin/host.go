@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -39,6 +38,8 @@ type Config struct {
 }
 
 // Host runs plugins and makes sure none outlives it: Close kills them all.
+// It holds only the plugins still running: Plugin.Kill drops one, so a
+// long-lived Host (a Go program that creates many clusters) does not grow.
 type Host struct {
 	dirs         Dirs
 	logger       hclog.Logger
@@ -115,6 +116,7 @@ type Plugin struct {
 	client *goplugin.Client
 	stderr *tail
 	pid    int
+	host   *Host
 }
 
 // Launch starts a plugin executable and asks it to describe itself.
@@ -133,7 +135,10 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(c.Path)
+	// go-plugin starts the process and owns its end (Kill): no context
+	// cancels it. Its own process group keeps a Ctrl-C on the terminal
+	// away from it, so e2e decides how the plugin winds down.
+	cmd := proc.Command(context.Background(), c.Path)
 	level := "warn"
 	if h.logger.IsDebug() || h.logger.IsTrace() {
 		level = "debug"
@@ -144,9 +149,6 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	if h.stateHome != "" {
 		cmd.Env = append(cmd.Env, sdk.StateHomeEnv+"="+h.stateHome)
 	}
-	// Its own process group, so a Ctrl-C on the terminal reaches e2e only
-	// and e2e decides how the plugin winds down.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	t := newTail(20)
 	cfg := &goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake(),
@@ -154,7 +156,10 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Managed:          true,
+		// Not Managed: go-plugin's global list of managed clients would
+		// keep every client ever started (only CleanupClients empties
+		// it); the Host owns its plugins and kills them in Close.
+		Managed:          false,
 		StartTimeout:     h.startTimeout,
 		Stderr:           t,
 		SyncStderr:       t,
@@ -170,7 +175,7 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
 	client := goplugin.NewClient(cfg)
-	p := &Plugin{Candidate: c, client: client, stderr: t}
+	p := &Plugin{Candidate: c, client: client, stderr: t, host: h}
 	h.mu.Lock()
 	h.plugins = append(h.plugins, p)
 	h.mu.Unlock()
@@ -179,10 +184,8 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	if err != nil {
 		// A plugin that failed the handshake cannot be asked to shut down;
 		// kill its process group instead of waiting for go-plugin's timeout.
-		if cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-		client.Kill()
+		_ = proc.KillGroup(cmd)
+		p.Kill()
 		return nil, startError(c, err, t, h.startTimeout)
 	}
 	if rc := client.ReattachConfig(); rc != nil {
@@ -190,19 +193,20 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
-		client.Kill()
+		p.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", c.Path, err)
 	}
 	sc, ok := raw.(*sdk.Client)
 	if !ok {
-		client.Kill()
+		p.Kill()
 		return nil, fmt.Errorf("plugin %s does not serve the e2e backend service", c.Path)
 	}
 	p.Client = sc
 	desc, err := sc.Describe(ctx)
 	if err != nil {
-		client.Kill()
-		return nil, p.Wrap("describe", err)
+		werr := p.Wrap("describe", err)
+		p.Kill()
+		return nil, werr
 	}
 	p.Desc = desc
 	return p, nil
@@ -290,8 +294,24 @@ func (p *Plugin) exitedWithin(d time.Duration) bool {
 // Pid returns the plugin's process id (0 if unknown).
 func (p *Plugin) Pid() int { return p.pid }
 
-// Kill shuts the plugin down; it is safe to call more than once.
-func (p *Plugin) Kill() { p.client.Kill() }
+// Kill shuts the plugin down and drops it from its Host; it is safe to
+// call more than once.
+func (p *Plugin) Kill() {
+	p.client.Kill()
+	p.host.drop(p)
+}
+
+// drop forgets a plugin that was killed.
+func (h *Host) drop(p *Plugin) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, q := range h.plugins {
+		if q == p {
+			h.plugins = append(h.plugins[:i], h.plugins[i+1:]...)
+			return
+		}
+	}
+}
 
 // Close kills every plugin this host started and removes the socket
 // directory. Call it before the process exits.

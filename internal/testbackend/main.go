@@ -36,6 +36,7 @@ func (backend) Info() sdk.Info {
 		Options: sdk.Schema{
 			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired().FromEnv("E2E_TEST_BACKEND_DIR"),
 			sdk.DurationOption("create_delay", "pause after each node is made").WithDefault("0s"),
+			sdk.DurationOption("cleanup_delay", "pause before a cancelled create removes what it made").WithDefault("300ms"),
 			sdk.IntOption("crash_after_nodes", "exit abruptly after making this many nodes (-1: never)").WithDefault(-1),
 			sdk.BoolOption("panic_in_create", "panic inside Create"),
 			sdk.StringOption("token", "a secret, to test that secrets are never stored").MarkSecret("E2E_TEST_TOKEN"),
@@ -122,7 +123,7 @@ func (backend) cancelled(ctx context.Context, req sdk.CreateRequest, dir string)
 	marker := filepath.Join(req.Options.String("dir"), req.ClusterID+".cancelled")
 	_ = os.WriteFile(marker, []byte("cancelled\n"), 0o644)
 	// Slow enough that a host which does not wait would see leftovers.
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(req.Options.Duration("cleanup_delay"))
 	if !req.Retain {
 		_ = os.RemoveAll(dir)
 	}

@@ -5,6 +5,7 @@ package testbin
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/e2e-tool/e2e/internal/proc"
 )
 
 // Root returns the repository root (the directory of the root go.mod).
@@ -32,7 +35,7 @@ func Compile(pkg, out, version string) error {
 		args = append(args, "-ldflags", "-X main.version="+version)
 	}
 	args = append(args, pkg)
-	cmd := exec.Command("go", args...)
+	cmd := proc.Command(context.Background(), "go", args...)
 	cmd.Dir = Root()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
@@ -57,10 +60,12 @@ type Result struct {
 }
 
 // Run runs a binary with exactly the given environment and returns its
-// output and exit code.
+// output and exit code. A binary that exits while a process it left holds
+// its output fails the test (exec.ErrWaitDelay), as that would hang a user's
+// pipeline.
 func Run(tb testing.TB, env []string, bin string, args ...string) Result {
 	tb.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := proc.Command(context.Background(), bin, args...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -32,6 +32,7 @@ import (
 	"github.com/docker/docker/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
@@ -286,7 +287,7 @@ func buildImageIn(ctx context.Context, cli *client.Client, dir string, progress 
 func imageImportRootfs(ctx context.Context, cli *client.Client, rootfs string, changes []string) (string, error) {
 	pr, pw := io.Pipe()
 	var tarErr imageTail
-	cmd := exec.Command("tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability",
+	cmd := proc.Command(ctx, "tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability",
 		"-cf", "-", ".")
 	cmd.Stdout, cmd.Stderr = pw, &tarErr
 	if err := cmd.Start(); err != nil {
@@ -393,16 +394,13 @@ func imageReadStream(r io.Reader, each func(imageMessage)) (string, error) {
 }
 
 // imageRunTool runs a build tool in its own process group, so that
-// cancelling ctx kills it and everything it started (dpkg in the chroot).
+// cancelling ctx ends it and everything it started (dpkg in the chroot).
 func imageRunTool(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := proc.Command(ctx, name, args...)
 	var out imageTail
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -27,13 +27,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 
 	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/proc"
 )
 
 // Options choose what the built installer claims to be and how it behaves.
@@ -149,7 +149,7 @@ func compile(ctx context.Context, out string) error {
 	if !ok {
 		return errors.New("dcosfixture: cannot locate the fixture's source")
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/dcos-fixture")
+	cmd := proc.Command(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/dcos-fixture")
 	cmd.Dir = filepath.Dir(file)
 	// Static, so it runs on any Linux node whatever its libc.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)

@@ -4,6 +4,7 @@ package sshdtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/testbin"
 	gossh "golang.org/x/crypto/ssh"
@@ -152,9 +154,10 @@ func (s *Server) start(t testing.TB, port int) error {
 		return err
 	}
 	s.log = &syncBuffer{}
-	cmd := exec.Command(SSHD, "-D", "-e", "-f", configFile)
+	// Its own process group: stopping it also ends the per-connection
+	// processes still in that group.
+	cmd := proc.Command(context.Background(), SSHD, "-D", "-e", "-f", configFile)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start sshd: %w", err)
 	}
@@ -202,7 +205,7 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) kill() {
-	killProcessGroup(s.cmd)
+	_ = proc.KillGroup(s.cmd)
 	select {
 	case <-s.exited:
 	case <-time.After(10 * time.Second):

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/proc"
 )
 
 // Check statuses, as dcos-check-runner reports them.
@@ -162,7 +162,7 @@ func (c *checker) role() (string, error) {
 
 func (c *checker) unit(ctx context.Context, role string) {
 	unit := layout.UnitName(role)
-	out, err := exec.CommandContext(ctx, "systemctl", "is-active", unit).Output()
+	out, err := proc.Command(ctx, "systemctl", "is-active", unit).Output()
 	state := strings.TrimSpace(string(out))
 	if err != nil {
 		if state == "" {

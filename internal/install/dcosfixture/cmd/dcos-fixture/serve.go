@@ -15,12 +15,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/proc"
 )
 
 // Versions the stand-in services claim, from DC/OS 2.2's components.
@@ -148,7 +148,7 @@ func readNodeConfig(path string) (layout.NodeConfig, error) {
 func detectIP(ctx context.Context, script string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, script).Output()
+	out, err := proc.Command(ctx, script).Output()
 	if err != nil {
 		return ""
 	}
