@@ -7,7 +7,7 @@ import (
 
 // StopCmd stops a cluster's nodes.
 type StopCmd struct {
-	ClusterID string `name:"cluster-id" short:"c" required:"" help:"Cluster id."`
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 }
 
 func (c *StopCmd) Run(e *env) error {
@@ -22,7 +22,7 @@ func (c *StopCmd) Run(e *env) error {
 
 // StartCmd starts a cluster's nodes.
 type StartCmd struct {
-	ClusterID string `name:"cluster-id" short:"c" required:"" help:"Cluster id."`
+	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 }
 
 func (c *StartCmd) Run(e *env) error {

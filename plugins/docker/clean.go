@@ -92,19 +92,22 @@ func removeCluster(ctx context.Context, cli *client.Client, id, uid string, work
 	for _, c := range cs {
 		workspaces = append(workspaces, c.Labels[labelWorkspace])
 	}
+	// Each kind is tried even when another failed, so that one stuck
+	// container does not keep the rest of the cluster alive.
+	var errs []error
 	if err := removeContainers(ctx, cli, cs, report); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	ws, err := removeNetworks(ctx, cli, id, uid, func(name string) { report("network", name) })
 	if err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	workspaces = append(workspaces, ws...)
 	vols, err := cli.VolumeList(ctx, volume.ListOptions{Filters: clusterFilter(id, uid)})
 	if err != nil {
-		return engineError(fmt.Errorf("listing volumes: %w", err))
+		errs = append(errs, engineError(fmt.Errorf("listing volumes: %w", err)))
+		vols = volume.ListResponse{}
 	}
-	var errs []error
 	for _, v := range vols.Volumes {
 		if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
@@ -178,6 +181,10 @@ func removeWorkspace(dir, id, uid string) (bool, error) {
 // made for it (never one the user gave) and its workspace. Destroying what
 // is gone, or half made, succeeds.
 func (backend) Destroy(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	// A destroy that has begun finishes even if e2e goes away (killed, or
+	// its stream broken): a half-removed cluster helps nobody. Bounded.
+	ctx, cancel := sdk.CleanupContext(ctx)
+	defer cancel()
 	cli, err := newClient()
 	if err != nil {
 		return err
