@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,21 +48,11 @@ func measure() usage {
 // children lists the processes whose parent is this one, zombies too (a
 // child not waited for is a leak).
 func children() []string {
-	self := strconv.Itoa(os.Getpid())
+	all, _ := proc.All()
 	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == self {
-			out = append(out, e.Name()+" "+s[:i+1])
+	for _, st := range all {
+		if st.PPID == os.Getpid() {
+			out = append(out, fmt.Sprintf("%d (%s)", st.PID, st.State))
 		}
 	}
 	return out

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/e2e-tool/e2e/internal/proc"
 )
 
 // A socket directory holds the unix sockets go-plugin makes for one e2e
@@ -130,44 +132,27 @@ func ownedByMe(path string, dir bool) bool {
 	return ok && int(st.Uid) == os.Getuid()
 }
 
-// processAlive reports whether process pid exists and, when start is known,
+// processAlive reports whether process pid runs and, when start is known,
 // is the same process that wrote the record (not a later one given the
-// same pid).
+// same pid). A zombie has ended.
 func processAlive(pid int, start string) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}
-	state, now := processStat(pid)
-	if state == "Z" || state == "X" {
-		// Dead, waiting to be reaped.
-		return false
-	}
-	return start == "" || now == "" || now == start
-}
-
-// processStart is the start time of process pid in clock ticks since boot,
-// or "" when it cannot be read.
-func processStart(pid int) string {
-	_, start := processStat(pid)
-	return start
-}
-
-// processStat reads the state (field 3) and start time (field 22) of
-// process pid from /proc/PID/stat; both are "" when it cannot be read.
-func processStat(pid int) (state, start string) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	st, err := proc.Stat(pid)
 	if err != nil {
-		return "", ""
+		// Alive to kill(2) but unreadable: assume it is the owner.
+		return true
 	}
-	// Fields after the parenthesised command name, which may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", ""
+	return !st.Ended() && (start == "" || st.Start == start)
+}
+
+// processStart is the start time of process pid, or "" when it cannot be
+// read.
+func processStart(pid int) string {
+	st, err := proc.Stat(pid)
+	if err != nil {
+		return ""
 	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return "", ""
-	}
-	return fields[0], fields[19]
+	return st.Start
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -49,28 +47,12 @@ func endGroup(pgid int, grace time.Duration) error {
 // does not reap, in some containers) to collect them. Without /proc, any
 // member counts.
 func groupAlive(pgid int) bool {
-	entries, err := os.ReadDir("/proc")
+	all, err := All()
 	if err != nil {
 		return syscall.Kill(-pgid, 0) == nil
 	}
-	want := strconv.Itoa(pgid)
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The fields after the parenthesised command name: state, ppid,
-		// pgrp.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) >= 3 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+	for _, st := range all {
+		if st.PGID == pgid && !st.Ended() {
 			return true
 		}
 	}

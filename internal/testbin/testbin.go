@@ -115,15 +115,10 @@ func Gone(pid int, d time.Duration) bool {
 	}
 }
 
+// zombie reports whether pid has ended (or cannot be read any more).
 func zombie(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+	st, err := proc.Stat(pid)
+	return err != nil || st.Ended()
 }
 
 // InCI reports whether the tests run in CI ($CI set, as CI services and
