@@ -20,6 +20,7 @@ import (
 
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/ssh/sshdtest"
+	"github.com/e2e-tool/e2e/internal/transfer"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -523,7 +524,8 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-// makeTree writes a small tree with the things a copy must keep.
+// makeTree writes a small tree with the things a copy must keep, and
+// links inside it and out of it (a copy follows them).
 func makeTree(t *testing.T, root string) {
 	t.Helper()
 	for _, d := range []string{"bin", "etc/deep/deeper", "empty", "readonly"} {
@@ -537,6 +539,7 @@ func makeTree(t *testing.T, root string) {
 		data string
 	}{
 		{"bin/hello.sh", 0o755, "#!/bin/sh\necho hello from $0\n"},
+		{"bin/setuid", 0o755 | os.ModeSetuid, "s\n"},
 		{"etc/secret.key", 0o600, "secret\n"},
 		{"etc/deep/deeper/config.yaml", 0o644, "a: 1\n"},
 		{"etc/empty-file", 0o644, ""},
@@ -549,46 +552,45 @@ func makeTree(t *testing.T, root string) {
 		}
 		os.Chmod(p, f.mode)
 	}
-	if err := os.Symlink("../bin/hello.sh", filepath.Join(root, "etc/hello-link")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("does/not/exist", filepath.Join(root, "dangling")); err != nil {
-		t.Fatal(err)
+	outside := filepath.Join(t.TempDir(), "outside.txt")
+	os.WriteFile(outside, []byte("from outside\n"), 0o640)
+	for link, target := range map[string]string{"etc/hello-link": "../bin/hello.sh", "etc/deep-link": "deep", "outside": outside} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.Chmod(filepath.Join(root, "empty"), 0o700)
 	os.Chmod(filepath.Join(root, "readonly"), 0o555)
 	t.Cleanup(func() { os.Chmod(filepath.Join(root, "readonly"), 0o755) })
 }
 
-// treeListing describes every entry under root: path, type, mode, content
-// or link target.
+// treeListing describes what is at root, links followed (as a copy
+// follows them): every path with its type, mode and content.
 func treeListing(t *testing.T, root string) string {
 	t.Helper()
 	var b strings.Builder
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	var walk func(p, rel string)
+	walk = func(p, rel string) {
+		fi, err := os.Stat(p)
 		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		fi, err := d.Info()
-		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		fmt.Fprintf(&b, "%s %v", rel, fi.Mode())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			fmt.Fprintf(&b, " -> %s", target)
-		case fi.Mode().IsRegular():
+		if !fi.IsDir() {
 			data, _ := os.ReadFile(p)
-			fmt.Fprintf(&b, " %q", data)
+			fmt.Fprintf(&b, " %q\n", data)
+			return
 		}
 		b.WriteString("\n")
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			walk(filepath.Join(p, e.Name()), rel+"/"+e.Name())
+		}
 	}
+	walk(root, ".")
 	return b.String()
 }
 
@@ -599,81 +601,145 @@ func TestTransferTree(t *testing.T) {
 	want := treeListing(t, src)
 
 	remote := filepath.Join(t.TempDir(), "opt", "tree") // parent does not exist
-	var up progressLog
-	if err := c.Upload(testContext(t, 20*time.Second), src, remote, up.fn); err != nil {
-		t.Fatalf("Upload: %v", err)
-	}
-	up.check(t, int64(len("#!/bin/sh\necho hello from $0\n")+len("secret\n")+len("a: 1\n")+len("ro\n")))
-	if got := treeListing(t, remote); got != want {
-		t.Errorf("uploaded tree differs:\n got:\n%s\nwant:\n%s", got, want)
+	for range 2 {
+		// Twice: the second copy changes nothing (no tree/tree).
+		var up progressLog
+		if err := c.Upload(testContext(t, 20*time.Second), src, remote, up.fn); err != nil {
+			t.Fatalf("Upload: %v", err)
+		}
+		up.check(t, int64(2*len("#!/bin/sh\necho hello from $0\n")+len("s\n")+len("secret\n")+2*len("a: 1\n")+len("ro\n")+len("from outside\n")))
+		if got := treeListing(t, remote); got != want {
+			t.Errorf("uploaded tree differs:\n got:\n%s\nwant:\n%s", got, want)
+		}
 	}
 	t.Cleanup(func() { os.Chmod(filepath.Join(remote, "readonly"), 0o755) })
-	st, out, _ := run(t, c, ssh.Cmd{Argv: []string{filepath.Join(remote, "etc/hello-link")}})
-	if st.Code != 0 || !strings.HasPrefix(out, "hello from") {
-		t.Errorf("running the uploaded script through its link: exit %+v, %q", st, out)
+	if fi, err := os.Lstat(filepath.Join(remote, "etc/hello-link")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("a link arrived as %v (%v), want a copy of its target", fi.Mode(), err)
 	}
 
 	local := filepath.Join(t.TempDir(), "back")
-	if err := c.Download(testContext(t, 20*time.Second), remote, local, nil); err != nil {
-		t.Fatalf("Download: %v", err)
+	for range 2 {
+		if err := c.Download(testContext(t, 20*time.Second), remote, local, nil); err != nil {
+			t.Fatalf("Download: %v", err)
+		}
+		if got := treeListing(t, local); got != want {
+			t.Errorf("downloaded tree differs:\n got:\n%s\nwant:\n%s", got, want)
+		}
 	}
 	t.Cleanup(func() { os.Chmod(filepath.Join(local, "readonly"), 0o755) })
-	if got := treeListing(t, local); got != want {
-		t.Errorf("downloaded tree differs:\n got:\n%s\nwant:\n%s", got, want)
+}
+
+// TestTransferContract: where a copy goes, in both directions.
+func TestTransferContract(t *testing.T) {
+	c := dial(t, sshdtest.Start(t, sshdtest.Options{}))
+	ctx := testContext(t, 30*time.Second)
+	local, remote := t.TempDir(), t.TempDir()
+	file := filepath.Join(local, "payload.txt")
+	tree := filepath.Join(local, "tree")
+	os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
+	os.WriteFile(filepath.Join(tree, "sub", "f"), []byte("new f"), 0o644)
+
+	// Into an existing directory: merged, files replaced, nothing deleted.
+	into := filepath.Join(remote, "into")
+	os.MkdirAll(filepath.Join(into, "sub"), 0o755)
+	os.WriteFile(filepath.Join(into, "sub", "f"), []byte("old f"), 0o644)
+	os.WriteFile(filepath.Join(into, "kept"), []byte("kept"), 0o644)
+	if err := c.Upload(ctx, tree, into, nil); err != nil {
+		t.Fatalf("Upload into an existing directory: %v", err)
+	}
+	if got, want := treeListing(t, into), ". drwxr-xr-x\n./kept -rw-r--r-- \"kept\"\n./sub drwxr-xr-x\n./sub/f -rw-r--r-- \"new f\"\n"; got != want {
+		t.Errorf("merged tree:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A file onto a file replaces it, mode included.
+	os.WriteFile(file, []byte("payload"), 0o600)
+	os.WriteFile(filepath.Join(remote, "replaced"), []byte("old"), 0o644)
+	if err := c.Upload(ctx, file, filepath.Join(remote, "replaced"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := treeListing(t, filepath.Join(remote, "replaced")); got != `. -rw------- "payload"`+"\n" {
+		t.Errorf("replaced file: %s", got)
+	}
+
+	// A trailing slash: into that directory, made if missing.
+	newDir := filepath.Join(remote, "new") + "/"
+	if err := c.Upload(ctx, file, newDir, nil); err != nil {
+		t.Fatalf("Upload to %s: %v", newDir, err)
+	}
+	if names := dirNames(t, newDir); strings.Join(names, ",") != "payload.txt" {
+		t.Errorf("Upload to %s made %q", newDir, names)
+	}
+
+	// Clashes name both sides and change nothing.
+	for _, tc := range []struct{ src, dst, want string }{
+		{file, into, "is an existing directory"},
+		{tree, filepath.Join(remote, "replaced"), "is an existing file"},
+	} {
+		err := c.Upload(ctx, tc.src, tc.dst, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.src) || !strings.Contains(err.Error(), tc.dst) {
+			t.Errorf("Upload(%s, %s) = %v, want an error naming both: %s", tc.src, tc.dst, err, tc.want)
+		}
+	}
+	if got := treeListing(t, filepath.Join(remote, "replaced")); got != `. -rw------- "payload"`+"\n" {
+		t.Errorf("a refused copy changed the file: %s", got)
+	}
+
+	// Download: the same rules, and a local clash is the caller's mistake.
+	back := filepath.Join(local, "back")
+	for range 2 {
+		if err := c.Download(ctx, into, back, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := treeListing(t, back), treeListing(t, into); got != want {
+		t.Errorf("downloaded twice:\n%s\nwant:\n%s", got, want)
+	}
+	var input *transfer.InputError
+	if err := c.Download(ctx, into, file, nil); !errors.As(err, &input) || !strings.Contains(err.Error(), "is an existing file") {
+		t.Errorf("Download of a directory onto a local file: %v, want an InputError", err)
+	}
+	if err := c.Download(ctx, filepath.Join(remote, "replaced"), local+"/", nil); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(local, "replaced")); err != nil || string(data) != "payload" {
+		t.Errorf("download into %s/: %q, %v", local, data, err)
 	}
 }
 
-func TestTransferIntoExistingDirectory(t *testing.T) {
+// TestTransferLinks: a dangling link or a link cycle fails before
+// anything is written, naming the link.
+func TestTransferLinks(t *testing.T) {
 	c := dial(t, sshdtest.Start(t, sshdtest.Options{}))
-	local, remote := t.TempDir(), t.TempDir()
-	src := filepath.Join(local, "payload.txt")
 	ctx := testContext(t, 20*time.Second)
-
-	for _, content := range []string{"first\n", "second, replacing the first\n"} {
-		os.WriteFile(src, []byte(content), 0o644)
-		if err := c.Upload(ctx, src, remote, nil); err != nil {
-			t.Fatalf("Upload: %v", err)
-		}
-		if data, err := os.ReadFile(filepath.Join(remote, "payload.txt")); err != nil || string(data) != content {
-			t.Errorf("%s/payload.txt holds %q (%v), want %q", remote, data, err, content)
-		}
-		if names := dirNames(t, remote); strings.Join(names, ",") != "payload.txt" {
-			t.Errorf("%s holds %q, want only payload.txt", remote, names)
-		}
-	}
-
-	tree := filepath.Join(local, "tree")
-	os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
-	os.WriteFile(filepath.Join(tree, "sub", "f"), []byte("f"), 0o644)
-	if err := c.Upload(ctx, tree, remote, nil); err != nil {
-		t.Fatalf("Upload of a directory: %v", err)
-	}
-	if data, err := os.ReadFile(filepath.Join(remote, "tree", "sub", "f")); err != nil || string(data) != "f" {
-		t.Errorf("directory not put inside the existing one: %q, %v", data, err)
-	}
-
-	into := t.TempDir()
-	if err := c.Download(ctx, filepath.Join(remote, "payload.txt"), into, nil); err != nil {
-		t.Fatalf("Download: %v", err)
-	}
-	if names := dirNames(t, into); strings.Join(names, ",") != "payload.txt" {
-		t.Errorf("download into %s made %q, want payload.txt", into, names)
-	}
-
-	// A trailing slash names a directory that does not exist yet.
-	newDir := filepath.Join(remote, "new") + "/"
-	if err := c.Upload(ctx, src, newDir, nil); err != nil {
-		t.Fatalf("Upload to %s: %v", newDir, err)
-	}
-	if _, err := os.Stat(filepath.Join(newDir, "payload.txt")); err != nil {
-		t.Errorf("Upload to %s: %v", newDir, err)
-	}
-	newLocal := filepath.Join(into, "new") + "/"
-	if err := c.Download(ctx, filepath.Join(remote, "payload.txt"), newLocal, nil); err != nil {
-		t.Fatalf("Download to %s: %v", newLocal, err)
-	}
-	if _, err := os.Stat(filepath.Join(newLocal, "payload.txt")); err != nil {
-		t.Errorf("Download to %s: %v", newLocal, err)
+	for _, tc := range []struct {
+		name, link, target, want string
+	}{
+		{"dangling", "a/dangling", "does/not/exist", "is a dangling symbolic link"},
+		{"cycle", "a/b/up", "..", "a directory it is in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "src")
+			os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
+			os.WriteFile(filepath.Join(src, "a", "file"), []byte("x"), 0o644)
+			os.Symlink(tc.target, filepath.Join(src, tc.link))
+			dst := filepath.Join(t.TempDir(), "dst")
+			err := c.Upload(ctx, src, dst, nil)
+			var input *transfer.InputError
+			if !errors.As(err, &input) || !strings.Contains(err.Error(), filepath.Join(src, tc.link)) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Upload: %v, want an InputError naming %s", err, tc.link)
+			}
+			if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the refused upload made %s", dst)
+			}
+			// Downloading the same tree (the node is this machine).
+			err = c.Download(ctx, src, dst, nil)
+			if err == nil || errors.As(err, &input) || !strings.Contains(err.Error(), filepath.Join(src, tc.link)) {
+				t.Errorf("Download: %v, want a node-side error naming %s", err, tc.link)
+			}
+			if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the refused download made %s", dst)
+			}
+		})
 	}
 }
 
