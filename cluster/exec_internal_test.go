@@ -135,6 +135,7 @@ func TestTransportsAgree(t *testing.T) {
 			write(t, filepath.Join(src, "build/a"), "new a", 0o600)
 			write(t, filepath.Join(src, "build/ro/f"), "f", 0o644)
 			os.Chmod(filepath.Join(src, "build/ro"), 0o555)
+			os.Chmod(filepath.Join(src, "build"), 0o750)
 			write(t, filepath.Join(dst, "opt/a"), "old a", 0o644)
 			write(t, filepath.Join(dst, "opt/kept"), "kept", 0o644)
 		}, from: "build", to: "opt"},

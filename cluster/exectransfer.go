@@ -19,12 +19,14 @@ import (
 // coreutils and a POSIX sh on the node (the Docker node image has them).
 
 // unpackScript unpacks the tar stream on stdin (top entry "t") into a
-// temporary directory beside the target $1 (in its parent $2, made if
-// missing), then moves it into place by rename: a file or a new directory
-// at once; into an existing directory ($3 = merge) directory by directory
-// and file by file (files replaced, nothing deleted), modes last, children
-// first. An interrupted transfer leaves no partial file at the target; the
-// temporary directory goes on exit, TERM, INT and HUP.
+// temporary directory in $2 (made if missing: the target $1's parent, or
+// $1 itself for a merge), then moves it into place by rename: a file or a
+// new directory at once; into an existing directory ($3 = merge)
+// directory by directory and file by file (files replaced, nothing
+// deleted), modes last, children first, the target's own after the
+// temporary directory is gone. An interrupted transfer leaves no partial
+// file at the target; the temporary directory goes on exit, TERM, INT and
+// HUP.
 const unpackScript = `set -e
 t=$1 p=$2 kind=$3
 mkdir -p -- "$p"
@@ -39,11 +41,15 @@ if [ "$kind" != merge ]; then
 	exit 0
 fi
 cd -- "$tmp/t"
-find . -depth -type d -printf '%m\0%p\0' >"$tmp/modes"
+top=$(stat -c %a .)
+find . -mindepth 1 -depth -type d -printf '%m\0%p\0' >"$tmp/modes"
 find . -type d -exec chmod u+rwx -- {} +
 find . -mindepth 1 -type d -exec sh -c 'for d do [ -d "$0/$d" ] || mkdir -- "$0/$d" || exit 1; done' "$t" {} +
 find . -type f -exec sh -c 'for f do mv -f -T -- "$f" "$0/$f" || exit 1; done' "$t" {} +
 T=$t xargs -0 -n 2 -r sh -c 'chmod -- "00$0" "$T/$1"' <"$tmp/modes"
+cd /
+rm -rf -- "$tmp"
+chmod -- "00$top" "$t"
 `
 
 // packScript writes a tar stream of the files named on stdin (NUL
@@ -62,9 +68,11 @@ func (x execNode) upload(ctx context.Context, p *transfer.Plan, dst string, prog
 	if err != nil {
 		return err
 	}
-	kind := "replace"
+	// The temporary directory goes beside the target, or into the
+	// directory merged into (its parent may not be writable).
+	kind, tmpIn := "replace", path.Dir(t.Path)
 	if p.Dir && t.Exists {
-		kind = "merge"
+		kind, tmpIn = "merge", t.Path
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -77,7 +85,7 @@ func (x execNode) upload(ctx context.Context, p *transfer.Plan, dst string, prog
 		written <- err
 	}()
 	var stderr limitedBuffer
-	st, err := x.run(ctx, ssh.Cmd{Argv: []string{"sh", "-c", unpackScript, "sh", t.Path, path.Dir(t.Path), kind},
+	st, err := x.run(ctx, ssh.Cmd{Argv: []string{"sh", "-c", unpackScript, "sh", t.Path, tmpIn, kind},
 		Stdin: pr, Stderr: &stderr})
 	// The node may stop reading early (a failed mkdir): unblock the writer.
 	pr.CloseWithError(errors.New("the node stopped reading"))

@@ -27,6 +27,11 @@ const (
 	// (SFTP_MAX_MSG_LENGTH less its 1 KiB allowance for headers); eight
 	// times the 32 KiB every server must accept, so fewer round trips.
 	openSSHMaxPacket = 256*1024 - 1024
+	// maxRequestsPerFile bounds the SFTP requests in flight per file
+	// (pkg/sftp's default is 64): each holds a packet of up to
+	// openSSHMaxPacket, so this bounds memory per file (4 MiB) while
+	// keeping enough in flight to fill the link.
+	maxRequestsPerFile = 16
 )
 
 // sftpClient opens the connection's SFTP session on first use.
@@ -44,7 +49,8 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	// Concurrent reads and writes keep many requests in flight, which is
 	// what makes SFTP as fast as scp.
 	sc, err := openRetrying(ctx, c, func() (*sftp.Client, error) {
-		return sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.UseFstat(true))
+		return sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.UseFstat(true),
+			sftp.MaxConcurrentRequestsPerFile(maxRequestsPerFile))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start sftp: %w", err)

@@ -49,6 +49,7 @@ type ProgressReader struct {
 	Bytes int64
 }
 
+// Read reads from R and counts what it read.
 func (r *ProgressReader) Read(b []byte) (int, error) {
 	if err := r.Ctx.Err(); err != nil {
 		return 0, err
@@ -68,6 +69,7 @@ type ProgressWriter struct {
 	T   *Tracker
 }
 
+// Write writes to W and counts what it wrote.
 func (w *ProgressWriter) Write(b []byte) (int, error) {
 	if err := w.Ctx.Err(); err != nil {
 		return 0, err
