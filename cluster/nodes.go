@@ -13,6 +13,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
+	"github.com/e2e-tool/e2e/internal/transfer"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -42,8 +43,9 @@ type ExitStatus struct {
 	Signal string
 }
 
-// Progress reports a transfer: bytes done of total.
-type Progress func(done, total int64)
+// Progress reports a transfer: bytes done of total. It is never called
+// concurrently for one transfer.
+type Progress = transfer.Progress
 
 // sshAccess is what the core needs to reach a cluster's nodes.
 type sshAccess struct {
@@ -191,32 +193,64 @@ type SSHError struct{ Err error }
 func (e *SSHError) Error() string { return e.Err.Error() }
 func (e *SSHError) Unwrap() error { return e.Err }
 
+// sshCmd is cmd as internal/ssh runs it (and the exec transport too).
+func (cmd Command) sshCmd() ssh.Cmd {
+	return ssh.Cmd{Argv: cmd.Argv, Shell: cmd.Shell, Env: cmd.Env, User: cmd.User, Sudo: cmd.Sudo,
+		TTY: cmd.TTY, Stdin: cmd.Stdin, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
+}
+
+// Validate reports, as an *InvalidError, what makes cmd impossible to run
+// on any node: no command (or both Argv and Shell), an environment
+// variable name that is not letters, digits and _ (not starting with a
+// digit), a NUL byte. Run checks it before anything runs.
+func (cmd Command) Validate() error {
+	if err := cmd.sshCmd().Check(); err != nil {
+		return &InvalidError{Err: err}
+	}
+	return nil
+}
+
 // Run runs a command on the node and returns how it ended. The error is
-// only for failures of SSH itself (an *SSHError), including a node that is
-// not running (a *NotRunningError inside).
+// an *InvalidError when cmd is invalid (see Validate; nothing ran), an
+// *SSHError when the transport failed, including a node that is not
+// running (a *NotRunningError inside), or ctx's error; a cancelled command
+// is terminated on the node.
 func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
 	if n.cluster == nil {
 		return ExitStatus{}, errors.New("node was not returned by a cluster.Client")
 	}
+	if err := cmd.Validate(); err != nil {
+		return ExitStatus{}, err
+	}
 	if err := n.notRunning(); err != nil {
 		return ExitStatus{}, &SSHError{Err: err}
 	}
+	var st ExitStatus
 	if n.cluster.usesExec() {
-		return n.cluster.execRun(ctx, n, cmd)
+		x, err := n.cluster.execNode(ctx, n)
+		if err != nil {
+			return ExitStatus{}, &SSHError{Err: err}
+		}
+		if st, err = x.run(ctx, cmd.sshCmd()); err != nil {
+			if ctx.Err() != nil {
+				return ExitStatus{}, ctx.Err()
+			}
+			return ExitStatus{}, &SSHError{Err: nodeError(n, err)}
+		}
+		return st, nil
 	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {
 		return ExitStatus{}, &SSHError{Err: err}
 	}
-	st, err := cl.Run(ctx, ssh.Cmd{Argv: cmd.Argv, Shell: cmd.Shell, Env: cmd.Env, User: cmd.User, Sudo: cmd.Sudo,
-		TTY: cmd.TTY, Stdin: cmd.Stdin, Stdout: cmd.Stdout, Stderr: cmd.Stderr})
+	sst, err := cl.Run(ctx, cmd.sshCmd())
 	if err != nil {
 		if ctx.Err() != nil {
 			return ExitStatus{}, ctx.Err()
 		}
 		return ExitStatus{}, &SSHError{Err: nodeError(n, err)}
 	}
-	return ExitStatus{Code: st.Code, Signal: st.Signal}, nil
+	return ExitStatus{Code: sst.Code, Signal: sst.Signal}, nil
 }
 
 // Output runs argv on the node and returns its stdout; a non-zero exit is
@@ -234,29 +268,88 @@ func (n Node) Output(ctx context.Context, argv ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// Upload copies a local file or directory tree to the node (modes kept,
-// parent directories made; an interrupted transfer leaves no partial file).
+// walkLocal is transfer.Walk of a local source; its mistakes are the
+// caller's.
+func walkLocal(ctx context.Context, src string) (*transfer.Plan, error) {
+	p, err := transfer.Walk(ctx, transfer.LocalFS{}, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &InvalidError{Err: err}
+	}
+	return p, nil
+}
+
+// Upload copies a local file or directory tree to dst on the node, by
+// one contract on every transport (as DC/OS E2E's send_file): dst becomes
+// a copy of src, so uploading again changes nothing. A directory is merged
+// into an existing directory dst (files replaced, nothing deleted), never
+// nested in it; a dst ending in "/" means "into this directory, under
+// src's base name". Symbolic links are followed; modes (with setuid,
+// setgid, sticky) are kept; missing parents are made; "~/" and relative
+// paths are in the login user's home; an interrupted transfer leaves no
+// partial file at its place. A missing src, a dangling link or a link
+// cycle in it is an *InvalidError found before anything is sent; a clash
+// on the node (a file onto a directory, a directory onto a file) is an
+// error naming both, with nothing changed.
 func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
 	}
+	p, err := walkLocal(ctx, src)
+	if err != nil {
+		return err
+	}
+	return n.upload(ctx, p, dst, progress)
+}
+
+// UploadTo is Upload to several nodes at once: src is walked once, before
+// anything is sent, so a mistake in it is one *InvalidError. Otherwise
+// the result joins the failed nodes' errors, each naming its node.
+// progress, if not nil, gives the Progress of the i-th node.
+func (c *Cluster) UploadTo(ctx context.Context, nodes []Node, src, dst string, progress func(i int) Progress) error {
+	p, err := walkLocal(ctx, src)
+	if err != nil {
+		return err
+	}
+	errs := ssh.FanOut(ctx, len(nodes), 0, func(ctx context.Context, i int) error {
+		if nodes[i].cluster == nil {
+			return errors.New("node was not returned by a cluster.Client")
+		}
+		var prog Progress
+		if progress != nil {
+			prog = progress(i)
+		}
+		return nodes[i].upload(ctx, p, dst, prog)
+	})
+	return errors.Join(errs...)
+}
+
+func (n Node) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
 	if err := n.notRunning(); err != nil {
 		return &SSHError{Err: err}
 	}
 	if n.cluster.usesExec() {
-		return n.cluster.execUpload(ctx, n, src, dst)
+		x, err := n.cluster.execNode(ctx, n)
+		if err != nil {
+			return &SSHError{Err: err}
+		}
+		return n.transferError(ctx, x.upload(ctx, p, dst, progress))
 	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {
 		return &SSHError{Err: err}
 	}
-	if err := cl.Upload(ctx, src, dst, ssh.Progress(progress)); err != nil {
-		return nodeError(n, err)
-	}
-	return nil
+	return n.transferError(ctx, cl.UploadPlan(ctx, p, dst, ssh.Progress(progress)))
 }
 
-// Download copies a file or directory tree from the node.
+// Download copies a file or directory tree from the node to the local
+// dst, by the contract of Upload (links on the node followed, a dangling
+// one or a cycle an error naming it). A local dst of the wrong type is an
+// *InvalidError. Local files are written through an os.Root: nothing
+// lands outside dst (or, for a file, its directory), not even through a
+// link there.
 func (n Node) Download(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Client")
@@ -265,16 +358,36 @@ func (n Node) Download(ctx context.Context, src, dst string, progress Progress) 
 		return &SSHError{Err: err}
 	}
 	if n.cluster.usesExec() {
-		return n.cluster.execDownload(ctx, n, src, dst)
+		x, err := n.cluster.execNode(ctx, n)
+		if err != nil {
+			return &SSHError{Err: err}
+		}
+		return n.transferError(ctx, x.download(ctx, src, dst, progress))
 	}
 	cl, err := n.cluster.connect(ctx, n)
 	if err != nil {
 		return &SSHError{Err: err}
 	}
-	if err := cl.Download(ctx, src, dst, ssh.Progress(progress)); err != nil {
-		return nodeError(n, err)
+	return n.transferError(ctx, cl.Download(ctx, src, dst, ssh.Progress(progress)))
+}
+
+// transferError names the node in a transfer's error, the same way on
+// every transport; the local input's mistakes become an *InvalidError.
+func (n Node) transferError(ctx context.Context, err error) error {
+	var input *transfer.InputError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return ctx.Err()
+	case errors.As(err, &input):
+		return &InvalidError{Err: fmt.Errorf("%s: %w", n.Ref(), input.Err)}
 	}
-	return nil
+	var invalid *InvalidError
+	if errors.As(err, &invalid) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", n.Ref(), err)
 }
 
 // NodeResult is one node's outcome of RunOn.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,37 +18,53 @@ import (
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
+// benchEnv is an existing-nodes cluster "bench" of local sshd servers and
+// the e2e binary that made it.
+type benchEnv struct {
+	e2e     string
+	env     []string
+	servers []*sshdtest.Server
+	key, kh string
+}
+
+// run runs e2e and returns how it ended (its rusage included).
+func (be *benchEnv) run(args ...string) (*os.ProcessState, error) {
+	cmd := exec.Command(be.e2e, args...)
+	cmd.Env = be.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return cmd.ProcessState, fmt.Errorf("e2e %v: %v\n%s", args, err, out)
+	}
+	return cmd.ProcessState, nil
+}
+
 // benchCluster records an existing-nodes cluster of n local sshd servers.
 func benchCluster(b *testing.B, n int) (run func(args ...string) error, servers []*sshdtest.Server, key, kh string) {
+	be := newBenchEnv(b, n)
+	return func(args ...string) error { _, err := be.run(args...); return err }, be.servers, be.key, be.kh
+}
+
+func newBenchEnv(b *testing.B, n int) *benchEnv {
 	b.Helper()
 	key, authorized := userKey(b)
+	be := &benchEnv{key: key}
 	for range n {
-		servers = append(servers, sshdtest.Start(b, sshdtest.Options{AuthorizedKeys: []string{authorized}}))
+		be.servers = append(be.servers, sshdtest.Start(b, sshdtest.Options{AuthorizedKeys: []string{authorized}}))
 	}
-	kh = sshdtest.KnownHostsFile(b, servers...)
-	dir := b.TempDir()
-	e2e := buildAll(b, dir)
-	env := append(os.Environ(), "E2E_HOME="+b.TempDir(), "XDG_DATA_HOME="+b.TempDir(), "E2E_PLUGIN_PATH=")
-	run = func(args ...string) error {
-		cmd := exec.Command(e2e, args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("e2e %v: %v\n%s", args, err, out)
-		}
-		return nil
-	}
-	args := []string{"create", "--backend", "existing", "-c", "bench", "--ssh-key", key, "--known-hosts", kh}
-	for i, s := range servers {
+	be.kh = sshdtest.KnownHostsFile(b, be.servers...)
+	be.e2e = buildAll(b, b.TempDir())
+	be.env = append(os.Environ(), "E2E_HOME="+b.TempDir(), "XDG_DATA_HOME="+b.TempDir(), "E2E_PLUGIN_PATH=")
+	args := []string{"create", "--backend", "existing", "-c", "bench", "--ssh-key", key, "--known-hosts", be.kh}
+	for i, s := range be.servers {
 		role := "agents"
 		if i == 0 {
 			role = "masters"
 		}
 		args = append(args, "-o", hostOpt(role, s))
 	}
-	if err := run(args...); err != nil {
+	if _, err := be.run(args...); err != nil {
 		b.Fatal(err)
 	}
-	return run, servers, key, kh
+	return be
 }
 
 // openSSH runs f for every server at once, as a script fanning out with
@@ -214,4 +231,64 @@ func BenchmarkInstall(b *testing.B) {
 	fmt.Fprintf(os.Stderr, "DC/OS install (fixture, 40 MiB installer): 1 node %.0f ms; 1+2+1 nodes %.0f ms = %.2fx of one node at a time (4 x 1 node); "+
 		"1+8+1 nodes %.0f ms = %.2fx of one node at a time; sending the installer to one node: %.0f ms\n",
 		testbin.Ms(one), testbin.Ms(small), float64(small)/float64(4*one), testbin.Ms(big), float64(big)/float64(10*one), testbin.Ms(single))
+}
+
+// maxRSS is the peak resident memory of a finished process, in MiB.
+func maxRSS(ps *os.ProcessState) float64 {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024 // KiB on Linux
+}
+
+// BenchmarkTransferMemory: peak memory (max RSS, the worst of three runs)
+// of the e2e process for `e2e download` of a file and `e2e send-file` of a
+// file to 8 nodes, for a 256 MiB and a 1 GiB file. Goal: under 64 MiB,
+// and flat (no higher for the bigger file): buffers are bounded, not sized
+// by the file. For scale, `e2e version` peaks near 20 MiB.
+func BenchmarkTransferMemory(b *testing.B) {
+	be := newBenchEnv(b, 8)
+	dir := b.TempDir()
+	// The peak of a garbage-collected process varies from run to run:
+	// the worst of three is reported.
+	rss := func(cleanup string, args ...string) float64 {
+		worst := 0.0
+		for range 3 {
+			ps, err := be.run(args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			worst = max(worst, maxRSS(ps))
+			os.Remove(cleanup)
+		}
+		return worst
+	}
+	type figure struct{ download, sendFile float64 }
+	figures := map[int64]figure{}
+	for _, size := range []int64{256 << 20, 1 << 30} {
+		// Sparse: the source costs no disk; every byte still crosses SFTP.
+		src := filepath.Join(dir, "payload")
+		f, err := os.Create(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		// Every "node" is this machine, so all eight write one path.
+		var fig figure
+		sent, got := filepath.Join(dir, "sent"), filepath.Join(dir, "got")
+		fig.sendFile = rss(sent, "send-file", "-c", "bench", src, sent)
+		fig.download = rss(got, "download", "-c", "bench", "--node", "master_0", src, got)
+		os.Remove(src)
+		figures[size] = fig
+	}
+	small, big := figures[256<<20], figures[1<<30]
+	b.ReportMetric(big.download, "MiB-rss-download-1GiB")
+	b.ReportMetric(big.sendFile, "MiB-rss-send-file-8-nodes-1GiB")
+	fmt.Fprintf(os.Stderr, "peak memory (max RSS, worst of 3) of e2e: download of 256 MiB %.1f MiB, of 1 GiB %.1f MiB; "+
+		"send-file to 8 nodes of 256 MiB %.1f MiB, of 1 GiB %.1f MiB (goal < 64 MiB and flat)\n",
+		small.download, big.download, small.sendFile, big.sendFile)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/e2e-tool/e2e/cluster"
@@ -103,13 +102,22 @@ func (c *RunCmd) Run(e *env) error {
 	if len(c.Command) == 0 {
 		return invalid(errors.New("no command given: e2e run -c ID -- COMMAND [ARG...]"))
 	}
+	// Everything about the command is checked before anything runs.
 	envVars := map[string]string{}
 	for _, kv := range c.Env {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return invalid(fmt.Errorf("-e %q is not K=V", kv))
+		if !ok {
+			return invalid(fmt.Errorf("-e %q is not NAME=VALUE", kv))
+		}
+		if err := (cluster.Command{Argv: []string{"true"}, Env: map[string]string{k: v}}).Validate(); err != nil {
+			return invalid(fmt.Errorf("-e %q: %w", kv, errors.Unwrap(err)))
 		}
 		envVars[k] = v
+	}
+	cmd := cluster.Command{Argv: c.Command, Env: envVars, User: c.User, Sudo: c.Sudo,
+		Stdout: e.stdout, Stderr: e.stderr}
+	if err := cmd.Validate(); err != nil {
+		return err
 	}
 	cl, err := e.client.Get(e.ctx, c.ClusterID)
 	if err != nil {
@@ -121,8 +129,6 @@ func (c *RunCmd) Run(e *env) error {
 		return err
 	}
 	e.now("running `%s` on %s of cluster %q", strings.Join(c.Command, " "), nodeList(nodes), cl.ID)
-	cmd := cluster.Command{Argv: c.Command, Env: envVars, User: c.User, Sudo: c.Sudo,
-		Stdout: e.stdout, Stderr: e.stderr}
 	if c.TestEnv {
 		cmd = cl.WithTestEnv(cmd)
 	}
@@ -244,8 +250,8 @@ func (c *SSHCmd) Run(e *env) error {
 type SendFileCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 	nodeSelection
-	Src string `arg:"" help:"Local file or directory." type:"existingfile|existingdir"`
-	Dst string `arg:"" help:"Path on the nodes."`
+	Src string `arg:"" help:"Local file or directory (links followed)."`
+	Dst string `arg:"" help:"Path on the nodes: it becomes a copy of SRC; ending in / means into that directory."`
 }
 
 func (c *SendFileCmd) Run(e *env) error {
@@ -260,24 +266,10 @@ func (c *SendFileCmd) Run(e *env) error {
 	}
 	e.now("sending %s to %s of cluster %q", c.Src, nodeList(nodes), cl.ID)
 	prog := e.transferProgress(cl.ID, "send-file", len(nodes))
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = n.Upload(e.ctx, c.Src, c.Dst, prog.node(i))
-		}()
-	}
-	wg.Wait()
-	var failed []error
-	for _, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
-		}
-	}
-	if len(failed) > 0 {
-		return sshExit(errors.Join(failed...))
+	// SRC is walked once, before anything is sent: a mistake in it is
+	// said once, not once per node.
+	if err := cl.UploadTo(e.ctx, nodes, c.Src, c.Dst, prog.node); err != nil {
+		return sshExit(err)
 	}
 	e.say("sent %s to %d %s", c.Src, len(nodes), plural(len(nodes), "node"))
 	return nil
@@ -303,8 +295,8 @@ func sshExit(err error) error {
 type DownloadCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 	Node      string `required:"" help:"Node to copy from." placeholder:"REF"`
-	Src       string `arg:"" help:"Path on the node."`
-	Dst       string `arg:"" help:"Local path."`
+	Src       string `arg:"" help:"Path on the node (links followed)."`
+	Dst       string `arg:"" help:"Local path: it becomes a copy of SRC; ending in / means into that directory."`
 }
 
 func (c *DownloadCmd) Run(e *env) error {

@@ -97,46 +97,6 @@ func TestFanOut(t *testing.T) {
 	})
 }
 
-func TestPrefixWriter(t *testing.T) {
-	var out bytes.Buffer
-	w := NewPrefixWriter(&out, "[master_0] ", nil)
-	for _, s := range []string{"par", "tial\nsecond", " line\n", "\n", "a\nb\nc", "d"} {
-		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
-			t.Fatalf("Write(%q) = %d, %v", s, n, err)
-		}
-	}
-	if got := out.String(); got != "[master_0] partial\n[master_0] second line\n[master_0] \n[master_0] a\n[master_0] b\n" {
-		t.Errorf("before Close: %q", got)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := out.String(), "[master_0] partial\n[master_0] second line\n[master_0] \n[master_0] a\n[master_0] b\n[master_0] cd\n"; got != want {
-		t.Errorf("after Close:\n got %q\nwant %q", got, want)
-	}
-	if _, err := w.Write([]byte("late\n")); err == nil {
-		t.Error("Write after Close succeeded")
-	}
-
-	t.Run("a very long line is written in pieces", func(t *testing.T) {
-		var out bytes.Buffer
-		w := NewPrefixWriter(&out, "p: ", nil)
-		w.Write(bytes.Repeat([]byte("x"), maxLine+10))
-		if want := "p: " + strings.Repeat("x", maxLine+10) + "\n"; out.String() != want {
-			t.Errorf("got %d bytes, want %d", out.Len(), len(want))
-		}
-	})
-	t.Run("closing after a complete line adds nothing", func(t *testing.T) {
-		var out bytes.Buffer
-		w := NewPrefixWriter(&out, "p: ", nil)
-		w.Write([]byte("x\n"))
-		w.Close()
-		if out.String() != "p: x\n" {
-			t.Errorf("got %q", out.String())
-		}
-	})
-}
-
 // TestPrefixWritersConcurrent: writers sharing an output and a mutex, each
 // writing its lines in odd-sized pieces, never mix within a line.
 func TestPrefixWritersConcurrent(t *testing.T) {

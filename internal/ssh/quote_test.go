@@ -76,7 +76,7 @@ func TestRemoteLine(t *testing.T) {
 			`sudo -n -H -u 'a b' -- env 'E2E_RUN_ID=ID' 'K=v' "${SHELL:-/bin/sh}" -c id`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.cmd.remoteLine(tc.login, id)
+			got, err := tc.cmd.Line(tc.login, id)
 			if err != nil || got != tc.want {
 				t.Errorf("got %s (%v)\nwant %s", got, err, tc.want)
 			}
@@ -94,7 +94,7 @@ func TestRemoteLine(t *testing.T) {
 		{"NUL in an argument", Cmd{Argv: []string{"a\x00b"}}, "NUL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := tc.cmd.remoteLine("root", id); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := tc.cmd.Line("root", id); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one mentioning %s", err, tc.want)
 			}
 		})

@@ -89,8 +89,8 @@ func signalNumber(name string) (int, bool) {
 // command gets SIGTERM, the session is closed and ctx's error is returned.
 func (c *Client) Run(ctx context.Context, cmd Cmd) (ExitStatus, error) {
 	addr := c.ep.Addr()
-	runID := randomSuffix()
-	line, err := cmd.remoteLine(c.ep.User, runID)
+	runID := NewRunID()
+	line, err := cmd.Line(c.ep.User, runID)
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("run on %s: %w", addr, err)
 	}
@@ -184,7 +184,7 @@ func (c *Client) terminate(sess *gossh.Session, runID string) {
 			return
 		}
 		defer kill.Close()
-		kill.Run(killByRunID(runID))
+		kill.Run(KillLine(runID))
 	}()
 	select {
 	case <-done:
@@ -195,9 +195,14 @@ func (c *Client) terminate(sess *gossh.Session, runID string) {
 // runIDVar names the variable that marks a command's processes.
 const runIDVar = "E2E_RUN_ID"
 
-// killByRunID is a shell line that sends SIGTERM to every process whose
-// environment holds runID.
-func killByRunID(runID string) string {
+// NewRunID returns a fresh id for one command, by which KillLine finds its
+// processes.
+func NewRunID() string { return randomSuffix() }
+
+// KillLine is a shell line that sends SIGTERM to every process whose
+// environment holds E2E_RUN_ID=runID: a cancelled command and everything
+// it started that kept its environment.
+func KillLine(runID string) string {
 	return "grep -lzx " + Quote([]string{runIDVar + "=" + runID}) +
 		" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | xargs -r kill -TERM 2>/dev/null; true"
 }
@@ -225,22 +230,40 @@ func (c *Client) exitStatus(err error) (ExitStatus, error) {
 	}
 }
 
-// validEnvName accepts the names a POSIX shell and env(1) agree on.
-func validEnvName(k string) bool {
+// CheckEnvName accepts the names a POSIX shell and env(1) agree on
+// (letters, digits and _, not starting with a digit), except E2E_RUN_ID,
+// which e2e sets.
+func CheckEnvName(k string) error {
 	for i, r := range k {
 		switch {
 		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
 		case '0' <= r && r <= '9' && i > 0:
 		default:
-			return false
+			return fmt.Errorf("invalid environment variable name %q: use letters, digits and _, not starting with a digit", k)
 		}
 	}
-	return k != ""
+	switch k {
+	case "":
+		return errors.New("empty environment variable name")
+	case runIDVar:
+		return fmt.Errorf("environment variable %s is set by e2e", k)
+	}
+	return nil
 }
 
-// remoteLine is the command line sshd hands to the login shell:
+// Check reports what makes cmd impossible to run (no command, or both
+// Argv and Shell; a bad environment variable name; a NUL byte), before
+// anything runs.
+func (cmd Cmd) Check() error {
+	_, err := cmd.Line("", "")
+	return err
+}
+
+// Line is the command line sshd hands to the login shell for cmd, run as
+// loginUser and marked with runID:
 // [sudo …] env E2E_RUN_ID=… [K=V …] (ARGV… | "$SHELL" -c SHELL).
-func (cmd Cmd) remoteLine(loginUser, runID string) (string, error) {
+// The exec transport runs the very same line with /bin/sh -c.
+func (cmd Cmd) Line(loginUser, runID string) (string, error) {
 	switch {
 	case len(cmd.Argv) > 0 && cmd.Shell != "":
 		return "", errors.New("command has both Argv and Shell")
@@ -268,8 +291,8 @@ func (cmd Cmd) remoteLine(loginUser, runID string) (string, error) {
 	words = append(words, "env", runIDVar+"="+runID)
 	for _, k := range slices.Sorted(maps.Keys(cmd.Env)) {
 		v := cmd.Env[k]
-		if !validEnvName(k) || k == runIDVar {
-			return "", fmt.Errorf("invalid environment variable name %q", k)
+		if err := CheckEnvName(k); err != nil {
+			return "", err
 		}
 		if strings.ContainsRune(v, 0) {
 			return "", fmt.Errorf("environment variable %s contains a NUL byte", k)

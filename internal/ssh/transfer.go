@@ -2,39 +2,36 @@ package ssh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/e2e-tool/e2e/internal/transfer"
 	"github.com/pkg/sftp"
 )
 
 // Progress is told the bytes moved so far and the total of a transfer. It is
 // never called concurrently for one transfer. It may be nil.
-type Progress func(done, total int64)
+type Progress = transfer.Progress
 
 const (
 	// transferWorkers is how many files of a tree move at once; each file
 	// also keeps many SFTP requests in flight.
 	transferWorkers = 4
-	// tmpMarker is in the name of every file being written; it becomes the
-	// destination only by a rename once complete.
-	tmpMarker = ".e2e-tmp-"
 	// openSSHMaxPacket fits OpenSSH sftp-server's 256 KiB message limit
 	// (SFTP_MAX_MSG_LENGTH less its 1 KiB allowance for headers); eight
 	// times the 32 KiB every server must accept, so fewer round trips.
 	openSSHMaxPacket = 256*1024 - 1024
-	// modeBits are the mode bits a transfer keeps.
-	modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+	// maxRequestsPerFile bounds the SFTP requests in flight per file
+	// (pkg/sftp's default is 64): each holds a packet of up to
+	// openSSHMaxPacket, so this bounds memory per file (4 MiB) while
+	// keeping enough in flight to fill the link.
+	maxRequestsPerFile = 16
 )
 
 // sftpClient opens the connection's SFTP session on first use.
@@ -52,7 +49,8 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	// Concurrent reads and writes keep many requests in flight, which is
 	// what makes SFTP as fast as scp.
 	sc, err := openRetrying(ctx, c, func() (*sftp.Client, error) {
-		return sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.UseFstat(true))
+		return sftp.NewClient(c.conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.UseFstat(true),
+			sftp.MaxConcurrentRequestsPerFile(maxRequestsPerFile))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start sftp: %w", err)
@@ -69,26 +67,115 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	return sc, nil
 }
 
+// sftpFS is the node's file system as SFTP shows it: paths are absolute
+// on the node, and links are resolved by the server.
+type sftpFS struct{ sc *sftp.Client }
+
+func (f sftpFS) Stat(_ context.Context, name string) (transfer.Info, error) {
+	fi, err := f.sc.Stat(name)
+	if err != nil {
+		return transfer.Info{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return transfer.Info{Mode: fi.Mode(), Size: fi.Size()}, nil
+}
+
+func (f sftpFS) Lstat(_ context.Context, name string) (transfer.Info, error) {
+	fi, err := f.sc.Lstat(name)
+	if err != nil {
+		return transfer.Info{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return transfer.Info{Mode: fi.Mode(), Size: fi.Size()}, nil
+}
+
+func (f sftpFS) ReadDir(_ context.Context, name string) ([]transfer.Entry, error) {
+	fis, err := f.sc.ReadDir(name)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", name, err)
+	}
+	out := make([]transfer.Entry, len(fis))
+	for i, fi := range fis {
+		out[i] = transfer.Entry{Name: fi.Name(), Info: transfer.Info{Mode: fi.Mode(), Size: fi.Size()}}
+	}
+	return out, nil
+}
+
+func (f sftpFS) RealPath(_ context.Context, name string) (string, error) {
+	p, err := f.sc.RealPath(name)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", name, err)
+	}
+	return p, nil
+}
+
+func (sftpFS) Join(dir, rel string) string { return path.Join(dir, rel) }
+func (sftpFS) Base(name string) string     { return path.Base(name) }
+
+// RemotePath makes a path given for a node absolute: a leading "~" is the
+// login user's home, as is the start of a relative path (where sshd and
+// the exec transport start); a trailing "/" is kept (it means "inside
+// this directory").
+func RemotePath(home, p string) string {
+	switch {
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		p = home + p[1:]
+	case !strings.HasPrefix(p, "/"):
+		p = home + "/" + p
+	}
+	if strings.HasSuffix(p, "/") && p != "/" {
+		return path.Clean(p) + "/"
+	}
+	return path.Clean(p)
+}
+
+// home is the login user's home, where an SFTP session starts.
+func home(sc *sftp.Client) (string, error) {
+	h, err := sc.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find the home directory: %w", err)
+	}
+	return h, nil
+}
+
 // Upload copies the local file or directory tree src to dst on the node,
-// like scp -rp: when dst is an existing directory, src goes inside it under
-// its base name. Missing parent directories are created; permission bits are
-// kept; symlinks inside a tree are recreated as symlinks. Each file is
-// written under a temporary name in its directory and renamed into place
-// when complete, so an interrupted transfer never leaves a partial file at
-// its destination. A dst ending in "/" is a directory, created if missing.
-// A leading "~/" in dst is the login user's home.
+// by the contract of package transfer: dst becomes a copy of src (a
+// directory merged into an existing one, never nested), links followed,
+// modes kept; a dst ending in "/" is a directory to copy into; missing
+// parents are made; a leading "~/" (or a relative path) is in the login
+// user's home. Each file is written under a temporary name beside its
+// place and renamed into it when complete, so an interrupted transfer
+// never leaves a partial file there. Mistakes in the local input are
+// *transfer.InputError.
 func (c *Client) Upload(ctx context.Context, src, dst string, progress Progress) error {
-	if err := c.upload(ctx, src, dst, progress); err != nil {
-		return fmt.Errorf("upload %s to %s:%s: %w", src, c.ep.Addr(), dst, c.transferErr(ctx, err))
+	p, err := transfer.Walk(ctx, transfer.LocalFS{}, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return &transfer.InputError{Err: err}
+	}
+	return c.UploadPlan(ctx, p, dst, progress)
+}
+
+// UploadPlan is Upload of what transfer.Walk found on this machine, so that
+// a copy to many nodes walks the local tree once.
+func (c *Client) UploadPlan(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
+	if err := c.upload(ctx, p, dst, progress); err != nil {
+		return c.transferErr(ctx, err)
 	}
 	return nil
 }
 
 // Download copies the file or directory tree src on the node to the local
-// dst, with the same rules as Upload.
+// dst, by the same contract as Upload. Local files are written through an
+// os.Root (see transfer.LocalSink). Mistakes in the local input (dst of
+// the wrong type) are *transfer.InputError.
 func (c *Client) Download(ctx context.Context, src, dst string, progress Progress) error {
 	if err := c.download(ctx, src, dst, progress); err != nil {
-		return fmt.Errorf("download %s:%s to %s: %w", c.ep.Addr(), src, dst, c.transferErr(ctx, err))
+		var input *transfer.InputError
+		if errors.As(err, &input) {
+			return err
+		}
+		return c.transferErr(ctx, err)
 	}
 	return nil
 }
@@ -100,123 +187,77 @@ func (c *Client) transferErr(ctx context.Context, err error) error {
 	return c.lost(err)
 }
 
-// entry is one thing to copy in a tree; paths are the source and the
-// destination ones.
-type entry struct {
-	src, dst string
-	mode     fs.FileMode
-}
-
-// tree is what a directory copy does, in order: directories (parents
-// first), files, symlinks, then the directories' modes (children first, so a
-// read-only directory is filled before it becomes read-only).
-type tree struct {
-	dirs, files, links []entry
-	total              int64
-}
-
-func (c *Client) upload(ctx context.Context, src, dst string, progress Progress) error {
+func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
 	sc, err := c.sftpClient(ctx)
 	if err != nil {
 		return err
 	}
-	if dst, err = remoteHome(sc, dst); err != nil {
-		return err
-	}
-	info, err := os.Stat(src) // a symlink given as src is followed, as scp does
+	h, err := home(sc)
 	if err != nil {
 		return err
 	}
-	if strings.HasSuffix(dst, "/") {
-		// A trailing slash says dst is a directory, existing or not.
-		if err := sc.MkdirAll(dst); err != nil {
-			return fmt.Errorf("create directory %s: %w", dst, err)
-		}
+	fsys := sftpFS{sc}
+	t, err := transfer.Resolve(ctx, fsys, p, RemotePath(h, dst))
+	if err != nil {
+		return err
 	}
-	if rfi, err := sc.Stat(dst); err == nil && rfi.IsDir() {
-		dst = path.Join(dst, filepath.Base(absClean(src)))
+	if err := sc.MkdirAll(path.Dir(t.Path)); err != nil {
+		return fmt.Errorf("create directory %s: %w", path.Dir(t.Path), err)
 	}
-	if err := sc.MkdirAll(path.Dir(dst)); err != nil {
-		return fmt.Errorf("create directory %s: %w", path.Dir(dst), err)
+	tr := transfer.NewTracker(p.Total, progress)
+	if !p.Dir {
+		return putFile(ctx, sc, p.Src, t.Path, p.Mode, tr)
 	}
-	if !info.IsDir() {
-		if !info.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file or directory", src)
-		}
-		t := newTracker(info.Size(), progress)
-		return putFile(ctx, sc, src, dst, info.Mode(), t)
-	}
-
-	var tr tree
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		e := entry{src: p, dst: path.Join(dst, filepath.ToSlash(rel)), mode: fi.Mode()}
-		switch {
-		case fi.IsDir():
-			tr.dirs = append(tr.dirs, e)
-		case fi.Mode().IsRegular():
-			tr.files = append(tr.files, e)
-			tr.total += fi.Size()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			tr.links = append(tr.links, e)
-		default:
-			return fmt.Errorf("%s is not a regular file, directory or symlink", p)
+	mkdir := func(d string) error {
+		if err := sc.Mkdir(d); err != nil {
+			// An existing directory (or link to one) is merged into.
+			if fi, serr := sc.Stat(d); serr != nil || !fi.IsDir() {
+				return fmt.Errorf("create directory %s: %w", d, err)
+			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := mkdir(t.Path); err != nil {
 		return err
 	}
-	for _, d := range tr.dirs {
-		if err := sc.Mkdir(d.dst); err != nil {
-			if fi, serr := sc.Lstat(d.dst); serr != nil || !fi.IsDir() {
-				return fmt.Errorf("create directory %s: %w", d.dst, err)
+	for _, it := range p.Items {
+		if it.Dir {
+			if err := mkdir(path.Join(t.Path, it.Rel)); err != nil {
+				return err
 			}
 		}
 	}
-	t := newTracker(tr.total, progress)
-	errs := FanOut(ctx, len(tr.files), transferWorkers, func(ctx context.Context, i int) error {
-		f := tr.files[i]
-		return putFile(ctx, sc, f.src, f.dst, f.mode, t)
+	var files []transfer.Item
+	for _, it := range p.Items {
+		if !it.Dir {
+			files = append(files, it)
+		}
+	}
+	local := transfer.LocalFS{}
+	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
+		f := files[i]
+		return putFile(ctx, sc, local.Join(p.Src, f.Rel), path.Join(t.Path, f.Rel), f.Mode, tr)
 	})
 	if err := firstError(errs); err != nil {
 		return err
 	}
-	for _, l := range tr.links {
-		target, err := os.Readlink(l.src)
-		if err != nil {
-			return err
-		}
-		tmp := tmpName(l.dst)
-		if err := sc.Symlink(target, tmp); err != nil {
-			return fmt.Errorf("create symlink %s: %w", l.dst, err)
-		}
-		if err := rename(sc, tmp, l.dst); err != nil {
-			sc.Remove(tmp)
-			return fmt.Errorf("create symlink %s: %w", l.dst, err)
+	// Modes last, children first: a read-only directory is filled first.
+	for _, it := range slices.Backward(p.Items) {
+		if it.Dir {
+			if err := sc.Chmod(path.Join(t.Path, it.Rel), it.Mode); err != nil {
+				return fmt.Errorf("chmod %s: %w", path.Join(t.Path, it.Rel), err)
+			}
 		}
 	}
-	for _, d := range slices.Backward(tr.dirs) {
-		if err := sc.Chmod(d.dst, d.mode&modeBits); err != nil {
-			return fmt.Errorf("chmod %s: %w", d.dst, err)
-		}
+	if err := sc.Chmod(t.Path, p.Mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", t.Path, err)
 	}
 	return nil
 }
 
-// putFile writes one file to a temporary name beside remote and renames it
-// into place once complete.
-func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs.FileMode, t *tracker) (err error) {
+// putFile writes one local file (read through links) to a temporary name
+// beside remote and renames it into place once complete.
+func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs.FileMode, t *transfer.Tracker) (err error) {
 	f, err := os.Open(local)
 	if err != nil {
 		return err
@@ -242,11 +283,11 @@ func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs
 	}()
 	// The mode is set before the first byte so a private file is never
 	// readable by others, even half written.
-	if err := rf.Chmod(mode & modeBits); err != nil {
+	if err := rf.Chmod(mode & transfer.ModeBits); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
-	// Size lets ReadFrom split the file into concurrent writes.
-	if _, err := rf.ReadFrom(&progressReader{ctx: ctx, r: f, size: fi.Size(), t: t}); err != nil {
+	// Bytes lets ReadFrom split the file into concurrent writes.
+	if _, err := rf.ReadFrom(&transfer.ProgressReader{Ctx: ctx, R: f, Bytes: fi.Size(), T: t}); err != nil {
 		return fmt.Errorf("write %s: %w", remote, err)
 	}
 	open = false
@@ -276,165 +317,71 @@ func (c *Client) download(ctx context.Context, src, dst string, progress Progres
 	if err != nil {
 		return err
 	}
-	if src, err = remoteHome(sc, src); err != nil {
-		return err
-	}
-	src = path.Clean(src)
-	info, err := sc.Stat(src) // a symlink given as src is followed
+	h, err := home(sc)
 	if err != nil {
 		return err
 	}
-	if strings.HasSuffix(dst, string(filepath.Separator)) || strings.HasSuffix(dst, "/") {
-		// A trailing slash says dst is a directory, existing or not.
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return err
-		}
+	src = strings.TrimSuffix(RemotePath(h, src), "/")
+	if src == "" {
+		src = "/"
 	}
-	if lfi, err := os.Stat(dst); err == nil && lfi.IsDir() {
-		dst = filepath.Join(dst, path.Base(src))
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	fsys := sftpFS{sc}
+	p, err := transfer.Walk(ctx, fsys, src)
+	if err != nil {
 		return err
 	}
-	if !info.IsDir() {
-		if !info.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file or directory", src)
-		}
-		return getFile(ctx, sc, src, dst, info.Mode(), newTracker(info.Size(), progress))
+	t, err := transfer.Resolve(ctx, transfer.LocalFS{}, p, dst)
+	if err != nil {
+		return &transfer.InputError{Err: err}
 	}
-
-	var tr tree
-	prefix := strings.TrimSuffix(src, "/") + "/"
-	for w := sc.Walk(src); w.Step(); {
-		if err := w.Err(); err != nil {
+	sink, err := transfer.NewLocalSink(p, t)
+	if err != nil {
+		return err
+	}
+	tr := transfer.NewTracker(p.Total, progress)
+	get := func(remote, rel string, mode fs.FileMode) error {
+		return sink.WriteFile(rel, mode, func(w io.Writer) error {
+			rf, err := sc.Open(remote)
+			if err != nil {
+				return fmt.Errorf("open %s: %w", remote, err)
+			}
+			defer rf.Close()
+			if _, err := rf.WriteTo(&transfer.ProgressWriter{Ctx: ctx, W: w, T: tr}); err != nil {
+				return fmt.Errorf("read %s: %w", remote, err)
+			}
+			return nil
+		})
+	}
+	if !p.Dir {
+		if err := get(src, "", p.Mode); err != nil {
+			sink.Close()
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p, fi := w.Path(), w.Stat()
-		local := dst
-		if p != src {
-			local = filepath.Join(dst, filepath.FromSlash(strings.TrimPrefix(p, prefix)))
-		}
-		e := entry{src: p, dst: local, mode: fi.Mode()}
-		switch {
-		case fi.IsDir():
-			tr.dirs = append(tr.dirs, e)
-		case fi.Mode().IsRegular():
-			tr.files = append(tr.files, e)
-			tr.total += fi.Size()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			tr.links = append(tr.links, e)
-		default:
-			return fmt.Errorf("%s is not a regular file, directory or symlink", p)
+		return sink.Finish()
+	}
+	var files []transfer.Item
+	for _, it := range p.Items {
+		if !it.Dir {
+			files = append(files, it)
 		}
 	}
-	for _, d := range tr.dirs {
-		if err := os.Mkdir(d.dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	}
-	t := newTracker(tr.total, progress)
-	errs := FanOut(ctx, len(tr.files), transferWorkers, func(ctx context.Context, i int) error {
-		f := tr.files[i]
-		return getFile(ctx, sc, f.src, f.dst, f.mode, t)
+	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
+		return get(fsys.Join(src, files[i].Rel), files[i].Rel, files[i].Mode)
 	})
 	if err := firstError(errs); err != nil {
+		sink.Close()
 		return err
 	}
-	for _, l := range tr.links {
-		target, err := sc.ReadLink(l.src)
-		if err != nil {
-			return fmt.Errorf("read symlink %s: %w", l.src, err)
-		}
-		tmp := localTmpName(l.dst)
-		if err := os.Symlink(target, tmp); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, l.dst); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	}
-	for _, d := range slices.Backward(tr.dirs) {
-		if err := os.Chmod(d.dst, d.mode&modeBits); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// getFile reads one remote file into a temporary file beside local and
-// renames it into place once complete.
-func getFile(ctx context.Context, sc *sftp.Client, remote, local string, mode fs.FileMode, t *tracker) (err error) {
-	rf, err := sc.Open(remote)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", remote, err)
-	}
-	defer rf.Close()
-	f, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+tmpMarker+"*")
-	if err != nil {
-		return err
-	}
-	open := true
-	defer func() {
-		if err != nil {
-			if open {
-				f.Close()
-			}
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode & modeBits); err != nil {
-		return err
-	}
-	if _, err := rf.WriteTo(&progressWriter{ctx: ctx, w: f, t: t}); err != nil {
-		return fmt.Errorf("read %s: %w", remote, err)
-	}
-	open = false
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), local)
-}
-
-// remoteHome expands a leading "~" to the login user's home, where an SFTP
-// session starts.
-func remoteHome(sc *sftp.Client, p string) (string, error) {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p, nil
-	}
-	home, err := sc.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find the home directory: %w", err)
-	}
-	return path.Join(home, p[1:]), nil
+	return sink.Finish()
 }
 
 // tmpName is a hidden, unique name beside the remote path p.
 func tmpName(p string) string {
 	dir, base := path.Split(p)
-	return dir + "." + base + tmpMarker + randomSuffix()
+	return dir + "." + base + transfer.TmpMarker + transfer.RandomSuffix()
 }
 
-// localTmpName is tmpName for a local path.
-func localTmpName(p string) string {
-	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+tmpMarker+randomSuffix())
-}
-
-func randomSuffix() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func absClean(p string) string {
-	if abs, err := filepath.Abs(p); err == nil {
-		return abs
-	}
-	return filepath.Clean(p)
-}
+func randomSuffix() string { return transfer.RandomSuffix() }
 
 func firstError(errs []error) error {
 	for _, err := range errs {
@@ -443,65 +390,4 @@ func firstError(errs []error) error {
 		}
 	}
 	return nil
-}
-
-// tracker adds up the progress of the files of one transfer.
-type tracker struct {
-	mu          sync.Mutex
-	done, total int64
-	fn          Progress
-}
-
-func newTracker(total int64, fn Progress) *tracker {
-	t := &tracker{total: total, fn: fn}
-	if fn != nil {
-		fn(0, total)
-	}
-	return t
-}
-
-func (t *tracker) add(n int) {
-	if t.fn == nil || n <= 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.done += int64(n)
-	t.fn(t.done, t.total)
-}
-
-// progressReader counts what is read and stops at ctx's end. Size makes
-// sftp.File.ReadFrom use concurrent writes.
-type progressReader struct {
-	ctx  context.Context
-	r    io.Reader
-	size int64
-	t    *tracker
-}
-
-func (r *progressReader) Read(b []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := r.r.Read(b)
-	r.t.add(n)
-	return n, err
-}
-
-func (r *progressReader) Size() int64 { return r.size }
-
-// progressWriter counts what is written and stops at ctx's end.
-type progressWriter struct {
-	ctx context.Context
-	w   io.Writer
-	t   *tracker
-}
-
-func (w *progressWriter) Write(b []byte) (int, error) {
-	if err := w.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := w.w.Write(b)
-	w.t.add(n)
-	return n, err
 }
