@@ -83,12 +83,13 @@ func TestDottedIDOnDocker(t *testing.T) {
 
 	// The README's download example works on the default image.
 	readme := readFileString(t, filepath.Join(testbin.Root(), "README.md"))
-	m := regexp.MustCompile(`e2e download -c mine --node master_0 (\S+) \.`).FindStringSubmatch(readme)
+	m := regexp.MustCompile(`e2e download -c mine --node master_0 (\S+) \./\n`).FindStringSubmatch(readme)
 	if m == nil {
-		t.Fatal("the README has no download example")
+		t.Fatal("the README has no download example into ./")
 	}
+	// As written, run from the directory dl: "./" is dl with its slash.
 	dl := t.TempDir()
-	expectCode(t, s.e2e("download", "-c", id, "--node", "master_0", m[1], dl), 0)
+	expectCode(t, s.e2e("download", "-c", id, "--node", "master_0", m[1], dl+"/"), 0)
 	if got := readFileString(t, filepath.Join(dl, filepath.Base(m[1]))); got == "" {
 		t.Errorf("the README's download of %s brought an empty file", m[1])
 	}
