@@ -508,6 +508,9 @@ func TestInterruptWithRetainKeepsNodes(t *testing.T) {
 
 func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	s := newSandbox(t)
+	// A TMPDIR of its own: another e2e on this machine may sweep /tmp.
+	tmp := shortTempDir(t)
+	s.extra = append(s.extra, "TMPDIR="+tmp)
 	// A cleanup longer than the watchdog's 1 s period: the watchdog logs
 	// to the dead e2e's pipe while the cleanup runs, which must not kill
 	// the plugin (it did, by SIGPIPE, and the cleanup stopped half-way).
@@ -527,7 +530,7 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	}
 	// The next e2e removes the killed one's socket directory, found by
 	// the owner record in it.
-	killed := socketDirsIn("/tmp", cmd.Process.Pid)
+	killed := socketDirsIn(tmp, cmd.Process.Pid)
 	if len(killed) == 0 {
 		t.Fatalf("no socket directory with an owner record of pid %d", cmd.Process.Pid)
 	}
@@ -538,6 +541,18 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 			t.Errorf("the killed e2e's socket directory %s is still there (%v)", dir, err)
 		}
 	}
+}
+
+// shortTempDir is a temporary directory short enough to hold go-plugin's
+// unix sockets (their paths must stay under 108 bytes).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "e2e-t-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // socketDirsIn returns the plugin socket directories in dir whose owner

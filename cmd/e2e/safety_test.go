@@ -63,11 +63,7 @@ func TestNothingOfTheUsersIsRemoved(t *testing.T) {
 	dockerReady(t)
 	s := newSandbox(t)
 	// A private temporary directory, short enough for plugin sockets.
-	tmp, err := os.MkdirTemp("/tmp", "e2e-safe-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := shortTempDir(t)
 	s.extra = append(s.extra, "TMPDIR="+tmp, "E2E_TEST_BACKEND_DIR="+s.machine)
 	decoys := makeDecoys(t, tmp)
 	id := "12345" + strings.TrimLeft(randomDigits(t), "0")

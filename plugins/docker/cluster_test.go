@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -292,7 +293,26 @@ func TestClean(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cli.ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true}) })
 
+	// A user's own container from the node image (it inherits the image's
+	// labels) and one labelled like e2e's by hand but from no creation:
+	// never e2e's to list or remove.
+	var users []string
+	for i, labels := range []map[string]string{nil, {labelManaged: "true", labelClusterID: orphan}} {
+		uname := fmt.Sprintf("%s-users-%d", orphan, i)
+		r, err := cli.ContainerCreate(ctx, &container.Config{Image: defaultImageRef(), Labels: labels}, nil, nil, nil, uname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cli.ContainerRemove(context.Background(), r.ID, container.RemoveOptions{Force: true}) })
+		users = append(users, uname)
+	}
+
 	out := s.mustE2E("clean", "--dry-run")
+	for _, u := range users {
+		if strings.Contains(out, u) {
+			t.Errorf("clean --dry-run lists the user's container %s:\n%s", u, out)
+		}
+	}
 	line := "docker: container " + name + " (cluster " + orphan + ")"
 	if !strings.Contains(out, line) {
 		t.Errorf("clean --dry-run does not list %q:\n%s", line, out)
@@ -310,6 +330,11 @@ func TestClean(t *testing.T) {
 	}
 	if left := leftovers(t, cli, orphan); len(left) > 0 {
 		t.Errorf("clean left: %v", left)
+	}
+	for _, u := range users {
+		if _, err := cli.ContainerInspect(ctx, u); err != nil {
+			t.Errorf("clean removed the user's container %s: %v", u, err)
+		}
 	}
 	cs, err := listNodes(ctx, cli, kept)
 	if err != nil || len(cs) != 1 || cs[0].State != "running" {

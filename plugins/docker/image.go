@@ -42,7 +42,9 @@ const DefaultImageRepo = "e2e-node"
 
 const (
 	imageRecipeLabel  = "e2e.image-recipe" // full recipe hash on the default image
-	imageManagedLabel = "e2e.managed"      // "true" on everything e2e builds
+	// imageManagedLabel is "true" on the images e2e builds. It is not
+	// e2e.managed, which containers would inherit from the image.
+	imageManagedLabel = "e2e.node-image"
 	imageMirrorEnv    = "E2E_DEBIAN_MIRROR"
 	imageDefaultMirr  = "http://deb.debian.org/debian"
 	imageKeyring      = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -104,7 +106,9 @@ func defaultNodeImageRecipe() nodeImageRecipe {
 		Packages: []string{"systemd", "systemd-sysv", "openssh-server", "sudo", "curl",
 			"ca-certificates", "iproute2", "procps", "dbus"},
 		Script:        imagePostScript,
-		ImportChanges: []string{`CMD ["/sbin/init"]`, `ENV container=docker`},
+		// The label is part of the recipe: an image built with an older
+		// label is another recipe, so it is built again.
+		ImportChanges: []string{`CMD ["/sbin/init"]`, `ENV container=docker`, `LABEL ` + imageManagedLabel + `=true`},
 		BuildSteps:    []string{`STOPSIGNAL SIGRTMIN+3`},
 	}
 }
@@ -256,7 +260,7 @@ func buildImageIn(ctx context.Context, cli *client.Client, dir string, progress 
 	progress(fmt.Sprintf("import into Docker as %s (about 3 s)", ref))
 	t0 = time.Now()
 	changes := append([]string{}, r.ImportChanges...)
-	changes = append(changes, fmt.Sprintf("LABEL %s=%s %s=true", imageRecipeLabel, r.hash(), imageManagedLabel))
+	changes = append(changes, fmt.Sprintf("LABEL %s=%s", imageRecipeLabel, r.hash()))
 	imported, err := imageImportRootfs(ctx, cli, rootfs, changes)
 	if err != nil {
 		return "", imageEngineError(cli, fmt.Errorf("building node image %s: import: %w", ref, err))

@@ -32,5 +32,6 @@ RUN set -eu; \
     rm -rf /var/lib/apt/lists/*
 
 ENV container=docker
+LABEL e2e.node-image=true
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]

@@ -75,9 +75,12 @@ func containerName(id string, role sdk.Role, index int) string {
 }
 
 // clusterFilter selects what belongs to cluster id, or to one creation of
-// it when uid is not empty; an empty id selects everything e2e made.
+// it when uid is not empty; an empty id selects everything e2e made. What
+// e2e made carries the uid of its creation: a container that only
+// inherited labels from the node image, or that someone labelled by hand
+// without a creation uid, is not e2e's.
 func clusterFilter(id, uid string) filters.Args {
-	f := filters.NewArgs(filters.Arg("label", labelManaged+"=true"))
+	f := filters.NewArgs(filters.Arg("label", labelManaged+"=true"), filters.Arg("label", labelUID))
 	if id != "" {
 		f.Add("label", labelClusterID+"="+id)
 	}
