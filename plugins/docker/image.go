@@ -41,7 +41,7 @@ import (
 const DefaultImageRepo = "e2e-node"
 
 const (
-	imageRecipeLabel  = "e2e.image-recipe" // full recipe hash on the default image
+	imageRecipeLabel = "e2e.image-recipe" // full recipe hash on the default image
 	// imageManagedLabel is "true" on the images e2e builds. It is not
 	// e2e.managed, which containers would inherit from the image.
 	imageManagedLabel = "e2e.node-image"
@@ -105,7 +105,7 @@ func defaultNodeImageRecipe() nodeImageRecipe {
 		Variant: "minbase",
 		Packages: []string{"systemd", "systemd-sysv", "openssh-server", "sudo", "curl",
 			"ca-certificates", "iproute2", "procps", "dbus"},
-		Script:        imagePostScript,
+		Script: imagePostScript,
 		// The label is part of the recipe: an image built with an older
 		// label is another recipe, so it is built again.
 		ImportChanges: []string{`CMD ["/sbin/init"]`, `ENV container=docker`, `LABEL ` + imageManagedLabel + `=true`},
