@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Role of a node, as e2e names it.
@@ -154,15 +156,14 @@ func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[
 // node order, after all have finished.
 func parallel(ctx context.Context, nodes []Node, fn func(ctx context.Context, n Node) error) error {
 	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			errs[i] = fn(ctx, n)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every error is in errs
 	for _, err := range errs {
 		if err != nil {
 			return err

@@ -29,6 +29,7 @@ import (
 	"github.com/docker/go-connections/nat"
 	"github.com/e2e-tool/e2e/sdk"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -298,23 +299,18 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // parallel runs f for 0..n-1 at once. The first failure cancels the
-// others; the errors that are not a consequence of that are returned.
+// others (errgroup.WithContext); the errors that are not a consequence of
+// that are returned.
 func parallel(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
 	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx, i); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		}()
+	for i := range n {
+		g.Go(func() error {
+			errs[i] = f(ctx, i)
+			return errs[i]
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every error is in errs
 	var real []error
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
