@@ -14,6 +14,7 @@ require (
 	github.com/docker/go-connections v0.8.2
 	github.com/e2e-tool/e2e/sdk v0.0.0-00010101000000-000000000000
 	github.com/goccy/go-yaml v1.19.2
+	github.com/gofrs/flock v0.13.2
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	github.com/pkg/sftp v1.13.12

@@ -7,12 +7,17 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
-// fileLock is an exclusive lock on a lock file, held while the file is open.
+// fileLock is an exclusive flock on a lock file (gofrs/flock). flock locks
+// belong to the open file description, so they exclude other processes and
+// other descriptors of the same process alike, and the kernel drops them if
+// the process dies.
 type fileLock struct {
 	path string
-	f    *os.File
+	fl   *flock.Flock
 }
 
 // acquireLock takes the lock on path, polling until ctx is done. Lock files may
@@ -43,45 +48,46 @@ func acquireLock(ctx context.Context, path string) (*fileLock, error) {
 // tryLockPath returns nil, nil if another holder has the lock.
 func tryLockPath(path string) (*fileLock, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		fl := flock.New(path, flock.SetFlag(os.O_RDWR|os.O_CREATE), flock.SetPermissions(0o600))
+		ok, err := fl.TryLock()
 		if err != nil {
-			return nil, fmt.Errorf("open lock file: %w", err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		l, retry, err := lockOpened(f, path)
-		if !retry {
-			return l, err
+		if !ok {
+			return nil, nil
+		}
+		held, err := fl.Stat()
+		if err == nil {
+			var ok bool
+			if ok, err = isCurrent(held, path); ok {
+				return &fileLock{path: path, fl: fl}, nil
+			}
+		}
+		// Unless the check failed, path no longer names the file we locked
+		// (it was deleted or replaced since we opened it): lock anew.
+		_ = fl.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("stat lock file: %w", err)
 		}
 	}
 }
 
-// lockOpened tries to lock f, which was opened from path, and closes it unless
-// it returns the lock. retry reports that path no longer names f's file (it
-// was deleted or replaced since f was opened), so the lock must be taken anew.
-func lockOpened(f *os.File, path string) (l *fileLock, retry bool, err error) {
-	ok, err := tryLock(f)
-	if err != nil || !ok {
-		f.Close()
-		return nil, false, err
-	}
-	held, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("stat lock file: %w", err)
-	}
+// isCurrent reports whether held, the file a lock was taken on, is still
+// the file at path.
+func isCurrent(held fs.FileInfo, path string) (bool, error) {
 	current, err := os.Stat(path)
-	if err == nil && os.SameFile(held, current) {
-		return &fileLock{path: path, f: f}, false, nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	f.Close()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("stat lock file: %w", err)
-	}
-	return nil, true, nil
+	return os.SameFile(held, current), nil
 }
 
-// unlock releases the lock; closing the descriptor drops the flock.
+// unlock releases the lock and closes the lock file.
 func (l *fileLock) unlock() {
-	l.f.Close()
+	_ = l.fl.Unlock()
 }
 
 // remove deletes the lock file while the lock is still held (see acquireLock).

@@ -30,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/e2e-tool/e2e/internal/proc"
@@ -491,29 +492,18 @@ func imageUnescapeMount(s string) string {
 	return b.String()
 }
 
-// imageLock serialises image builds between e2e processes on this machine.
+// imageLock serialises image builds between e2e processes on this machine
+// (a flock on a file in $TMPDIR, polled until ctx ends).
 func imageLock(ctx context.Context) (func(), error) {
 	path := filepath.Join(os.TempDir(), "e2e-node-image.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
+	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o666))
+	if _, err := fl.TryLockContext(ctx, 200*time.Millisecond); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("node image build lock %s: %w", path, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("node image build lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return func() { _ = fl.Unlock() }, nil
 }
 
 // imageMirror is the Debian mirror to debootstrap from: $E2E_DEBIAN_MIRROR,
