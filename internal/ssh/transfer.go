@@ -41,10 +41,8 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	select {
-	case <-c.done:
+	if c.closed() {
 		return nil, errors.New("connection closed")
-	default:
 	}
 	// Concurrent reads and writes keep many requests in flight, which is
 	// what makes SFTP as fast as scp.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/gofrs/flock"
 )
 
@@ -20,30 +21,27 @@ type fileLock struct {
 	fl   *flock.Flock
 }
 
-// acquireLock takes the lock on path, polling until ctx is done. Lock files may
-// be deleted by their holder (Remove, Abort), so after locking we check that
-// the file we hold is still the one at path; otherwise a waiter that opened
-// the deleted file and a newcomer that created a new one could both "hold" it.
+// acquireLock takes the lock on path, polling until ctx is done (trying at
+// least once, even if ctx is already done). Lock files may be deleted by
+// their holder (Remove, Abort), so after locking we check that the file we
+// hold is still the one at path; otherwise a waiter that opened the deleted
+// file and a newcomer that created a new one could both "hold" it.
 func acquireLock(ctx context.Context, path string) (*fileLock, error) {
-	delay := 5 * time.Millisecond
-	for {
+	return backoff.Retry(ctx, func() (*fileLock, error) {
 		l, err := tryLockPath(path)
-		if err != nil {
-			return nil, err
+		switch {
+		case err != nil:
+			return nil, backoff.Permanent(err)
+		case l == nil:
+			return nil, errLocked
 		}
-		if l != nil {
-			return l, nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(2*delay, 200*time.Millisecond)
-	}
+		return l, nil
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: 200 * time.Millisecond}),
+		backoff.WithMaxElapsedTime(0))
 }
+
+// errLocked is tryLockPath's "another holder has it", retried until ctx ends.
+var errLocked = errors.New("locked by another process")
 
 // tryLockPath returns nil, nil if another holder has the lock.
 func tryLockPath(path string) (*fileLock, error) {
