@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/shell"
 	"github.com/goccy/go-yaml"
 )
 
@@ -210,16 +211,12 @@ func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string, args ...
 		return &StepError{Node: m.Ref(), Step: "copy genconf", Err: err}
 	}
 	if err := runLogged(ctx, m, d.StateDir, "download the installer",
-		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shellQuote(d.InstallerURL), nil); err != nil {
+		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shell.Quote(d.InstallerURL), nil); err != nil {
 		return err
 	}
 	d.event("genconf", m.Ref(), "on "+m.Ref())
-	quoted := make([]string, 0, len(args))
-	for _, a := range args {
-		quoted = append(quoted, shellQuote(a))
-	}
 	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.Ref()+")",
-		"cd "+remote+" && bash dcos_generate_config.sh "+strings.Join(quoted, " "), nil); err != nil {
+		"cd "+remote+" && bash dcos_generate_config.sh "+shell.Quote(args...), nil); err != nil {
 		return err
 	}
 	if err := m.Download(ctx, remote+"/genconf/serve", filepath.Join(work, "genconf", "serve")); err != nil {
@@ -264,7 +261,7 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 	}
 	upgrade := func(ctx context.Context, n Node) error {
 		d.event("upgrade", n.Ref(), "")
-		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shellQuote(rel), nil)
+		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shell.Quote(rel), nil)
 	}
 	for _, m := range byRole(nodes, Master) {
 		if err := upgrade(ctx, m); err != nil {
@@ -302,8 +299,6 @@ func lastJSON(out []byte) []byte {
 	}
 	return out
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func copyTree(src, dst string) error {
 	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
