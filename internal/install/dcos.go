@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/internal/shell"
 	"github.com/goccy/go-yaml"
@@ -123,7 +124,7 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 	// holds the output cannot hang e2e.
 	cmd := proc.Command(ctx, "bash", args...)
 	cmd.Dir = dir
-	tail := &tailWriter{}
+	tail := &lastlines.Writer{}
 	cmd.Stdout = io.MultiWriter(f, tail)
 	cmd.Stderr = cmd.Stdout
 	fmt.Fprintf(f, "=== bash %s\n", strings.Join(args, " "))
@@ -133,9 +134,9 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 			return fmt.Errorf("%s: interrupted: %w", step, ctx.Err())
 		}
 		if ee, ok := err.(*exec.ExitError); ok {
-			return &StepError{Step: step, Code: ee.ExitCode(), Tail: tail.last(5), Log: logPath}
+			return &StepError{Step: step, Code: ee.ExitCode(), Tail: tail.Last(5), Log: logPath}
 		}
-		return &StepError{Step: step, Err: err, Tail: tail.last(5), Log: logPath}
+		return &StepError{Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
+	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -287,7 +288,7 @@ func buildImageIn(ctx context.Context, cli *client.Client, dir string, progress 
 // the new (untagged) image's ID.
 func imageImportRootfs(ctx context.Context, cli *client.Client, rootfs string, changes []string) (string, error) {
 	pr, pw := io.Pipe()
-	var tarErr imageTail
+	var tarErr lastlines.Writer
 	cmd := proc.Command(ctx, "tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability",
 		"-cf", "-", ".")
 	cmd.Stdout, cmd.Stderr = pw, &tarErr
@@ -298,7 +299,7 @@ func imageImportRootfs(ctx context.Context, cli *client.Client, rootfs string, c
 	go func() {
 		err := cmd.Wait()
 		if err != nil {
-			err = fmt.Errorf("tar of the root filesystem: %w: %s", err, tarErr.String())
+			err = fmt.Errorf("tar of the root filesystem: %w: %s", err, strings.Join(tarErr.Last(5), " | "))
 		}
 		pw.CloseWithError(err) // nil: the reader sees EOF
 		tarDone <- err
@@ -398,7 +399,7 @@ func imageReadStream(r io.Reader, each func(imageMessage)) (string, error) {
 // cancelling ctx ends it and everything it started (dpkg in the chroot).
 func imageRunTool(ctx context.Context, name string, args ...string) error {
 	cmd := proc.Command(ctx, name, args...)
-	var out imageTail
+	var out lastlines.Writer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
@@ -407,29 +408,9 @@ func imageRunTool(ctx context.Context, name string, args ...string) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w: %s", filepath.Base(name), err, out.String())
+		return fmt.Errorf("%s: %w: %s", filepath.Base(name), err, strings.Join(out.Last(5), " | "))
 	}
 	return nil
-}
-
-// imageTail keeps the last few KiB written to it, for error messages.
-type imageTail struct{ b []byte }
-
-func (t *imageTail) Write(p []byte) (int, error) {
-	const max = 2048
-	t.b = append(t.b, p...)
-	if len(t.b) > max {
-		t.b = t.b[len(t.b)-max:]
-	}
-	return len(p), nil
-}
-
-func (t *imageTail) String() string {
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // imageRemoveRootfs removes the temporary build directory, after detaching
