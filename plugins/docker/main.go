@@ -8,7 +8,8 @@
 package main
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -79,13 +80,8 @@ func (backend) Info() sdk.Info {
 
 func main() {
 	cmds := imageCommands()
-	names := make([]string, 0, len(cmds))
-	for name := range cmds {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	opts := make([]sdk.ServeOption, 0, len(names))
-	for _, name := range names {
+	opts := make([]sdk.ServeOption, 0, len(cmds))
+	for _, name := range slices.Sorted(maps.Keys(cmds)) {
 		opts = append(opts, sdk.WithCommand(name, cmds[name]))
 	}
 	sdk.Serve(backend{}, opts...)

@@ -12,10 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,15 +276,6 @@ func (b backend) create(ctx context.Context, cli *client.Client, p *plan, r sdk.
 	return c, nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return word
@@ -362,7 +354,7 @@ func makeWorkspace(p *plan) error {
 	}
 	var marker strings.Builder
 	labels := p.commonLabels()
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		fmt.Fprintf(&marker, "%s=%s\n", k, labels[k])
 	}
 	if err := os.WriteFile(filepath.Join(p.workspace, workspaceMarker), []byte(marker.String()), 0o644); err != nil {
