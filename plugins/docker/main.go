@@ -3,8 +3,11 @@
 // hostname and address) on this machine's Docker engine.
 //
 // The files follow kind's providers: provider.go finds clusters from
-// container labels, provision.go makes the node containers, network.go the
-// cluster network, image.go the node image, clean.go removes what was made.
+// container labels; provision.go makes a cluster from plan.go's plan, with
+// node.go making each node container and boot.go waiting for it to boot;
+// network.go makes the cluster network; image.go is the node image's recipe,
+// imagebuild.go builds it and imagecmd.go holds the build-image and doctor
+// commands; clean.go removes what was made.
 package main
 
 import (
