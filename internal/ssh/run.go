@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/shell"
+	"github.com/e2e-tool/e2e/internal/transfer"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -198,7 +199,7 @@ const runIDVar = "E2E_RUN_ID"
 
 // NewRunID returns a fresh id for one command, by which KillLine finds its
 // processes.
-func NewRunID() string { return randomSuffix() }
+func NewRunID() string { return transfer.RandomSuffix() }
 
 // KillLine is a shell line that sends SIGTERM to every process whose
 // environment holds E2E_RUN_ID=runID: a cancelled command and everything

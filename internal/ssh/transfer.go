@@ -125,6 +125,15 @@ func RemotePath(home, p string) string {
 	return path.Clean(p)
 }
 
+// RemoteSource is RemotePath for what is copied from a node, where a
+// trailing "/" means nothing.
+func RemoteSource(home, p string) string {
+	if p = strings.TrimSuffix(RemotePath(home, p), "/"); p == "" {
+		return "/"
+	}
+	return p
+}
+
 // home is the login user's home, where an SFTP session starts.
 func home(sc *sftp.Client) (string, error) {
 	h, err := sc.Getwd()
@@ -225,12 +234,7 @@ func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progr
 			}
 		}
 	}
-	var files []transfer.Item
-	for _, it := range p.Items {
-		if !it.Dir {
-			files = append(files, it)
-		}
-	}
+	files := p.Files()
 	local := transfer.LocalFS{}
 	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
 		f := files[i]
@@ -319,20 +323,9 @@ func (c *Client) download(ctx context.Context, src, dst string, progress Progres
 	if err != nil {
 		return err
 	}
-	src = strings.TrimSuffix(RemotePath(h, src), "/")
-	if src == "" {
-		src = "/"
-	}
+	src = RemoteSource(h, src)
 	fsys := sftpFS{sc}
-	p, err := transfer.Walk(ctx, fsys, src)
-	if err != nil {
-		return err
-	}
-	t, err := transfer.Resolve(ctx, transfer.LocalFS{}, p, dst)
-	if err != nil {
-		return &transfer.InputError{Err: err}
-	}
-	sink, err := transfer.NewLocalSink(p, t)
+	p, sink, err := transfer.PrepareDownload(ctx, fsys, src, dst)
 	if err != nil {
 		return err
 	}
@@ -357,12 +350,7 @@ func (c *Client) download(ctx context.Context, src, dst string, progress Progres
 		}
 		return sink.Finish()
 	}
-	var files []transfer.Item
-	for _, it := range p.Items {
-		if !it.Dir {
-			files = append(files, it)
-		}
-	}
+	files := p.Files()
 	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
 		return get(fsys.Join(src, files[i].Rel), files[i].Rel, files[i].Mode)
 	})
@@ -378,8 +366,6 @@ func tmpName(p string) string {
 	dir, base := path.Split(p)
 	return dir + "." + base + transfer.TmpMarker + transfer.RandomSuffix()
 }
-
-func randomSuffix() string { return transfer.RandomSuffix() }
 
 func firstError(errs []error) error {
 	for _, err := range errs {

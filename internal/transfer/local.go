@@ -197,3 +197,23 @@ func (s *LocalSink) Finish() error {
 
 // Close closes the sink without setting modes (after a failure).
 func (s *LocalSink) Close() error { return s.root.Close() }
+
+// PrepareDownload is what every transport does before a download moves a
+// byte: the Plan of src on the node's fsys (src absolute there), and the
+// sink that writes it to the local dst. A local dst of the wrong type is
+// an *InputError.
+func PrepareDownload(ctx context.Context, fsys FS, src, dst string) (*Plan, *LocalSink, error) {
+	p, err := Walk(ctx, fsys, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := Resolve(ctx, LocalFS{}, p, dst)
+	if err != nil {
+		return nil, nil, &InputError{Err: err}
+	}
+	sink, err := NewLocalSink(p, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, sink, nil
+}

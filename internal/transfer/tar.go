@@ -97,10 +97,8 @@ func addFile(ctx context.Context, tw *tar.Writer, src, name string, mode fs.File
 func Unpack(ctx context.Context, r io.Reader, s *LocalSink, p *Plan, t *Tracker) error {
 	want := map[string]fs.FileMode{}
 	if p.Dir {
-		for _, it := range p.Items {
-			if !it.Dir {
-				want[it.Rel] = it.Mode
-			}
+		for _, it := range p.Files() {
+			want[it.Rel] = it.Mode
 		}
 	} else {
 		want[p.Name] = p.Mode
