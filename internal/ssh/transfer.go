@@ -134,13 +134,17 @@ func RemoteSource(home, p string) string {
 	return p
 }
 
-// home is the login user's home, where an SFTP session starts.
-func home(sc *sftp.Client) (string, error) {
+// sftpHome is the SFTP session and the login user's home, where it starts.
+func (c *Client) sftpHome(ctx context.Context) (*sftp.Client, string, error) {
+	sc, err := c.sftpClient(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	h, err := sc.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("find the home directory: %w", err)
+		return nil, "", fmt.Errorf("find the home directory: %w", err)
 	}
-	return h, nil
+	return sc, h, nil
 }
 
 // Upload copies the local file or directory tree src to dst on the node,
@@ -195,11 +199,7 @@ func (c *Client) transferErr(ctx context.Context, err error) error {
 }
 
 func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
-	sc, err := c.sftpClient(ctx)
-	if err != nil {
-		return err
-	}
-	h, err := home(sc)
+	sc, h, err := c.sftpHome(ctx)
 	if err != nil {
 		return err
 	}
@@ -260,15 +260,11 @@ func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progr
 // putFile writes one local file (read through links) to a temporary name
 // beside remote and renames it into place once complete.
 func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs.FileMode, t *transfer.Tracker) (err error) {
-	f, err := os.Open(local)
+	f, size, err := transfer.OpenFile(local)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	tmp := tmpName(remote)
 	rf, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
@@ -289,7 +285,7 @@ func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	// Bytes lets ReadFrom split the file into concurrent writes.
-	if _, err := rf.ReadFrom(&transfer.ProgressReader{Ctx: ctx, R: f, Bytes: fi.Size(), T: t}); err != nil {
+	if _, err := rf.ReadFrom(&transfer.ProgressReader{Ctx: ctx, R: f, Bytes: size, T: t}); err != nil {
 		return fmt.Errorf("write %s: %w", remote, err)
 	}
 	open = false
@@ -315,11 +311,7 @@ func rename(sc *sftp.Client, from, to string) error {
 }
 
 func (c *Client) download(ctx context.Context, src, dst string, progress Progress) error {
-	sc, err := c.sftpClient(ctx)
-	if err != nil {
-		return err
-	}
-	h, err := home(sc)
+	sc, h, err := c.sftpHome(ctx)
 	if err != nil {
 		return err
 	}

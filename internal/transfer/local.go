@@ -217,3 +217,30 @@ func PrepareDownload(ctx context.Context, fsys FS, src, dst string) (*Plan, *Loc
 	}
 	return p, sink, nil
 }
+
+// OpenFile opens a local file a Plan found (through links) to send it,
+// and returns its size now; it is an error if something other than a
+// regular file is there now.
+func OpenFile(name string) (*os.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := regular(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func regular(f *os.File) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is no longer a regular file", f.Name())
+	}
+	return fi, nil
+}

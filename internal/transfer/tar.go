@@ -68,12 +68,9 @@ func addFile(ctx context.Context, tw *tar.Writer, src, name string, mode fs.File
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	fi, err := regular(f)
 	if err != nil {
 		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is no longer a regular file", src)
 	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: unixMode(mode), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 		return err
