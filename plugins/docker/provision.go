@@ -74,10 +74,7 @@ func (b backend) create(ctx context.Context, cli *client.Client, p *plan, r sdk.
 		pv              *privileges
 	)
 	defer removeProbe.Wait()
-	wg.Add(3)
-	removeProbe.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		if name := p.opts.String(optNetwork); name != "" {
 			p.network, p.networkID, netErr = userNetwork(ctx, cli, name)
 			return
@@ -86,20 +83,13 @@ func (b backend) create(ctx context.Context, cli *client.Client, p *plan, r sdk.
 		dctx, cancel := detached(ctx)
 		defer cancel()
 		p.networkID, netErr = createNetwork(dctx, cli, p.network, p.commonLabels())
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		var remove func()
 		pv, remove, privErr = decidePrivileges(ctx, cli, p)
-		go func() {
-			defer removeProbe.Done()
-			remove()
-		}()
-	}()
-	go func() {
-		defer wg.Done()
-		workspaceErr = makeWorkspace(p)
-	}()
+		removeProbe.Go(remove)
+	})
+	wg.Go(func() { workspaceErr = makeWorkspace(p) })
 	wg.Wait()
 	if err := errors.Join(netErr, privErr, workspaceErr); err != nil {
 		return nil, err
