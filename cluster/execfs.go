@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/shell"
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/transfer"
 )
@@ -124,7 +125,7 @@ func (f *execFS) askEnd(width int, fn string, args ...string) ([][]string, answe
 			return nil, answer{}, fmt.Errorf("%q is not an absolute path", a)
 		}
 	}
-	if _, err := io.WriteString(f.in, fn+" "+ssh.Quote(args)+"\n"); err != nil {
+	if _, err := io.WriteString(f.in, fn+" "+shell.Quote(args...)+"\n"); err != nil {
 		return nil, answer{}, f.failure(err)
 	}
 	var recs [][]string

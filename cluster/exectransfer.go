@@ -107,29 +107,16 @@ func (x execNode) download(ctx context.Context, src, dst string, progress Progre
 	if err != nil {
 		return err
 	}
-	src = strings.TrimSuffix(ssh.RemotePath(f.home, src), "/")
-	if src == "" {
-		src = "/"
-	}
-	p, err := transfer.Walk(ctx, f, src)
+	src = ssh.RemoteSource(f.home, src)
+	p, sink, err := transfer.PrepareDownload(ctx, f, src, dst)
 	f.Close()
-	if err != nil {
-		return err
-	}
-	t, err := transfer.Resolve(ctx, transfer.LocalFS{}, p, dst)
-	if err != nil {
-		return &transfer.InputError{Err: err}
-	}
-	sink, err := transfer.NewLocalSink(p, t)
 	if err != nil {
 		return err
 	}
 	dir, names := src, &bytes.Buffer{}
 	if p.Dir {
-		for _, it := range p.Items {
-			if !it.Dir {
-				names.WriteString("./" + it.Rel + "\x00")
-			}
+		for _, it := range p.Files() {
+			names.WriteString("./" + it.Rel + "\x00")
 		}
 	} else {
 		dir = path.Dir(src)

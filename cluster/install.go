@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/internal/install"
-	"github.com/e2e-tool/e2e/internal/ssh"
+	"github.com/e2e-tool/e2e/internal/shell"
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -352,7 +352,7 @@ func (c *Cluster) WithTestEnv(cmd Command) Command {
 	}
 	line := cmd.Shell
 	if line == "" {
-		line = ssh.Quote(cmd.Argv)
+		line = shell.Quote(cmd.Argv...)
 	}
 	cmd.Argv, cmd.Shell, cmd.Env = nil, prefix+line, env
 	return cmd

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -376,7 +378,7 @@ func (s Schema) Parse(raw []byte, getenv func(string) string) (Options, []Diagno
 	}
 	var diags []Diagnostic
 	opts := Options{values: map[string]any{}, set: map[string]bool{}, schema: s}
-	for _, name := range sortedKeys(values) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		if _, ok := s.Lookup(name); !ok {
 			diags = append(diags, Diagnostic{
 				Severity: SeverityError, Option: name,
@@ -434,15 +436,6 @@ func (s Schema) Parse(raw []byte, getenv func(string) string) (Options, []Diagno
 		}
 	}
 	return opts, diags
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Options are validated option values with typed access. Asking for an

@@ -3,9 +3,11 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,7 +204,7 @@ func runByHand(info Info, args []string, sc *serveConfig) int {
 	fmt.Fprintf(os.Stderr, "Use it with: e2e create --backend %s (see: e2e plugin info %s)\n", info.Name, info.Name)
 	fmt.Fprintf(os.Stderr, "Install it with: e2e plugin install %s\n", args[0])
 	fmt.Fprintf(os.Stderr, "Run by hand: %s --version", self)
-	for _, name := range sortedKeys(sc.commands) {
+	for _, name := range slices.Sorted(maps.Keys(sc.commands)) {
 		c := sc.commands[name]
 		fmt.Fprintf(os.Stderr, " | %s %s (%s)", self, name, c.Help)
 	}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -302,12 +303,7 @@ func (c *InspectCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
-	keys := make([]string, 0, len(cl.Details))
-	for k := range cl.Details {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(cl.Details)) {
 		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,7 +42,7 @@ wait
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	pids := map[string]int{}
 	for _, name := range []string{"installer", "child", "sleep"} {
-		pids[name] = waitPid(t, filepath.Join(dir, name+".pid"))
+		pids[name] = testbin.WaitPid(t, filepath.Join(dir, name+".pid"), 30*time.Second)
 	}
 	t.Cleanup(func() {
 		// Only if the test failed: the processes this test started.
@@ -79,22 +77,4 @@ wait
 	if strings.Contains(stderr.String(), "goroutine ") {
 		t.Errorf("a stack trace reached the user:\n%s", stderr.String())
 	}
-}
-
-// waitPid waits for a script to write its pid into file.
-func waitPid(t *testing.T, file string) int {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(file); err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nothing wrote its pid to %s", file)
-	return 0
 }

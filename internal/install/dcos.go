@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/shell"
 	"github.com/goccy/go-yaml"
 )
 
@@ -122,7 +124,7 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 	// holds the output cannot hang e2e.
 	cmd := proc.Command(ctx, "bash", args...)
 	cmd.Dir = dir
-	tail := &tailWriter{}
+	tail := &lastlines.Writer{}
 	cmd.Stdout = io.MultiWriter(f, tail)
 	cmd.Stderr = cmd.Stdout
 	fmt.Fprintf(f, "=== bash %s\n", strings.Join(args, " "))
@@ -132,9 +134,9 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 			return fmt.Errorf("%s: interrupted: %w", step, ctx.Err())
 		}
 		if ee, ok := err.(*exec.ExitError); ok {
-			return &StepError{Step: step, Code: ee.ExitCode(), Tail: tail.last(5), Log: logPath}
+			return &StepError{Step: step, Code: ee.ExitCode(), Tail: tail.Last(5), Log: logPath}
 		}
-		return &StepError{Step: step, Err: err, Tail: tail.last(5), Log: logPath}
+		return &StepError{Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
 }
@@ -210,16 +212,12 @@ func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string, args ...
 		return &StepError{Node: m.Ref(), Step: "copy genconf", Err: err}
 	}
 	if err := runLogged(ctx, m, d.StateDir, "download the installer",
-		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shellQuote(d.InstallerURL), nil); err != nil {
+		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shell.Quote(d.InstallerURL), nil); err != nil {
 		return err
 	}
 	d.event("genconf", m.Ref(), "on "+m.Ref())
-	quoted := make([]string, 0, len(args))
-	for _, a := range args {
-		quoted = append(quoted, shellQuote(a))
-	}
 	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.Ref()+")",
-		"cd "+remote+" && bash dcos_generate_config.sh "+strings.Join(quoted, " "), nil); err != nil {
+		"cd "+remote+" && bash dcos_generate_config.sh "+shell.Quote(args...), nil); err != nil {
 		return err
 	}
 	if err := m.Download(ctx, remote+"/genconf/serve", filepath.Join(work, "genconf", "serve")); err != nil {
@@ -264,7 +262,7 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 	}
 	upgrade := func(ctx context.Context, n Node) error {
 		d.event("upgrade", n.Ref(), "")
-		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shellQuote(rel), nil)
+		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shell.Quote(rel), nil)
 	}
 	for _, m := range byRole(nodes, Master) {
 		if err := upgrade(ctx, m); err != nil {
@@ -302,8 +300,6 @@ func lastJSON(out []byte) []byte {
 	}
 	return out
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func copyTree(src, dst string) error {
 	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {

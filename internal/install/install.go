@@ -14,7 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/e2e-tool/e2e/internal/lastlines"
+	"golang.org/x/sync/errgroup"
 )
 
 // Role of a node, as e2e names it.
@@ -89,45 +91,6 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
-// tailWriter keeps the last lines written to it.
-type tailWriter struct {
-	mu    sync.Mutex
-	lines []string
-	cur   []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, b := range p {
-		if b == '\n' {
-			if s := strings.TrimSpace(string(t.cur)); s != "" {
-				t.lines = append(t.lines, s)
-				if len(t.lines) > 8 {
-					t.lines = t.lines[1:]
-				}
-			}
-			t.cur = t.cur[:0]
-			continue
-		}
-		t.cur = append(t.cur, b)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) last(n int) []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := t.lines
-	if s := strings.TrimSpace(string(t.cur)); s != "" {
-		lines = append(append([]string(nil), lines...), s)
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return append([]string(nil), lines...)
-}
-
 // runLogged runs a step on a node with its output appended to the node's
 // log file, and turns a failure into a StepError.
 func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[string]string) error {
@@ -138,14 +101,14 @@ func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s: %s\n", step, shell)
-	tail := &tailWriter{}
+	tail := &lastlines.Writer{}
 	w := io.MultiWriter(f, tail)
 	code, err := n.Exec(ctx, shell, env, w, w)
 	if err != nil {
-		return &StepError{Node: n.Ref(), Step: step, Err: err, Tail: tail.last(5), Log: logPath}
+		return &StepError{Node: n.Ref(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
 	}
 	if code != 0 {
-		return &StepError{Node: n.Ref(), Step: step, Code: code, Tail: tail.last(5), Log: logPath}
+		return &StepError{Node: n.Ref(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
 }
@@ -154,15 +117,14 @@ func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[
 // node order, after all have finished.
 func parallel(ctx context.Context, nodes []Node, fn func(ctx context.Context, n Node) error) error {
 	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			errs[i] = fn(ctx, n)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every error is in errs
 	for _, err := range errs {
 		if err != nil {
 			return err

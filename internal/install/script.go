@@ -4,6 +4,8 @@ import (
 	"context"
 	"path"
 	"strings"
+
+	"github.com/e2e-tool/e2e/internal/shell"
 )
 
 // Script runs a user's script on every node: masters first (in parallel),
@@ -37,14 +39,7 @@ func (s Script) Env(nodes []Node, n Node) map[string]string {
 // Install copies the script to every node and runs it there as root.
 func (s Script) Install(ctx context.Context, nodes []Node) error {
 	remote := path.Join(remoteScriptDir, path.Base(s.Path))
-	args := make([]string, 0, len(s.Args))
-	for _, a := range s.Args {
-		args = append(args, shellQuote(a))
-	}
-	line := "chmod 0755 " + shellQuote(remote) + " && " + shellQuote(remote)
-	if len(args) > 0 {
-		line += " " + strings.Join(args, " ")
-	}
+	line := "chmod 0755 " + shell.Quote(remote) + " && " + shell.Quote(append([]string{remote}, s.Args...)...)
 	event := func(step, node, msg string) {
 		if s.Events != nil {
 			s.Events(step, node, msg)

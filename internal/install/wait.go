@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Wait polls a cluster until it is ready.
@@ -62,23 +64,18 @@ func (w Wait) poll(ctx context.Context, deadline time.Time, start time.Time, nam
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().Add(interval).After(deadline) {
-			return &TimeoutError{Check: name, Node: node, After: time.Since(start).Round(time.Second), Last: err.Error()}
-		}
-		select {
-		case <-time.After(interval):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, check(ctx) },
+		backoff.WithBackOff(backoff.NewConstantBackOff(interval)),
+		// Stops when the next try would be past the deadline (0 would mean
+		// no limit).
+		backoff.WithMaxElapsedTime(max(time.Until(deadline), time.Nanosecond)))
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
+	return &TimeoutError{Check: name, Node: node, After: time.Since(start).Round(time.Second), Last: err.Error()}
 }
 
 // DCOS waits for DC/OS: the check runner's node-poststart checks on every

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -114,7 +115,7 @@ type Plugin struct {
 	*sdk.Client
 	Desc   sdk.Description
 	client *goplugin.Client
-	stderr *tail
+	stderr *lastlines.Writer
 	pid    int
 	host   *Host
 }
@@ -215,7 +216,7 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 var incompatible = regexp.MustCompile(`(?i)incompatible API version with plugin\. Plugin version: (\d+)`)
 
 // startError turns go-plugin's start errors into one line a user can act on.
-func startError(c Candidate, err error, t *tail, timeout time.Duration) error {
+func startError(c Candidate, err error, t *lastlines.Writer, timeout time.Duration) error {
 	msg := err.Error()
 	last := t.Last(5)
 	switch {
@@ -336,67 +337,24 @@ func (h *Host) Close() {
 	}
 }
 
-// tail keeps the last lines a plugin wrote to stderr, to explain a crash.
-type tail struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-	cur   []byte
-}
+// newTail keeps the last lines a plugin wrote to stderr, to explain a crash.
+func newTail(max int) *lastlines.Writer { return &lastlines.Writer{Max: max, Line: pluginLine} }
 
-func newTail(max int) *tail { return &tail{max: max} }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, b := range p {
-		if b == '\n' {
-			t.push(string(t.cur))
-			t.cur = t.cur[:0]
-			continue
-		}
-		t.cur = append(t.cur, b)
+// pluginLine keeps the message of an hclog JSON line, and the panic if
+// there is one; other lines are kept as they are.
+func pluginLine(line string) string {
+	if !strings.HasPrefix(line, "{") {
+		return line
 	}
-	return len(p), nil
-}
-
-func (t *tail) push(line string) {
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return
+	var entry map[string]any
+	if json.Unmarshal([]byte(line), &entry) != nil {
+		return line
 	}
-	// hclog JSON lines: keep the message, and the panic if there is one.
-	if strings.HasPrefix(line, "{") {
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil {
-			msg, _ := entry["@message"].(string)
-			if pv, ok := entry["panic"].(string); ok {
-				msg += ": " + pv
-			}
-			if msg == "" {
-				return
-			}
-			line = msg
-		}
+	msg, _ := entry["@message"].(string)
+	if pv, ok := entry["panic"].(string); ok {
+		msg += ": " + pv
 	}
-	t.lines = append(t.lines, line)
-	if len(t.lines) > t.max {
-		t.lines = t.lines[len(t.lines)-t.max:]
-	}
-}
-
-// Last returns up to n of the last lines.
-func (t *tail) Last(n int) []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := t.lines
-	if len(t.cur) > 0 {
-		lines = append(append([]string(nil), lines...), string(t.cur))
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return append([]string(nil), lines...)
+	return msg
 }
 
 // Exited reports whether the plugin process has ended.

@@ -17,24 +17,6 @@ import (
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
-// readPid waits for a shell to write its pid into file.
-func readPid(t *testing.T, file string) int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(file); err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no pid in %s", file)
-	return 0
-}
-
 // TestCancelEndsTheGroup: a command whose child holds its stdout open and
 // ignores SIGTERM. Cancelling the context ends both, and Wait returns; a
 // process that left the group cannot hang Wait either.
@@ -68,7 +50,7 @@ func TestCancelEndsTheGroup(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			child := readPid(t, pidFile)
+			child := testbin.WaitPid(t, pidFile, 10*time.Second)
 			if tc.outside {
 				t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 			}
@@ -130,7 +112,7 @@ func TestExitLeavingAChildBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { waited <- cmd.Wait() }()
-	child := readPid(t, pidFile)
+	child := testbin.WaitPid(t, pidFile, 10*time.Second)
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 	bound := proc.WaitDelay + 5*time.Second
 	select {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -61,38 +62,49 @@ func Dial(ctx context.Context, ep Endpoint, cfg Config) (*Client, error) {
 	}
 
 	start := time.Now()
-	backoff := firstBackoff
-	for {
+	permanent := false
+	conn, err := backoff.Retry(ctx, func() (*gossh.Client, error) {
 		conn, err := dialOnce(ctx, addr, cc, timeout)
-		if err == nil {
-			return newClient(ep, conn), nil
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("ssh to %s: %w", addr, ctxErr)
-		}
-		if cc.HostKeyAlgorithms != nil && strings.Contains(err.Error(), "no common algorithm for host key") {
+		if err != nil && cc.HostKeyAlgorithms != nil && strings.Contains(err.Error(), "no common algorithm for host key") {
 			// The host no longer has a key of the pinned types: ask for any
 			// key once more, so the check reports the changed key.
 			cc.HostKeyAlgorithms = nil
-			continue
+			conn, err = dialOnce(ctx, addr, cc, timeout)
 		}
-		if !retryable(err) {
-			return nil, classify(ep, cfg.Signers, err)
+		if err == nil || ctx.Err() != nil || retryable(err) {
+			return conn, err
 		}
-		elapsed := time.Since(start)
-		if elapsed >= cfg.RetryFor {
-			return nil, &UnreachableError{Addr: addr, After: elapsed, Err: err}
-		}
-		wait := min(backoff, cfg.RetryFor-elapsed)
-		backoff = min(2*backoff, maxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("ssh to %s: %w", addr, ctx.Err())
-		case <-t.C:
-		}
+		permanent = true
+		return nil, backoff.Permanent(classify(ep, cfg.Signers, err))
+	}, backoff.WithBackOff(&untilDeadline{
+		BackOff:  &backoff.ExponentialBackOff{InitialInterval: firstBackoff, Multiplier: 2, MaxInterval: maxBackoff},
+		deadline: start.Add(cfg.RetryFor),
+	}), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return newClient(ep, conn), nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("ssh to %s: %w", addr, ctx.Err())
+	case permanent:
+		return nil, err
 	}
+	return nil, &UnreachableError{Addr: addr, After: time.Since(start), Err: err}
+}
+
+// untilDeadline is a BackOff whose waits end at deadline: the last one is
+// cut short so that an attempt falls on the deadline, and there is none
+// after it.
+type untilDeadline struct {
+	backoff.BackOff
+	deadline time.Time
+}
+
+func (b *untilDeadline) NextBackOff() time.Duration {
+	left := time.Until(b.deadline)
+	if left <= 0 {
+		return backoff.Stop
+	}
+	return min(b.BackOff.NextBackOff(), left)
 }
 
 // dialOnce makes one attempt, bounded by timeout and ctx for both the TCP
@@ -251,25 +263,24 @@ func (c *Client) lost(err error) error {
 // MaxSessions until its main loop frees it, so a session opened right after
 // another one ended can be refused ("no more sessions").
 func openRetrying[T any](ctx context.Context, c *Client, open func() (T, error)) (T, error) {
-	wait := 5 * time.Millisecond
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return backoff.Retry(ctx, func() (T, error) {
 		v, err := open()
 		var refused *gossh.OpenChannelError
-		if err == nil || !errors.As(err, &refused) || time.Now().After(deadline) {
-			return v, err
+		if err == nil || !errors.As(err, &refused) || c.closed() {
+			return v, backoff.Permanent(err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return v, ctx.Err()
-		case <-c.done:
-			t.Stop()
-			return v, err
-		case <-t.C:
-		}
-		wait = min(2*wait, 200*time.Millisecond)
+		return v, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: 200 * time.Millisecond}),
+		backoff.WithMaxElapsedTime(5*time.Second))
+}
+
+// closed reports whether the connection has ended.
+func (c *Client) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 

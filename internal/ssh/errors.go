@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/shell"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -29,7 +30,7 @@ func (e *HostKeyChangedError) Error() string {
 	return fmt.Sprintf("host key of %s does not match the key pinned in %s (%sthe host now presents %s): "+
 		"if the machine was rebuilt, remove the old entry with ssh-keygen -R %s -f %s",
 		describeHost(e.Addr, e.Alias), e.KnownHosts, where, fingerprint(e.Key),
-		Quote([]string{entryName(e.Addr, e.Alias)}), Quote([]string{e.KnownHosts}))
+		shell.Quote(entryName(e.Addr, e.Alias)), shell.Quote(e.KnownHosts))
 }
 
 // UnknownHostError reports a host with no entry in any known_hosts file

@@ -11,12 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2e-tool/e2e/internal/shell"
+	"github.com/e2e-tool/e2e/internal/transfer"
 	gossh "golang.org/x/crypto/ssh"
 )
 
 // Cmd is a command to run on a node.
 type Cmd struct {
-	// Argv is quoted for the remote POSIX shell (see Quote).
+	// Argv is quoted for the remote POSIX shell (see shell.Quote).
 	Argv []string
 	// Shell is a shell command line used as is, run by the login user's
 	// shell ($SHELL -c) whoever it runs as. Exactly one of Argv and Shell
@@ -197,13 +199,13 @@ const runIDVar = "E2E_RUN_ID"
 
 // NewRunID returns a fresh id for one command, by which KillLine finds its
 // processes.
-func NewRunID() string { return randomSuffix() }
+func NewRunID() string { return transfer.RandomSuffix() }
 
 // KillLine is a shell line that sends SIGTERM to every process whose
 // environment holds E2E_RUN_ID=runID: a cancelled command and everything
 // it started that kept its environment.
 func KillLine(runID string) string {
-	return "grep -lzx " + Quote([]string{runIDVar + "=" + runID}) +
+	return "grep -lzx " + shell.Quote(runIDVar+"="+runID) +
 		" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | xargs -r kill -TERM 2>/dev/null; true"
 }
 
@@ -301,39 +303,9 @@ func (cmd Cmd) Line(loginUser, runID string) (string, error) {
 	}
 	if cmd.Shell != "" {
 		// $SHELL is expanded by the login shell, before sudo.
-		return Quote(words) + ` "${SHELL:-/bin/sh}" -c ` + Quote([]string{cmd.Shell}), nil
+		return shell.Quote(words...) + ` "${SHELL:-/bin/sh}" -c ` + shell.Quote(cmd.Shell), nil
 	}
-	return Quote(append(words, cmd.Argv...)), nil
-}
-
-// Quote joins argv into a POSIX shell command line that gives the command
-// exactly these arguments: each one is single-quoted unless it is made only
-// of characters no shell treats specially.
-func Quote(argv []string) string {
-	var b strings.Builder
-	for i, a := range argv {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		if a != "" && strings.IndexFunc(a, needsQuote) < 0 {
-			b.WriteString(a)
-			continue
-		}
-		b.WriteByte('\'')
-		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
-		b.WriteByte('\'')
-	}
-	return b.String()
-}
-
-// needsQuote is true for any rune outside a conservative safe set; "=" is
-// outside it so that a first word "A=b" is not taken for an assignment.
-func needsQuote(r rune) bool {
-	switch {
-	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
-		return false
-	}
-	return !strings.ContainsRune("_-./:@%+,", r)
+	return shell.Quote(append(words, cmd.Argv...)...), nil
 }
 
 // The pty size when Stdin is not a terminal.

@@ -41,10 +41,8 @@ func (c *Client) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	select {
-	case <-c.done:
+	if c.closed() {
 		return nil, errors.New("connection closed")
-	default:
 	}
 	// Concurrent reads and writes keep many requests in flight, which is
 	// what makes SFTP as fast as scp.
@@ -127,13 +125,26 @@ func RemotePath(home, p string) string {
 	return path.Clean(p)
 }
 
-// home is the login user's home, where an SFTP session starts.
-func home(sc *sftp.Client) (string, error) {
+// RemoteSource is RemotePath for what is copied from a node, where a
+// trailing "/" means nothing.
+func RemoteSource(home, p string) string {
+	if p = strings.TrimSuffix(RemotePath(home, p), "/"); p == "" {
+		return "/"
+	}
+	return p
+}
+
+// sftpHome is the SFTP session and the login user's home, where it starts.
+func (c *Client) sftpHome(ctx context.Context) (*sftp.Client, string, error) {
+	sc, err := c.sftpClient(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	h, err := sc.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("find the home directory: %w", err)
+		return nil, "", fmt.Errorf("find the home directory: %w", err)
 	}
-	return h, nil
+	return sc, h, nil
 }
 
 // Upload copies the local file or directory tree src to dst on the node,
@@ -188,11 +199,7 @@ func (c *Client) transferErr(ctx context.Context, err error) error {
 }
 
 func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
-	sc, err := c.sftpClient(ctx)
-	if err != nil {
-		return err
-	}
-	h, err := home(sc)
+	sc, h, err := c.sftpHome(ctx)
 	if err != nil {
 		return err
 	}
@@ -227,12 +234,7 @@ func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progr
 			}
 		}
 	}
-	var files []transfer.Item
-	for _, it := range p.Items {
-		if !it.Dir {
-			files = append(files, it)
-		}
-	}
+	files := p.Files()
 	local := transfer.LocalFS{}
 	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
 		f := files[i]
@@ -258,15 +260,11 @@ func (c *Client) upload(ctx context.Context, p *transfer.Plan, dst string, progr
 // putFile writes one local file (read through links) to a temporary name
 // beside remote and renames it into place once complete.
 func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs.FileMode, t *transfer.Tracker) (err error) {
-	f, err := os.Open(local)
+	f, size, err := transfer.OpenFile(local)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	tmp := tmpName(remote)
 	rf, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
@@ -287,7 +285,7 @@ func putFile(ctx context.Context, sc *sftp.Client, local, remote string, mode fs
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	// Bytes lets ReadFrom split the file into concurrent writes.
-	if _, err := rf.ReadFrom(&transfer.ProgressReader{Ctx: ctx, R: f, Bytes: fi.Size(), T: t}); err != nil {
+	if _, err := rf.ReadFrom(&transfer.ProgressReader{Ctx: ctx, R: f, Bytes: size, T: t}); err != nil {
 		return fmt.Errorf("write %s: %w", remote, err)
 	}
 	open = false
@@ -313,28 +311,13 @@ func rename(sc *sftp.Client, from, to string) error {
 }
 
 func (c *Client) download(ctx context.Context, src, dst string, progress Progress) error {
-	sc, err := c.sftpClient(ctx)
+	sc, h, err := c.sftpHome(ctx)
 	if err != nil {
 		return err
 	}
-	h, err := home(sc)
-	if err != nil {
-		return err
-	}
-	src = strings.TrimSuffix(RemotePath(h, src), "/")
-	if src == "" {
-		src = "/"
-	}
+	src = RemoteSource(h, src)
 	fsys := sftpFS{sc}
-	p, err := transfer.Walk(ctx, fsys, src)
-	if err != nil {
-		return err
-	}
-	t, err := transfer.Resolve(ctx, transfer.LocalFS{}, p, dst)
-	if err != nil {
-		return &transfer.InputError{Err: err}
-	}
-	sink, err := transfer.NewLocalSink(p, t)
+	p, sink, err := transfer.PrepareDownload(ctx, fsys, src, dst)
 	if err != nil {
 		return err
 	}
@@ -359,12 +342,7 @@ func (c *Client) download(ctx context.Context, src, dst string, progress Progres
 		}
 		return sink.Finish()
 	}
-	var files []transfer.Item
-	for _, it := range p.Items {
-		if !it.Dir {
-			files = append(files, it)
-		}
-	}
+	files := p.Files()
 	errs := FanOut(ctx, len(files), transferWorkers, func(ctx context.Context, i int) error {
 		return get(fsys.Join(src, files[i].Rel), files[i].Rel, files[i].Mode)
 	})
@@ -380,8 +358,6 @@ func tmpName(p string) string {
 	dir, base := path.Split(p)
 	return dir + "." + base + transfer.TmpMarker + transfer.RandomSuffix()
 }
-
-func randomSuffix() string { return transfer.RandomSuffix() }
 
 func firstError(errs []error) error {
 	for _, err := range errs {

@@ -1,9 +1,12 @@
 package state
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +135,121 @@ func TestHostKeyAliasRejectsBadNames(t *testing.T) {
 	}
 	if _, err := os.Stat(s.KnownHostsPath("kh")); !os.IsNotExist(err) {
 		t.Errorf("known_hosts written despite the errors: %v", err)
+	}
+}
+
+func newHostKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ssh.MarshalAuthorizedKey(sp))
+}
+
+func TestAddKnownHosts(t *testing.T) {
+	s := openStore(t)
+	r := reserve(t, s, "kh")
+	keyA, keyB, other := newHostKey(t), newHostKey(t), newHostKey(t)
+	first := []HostKey{
+		{Host: "127.0.0.1", Port: 32768, Key: keyA},
+		{Host: "10.0.0.5", Port: 22, Key: keyB},
+	}
+	if err := s.AddKnownHosts("kh", first); err != nil {
+		t.Fatalf("AddKnownHosts: %v", err)
+	}
+	// Adding again (a retry) and adding one more host keeps one line per entry.
+	if err := s.AddKnownHosts("kh", append(first, HostKey{Host: "::1", Port: 2200, Key: keyA})); err != nil {
+		t.Fatalf("second AddKnownHosts: %v", err)
+	}
+	if err := r.Commit(Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	path := s.KnownHostsPath("kh")
+	if path != filepath.Join(r.Dir(), "known_hosts") {
+		t.Errorf("KnownHostsPath = %q", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 3 {
+		t.Errorf("known_hosts has %d lines, want 3:\n%s", n, data)
+	}
+	if m := mode(t, path); m != 0o600 {
+		t.Errorf("known_hosts mode = %v, want 0600", m)
+	}
+
+	check, err := knownhosts.New(path)
+	if err != nil {
+		t.Fatalf("knownhosts.New: %v", err)
+	}
+	parse := func(k string) ssh.PublicKey {
+		p, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		addr    string
+		key     string
+		wantErr bool
+	}{
+		{"pinned key on random port", "127.0.0.1:32768", keyA, false},
+		{"pinned key on port 22", "10.0.0.5:22", keyB, false},
+		{"pinned key on IPv6", "[::1]:2200", keyA, false},
+		{"different key", "127.0.0.1:32768", other, true},
+		{"other node's key", "127.0.0.1:32768", keyB, true},
+		{"same host, other port", "127.0.0.1:32769", keyA, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tcp, err := net.ResolveTCPAddr("tcp", tt.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = check(tt.addr, tcp, parse(tt.key))
+			if tt.wantErr {
+				var ke *knownhosts.KeyError
+				if !errors.As(err, &ke) {
+					t.Errorf("check(%s) = %v, want a KeyError", tt.addr, err)
+				}
+			} else if err != nil {
+				t.Errorf("check(%s) = %v, want accepted", tt.addr, err)
+			}
+		})
+	}
+}
+
+func TestAddKnownHostsRejectsBadInput(t *testing.T) {
+	s := openStore(t)
+	reserve(t, s, "kh")
+	good := newHostKey(t)
+	tests := []struct {
+		name string
+		id   string
+		key  HostKey
+	}{
+		{"unknown cluster", "nobody", HostKey{Host: "127.0.0.1", Port: 22, Key: good}},
+		{"empty host", "kh", HostKey{Port: 22, Key: good}},
+		{"port zero", "kh", HostKey{Host: "127.0.0.1", Key: good}},
+		{"port too large", "kh", HostKey{Host: "127.0.0.1", Port: 70000, Key: good}},
+		{"garbage key", "kh", HostKey{Host: "127.0.0.1", Port: 22, Key: "not a key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.AddKnownHosts(tt.id, []HostKey{tt.key}); err == nil {
+				t.Error("AddKnownHosts succeeded, want an error")
+			}
+			if _, err := os.Stat(s.KnownHostsPath("kh")); !os.IsNotExist(err) {
+				t.Errorf("known_hosts written despite the error: %v", err)
+			}
+		})
 	}
 }

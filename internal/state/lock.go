@@ -7,81 +7,85 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/gofrs/flock"
 )
 
-// fileLock is an exclusive lock on a lock file, held while the file is open.
+// fileLock is an exclusive flock on a lock file (gofrs/flock). flock locks
+// belong to the open file description, so they exclude other processes and
+// other descriptors of the same process alike, and the kernel drops them if
+// the process dies.
 type fileLock struct {
 	path string
-	f    *os.File
+	fl   *flock.Flock
 }
 
-// acquireLock takes the lock on path, polling until ctx is done. Lock files may
-// be deleted by their holder (Remove, Abort), so after locking we check that
-// the file we hold is still the one at path; otherwise a waiter that opened
-// the deleted file and a newcomer that created a new one could both "hold" it.
+// acquireLock takes the lock on path, polling until ctx is done (trying at
+// least once, even if ctx is already done). Lock files may be deleted by
+// their holder (Remove, Abort), so after locking we check that the file we
+// hold is still the one at path; otherwise a waiter that opened the deleted
+// file and a newcomer that created a new one could both "hold" it.
 func acquireLock(ctx context.Context, path string) (*fileLock, error) {
-	delay := 5 * time.Millisecond
-	for {
+	return backoff.Retry(ctx, func() (*fileLock, error) {
 		l, err := tryLockPath(path)
-		if err != nil {
-			return nil, err
+		switch {
+		case err != nil:
+			return nil, backoff.Permanent(err)
+		case l == nil:
+			return nil, errLocked
 		}
-		if l != nil {
-			return l, nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(2*delay, 200*time.Millisecond)
-	}
+		return l, nil
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: 200 * time.Millisecond}),
+		backoff.WithMaxElapsedTime(0))
 }
+
+// errLocked is tryLockPath's "another holder has it", retried until ctx ends.
+var errLocked = errors.New("locked by another process")
 
 // tryLockPath returns nil, nil if another holder has the lock.
 func tryLockPath(path string) (*fileLock, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		fl := flock.New(path, flock.SetFlag(os.O_RDWR|os.O_CREATE), flock.SetPermissions(0o600))
+		ok, err := fl.TryLock()
 		if err != nil {
-			return nil, fmt.Errorf("open lock file: %w", err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		l, retry, err := lockOpened(f, path)
-		if !retry {
-			return l, err
+		if !ok {
+			return nil, nil
+		}
+		held, err := fl.Stat()
+		if err == nil {
+			var ok bool
+			if ok, err = isCurrent(held, path); ok {
+				return &fileLock{path: path, fl: fl}, nil
+			}
+		}
+		// Unless the check failed, path no longer names the file we locked
+		// (it was deleted or replaced since we opened it): lock anew.
+		_ = fl.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("stat lock file: %w", err)
 		}
 	}
 }
 
-// lockOpened tries to lock f, which was opened from path, and closes it unless
-// it returns the lock. retry reports that path no longer names f's file (it
-// was deleted or replaced since f was opened), so the lock must be taken anew.
-func lockOpened(f *os.File, path string) (l *fileLock, retry bool, err error) {
-	ok, err := tryLock(f)
-	if err != nil || !ok {
-		f.Close()
-		return nil, false, err
-	}
-	held, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("stat lock file: %w", err)
-	}
+// isCurrent reports whether held, the file a lock was taken on, is still
+// the file at path.
+func isCurrent(held fs.FileInfo, path string) (bool, error) {
 	current, err := os.Stat(path)
-	if err == nil && os.SameFile(held, current) {
-		return &fileLock{path: path, f: f}, false, nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	f.Close()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("stat lock file: %w", err)
-	}
-	return nil, true, nil
+	return os.SameFile(held, current), nil
 }
 
-// unlock releases the lock; closing the descriptor drops the flock.
+// unlock releases the lock and closes the lock file.
 func (l *fileLock) unlock() {
-	l.f.Close()
+	_ = l.fl.Unlock()
 }
 
 // remove deletes the lock file while the lock is still held (see acquireLock).

@@ -34,9 +34,6 @@ type Reservation struct {
 // Reserve tries the lock once even if ctx is already done, so that cleanup
 // paths running after a cancellation still work when nobody else holds it.
 func (s *Store) Reserve(ctx context.Context, id string) (*Reservation, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
 	l, err := s.lock(ctx, id)
 	if err != nil {
 		return nil, err

@@ -176,8 +176,12 @@ func (s *Store) lockPath(id string) string {
 	return filepath.Join(s.root, locksDir, id+".lock")
 }
 
-// lock takes the exclusive lock of id, waiting until ctx is done.
+// lock takes the exclusive lock of id, after checking id, waiting until
+// ctx is done.
 func (s *Store) lock(ctx context.Context, id string) (*fileLock, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
 	l, err := acquireLock(ctx, s.lockPath(id))
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
@@ -255,9 +259,6 @@ func (s *Store) List() ([]Metadata, error) {
 // Update applies fn to the record of cluster id under its lock and writes the
 // result atomically. Nothing is written if fn returns an error.
 func (s *Store) Update(ctx context.Context, id string, fn func(*Metadata) error) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
 	l, err := s.lock(ctx, id)
 	if err != nil {
 		return err
@@ -279,9 +280,6 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*Metadata) error)
 // Remove deletes everything stored about cluster id, under its lock. Removing
 // an unknown id is not an error.
 func (s *Store) Remove(ctx context.Context, id string) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
 	l, err := s.lock(ctx, id)
 	if err != nil {
 		return err

@@ -115,6 +115,25 @@ func Gone(pid int, d time.Duration) bool {
 	}
 }
 
+// WaitPid waits up to d for a script to write its pid, and a newline, into
+// file, and returns it.
+func WaitPid(tb testing.TB, file string, d time.Duration) int {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(file); err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return pid
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tb.Fatalf("nothing wrote its pid to %s within %s", file, d)
+	return 0
+}
+
 // zombie reports whether pid has ended (or cannot be read any more).
 func zombie(pid int) bool {
 	st, err := proc.Stat(pid)

@@ -197,3 +197,50 @@ func (s *LocalSink) Finish() error {
 
 // Close closes the sink without setting modes (after a failure).
 func (s *LocalSink) Close() error { return s.root.Close() }
+
+// PrepareDownload is what every transport does before a download moves a
+// byte: the Plan of src on the node's fsys (src absolute there), and the
+// sink that writes it to the local dst. A local dst of the wrong type is
+// an *InputError.
+func PrepareDownload(ctx context.Context, fsys FS, src, dst string) (*Plan, *LocalSink, error) {
+	p, err := Walk(ctx, fsys, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := Resolve(ctx, LocalFS{}, p, dst)
+	if err != nil {
+		return nil, nil, &InputError{Err: err}
+	}
+	sink, err := NewLocalSink(p, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, sink, nil
+}
+
+// OpenFile opens a local file a Plan found (through links) to send it,
+// and returns its size now; it is an error if something other than a
+// regular file is there now.
+func OpenFile(name string) (*os.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := regular(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func regular(f *os.File) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is no longer a regular file", f.Name())
+	}
+	return fi, nil
+}

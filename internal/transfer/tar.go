@@ -68,12 +68,9 @@ func addFile(ctx context.Context, tw *tar.Writer, src, name string, mode fs.File
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	fi, err := regular(f)
 	if err != nil {
 		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is no longer a regular file", src)
 	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: unixMode(mode), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 		return err
@@ -97,10 +94,8 @@ func addFile(ctx context.Context, tw *tar.Writer, src, name string, mode fs.File
 func Unpack(ctx context.Context, r io.Reader, s *LocalSink, p *Plan, t *Tracker) error {
 	want := map[string]fs.FileMode{}
 	if p.Dir {
-		for _, it := range p.Items {
-			if !it.Dir {
-				want[it.Rel] = it.Mode
-			}
+		for _, it := range p.Files() {
+			want[it.Rel] = it.Mode
 		}
 	} else {
 		want[p.Name] = p.Mode

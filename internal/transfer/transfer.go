@@ -91,6 +91,17 @@ type Plan struct {
 	Total int64
 }
 
+// Files are the regular files of a directory copy, in Items' order.
+func (p *Plan) Files() []Item {
+	var files []Item
+	for _, it := range p.Items {
+		if !it.Dir {
+			files = append(files, it)
+		}
+	}
+	return files
+}
+
 // InputError marks a mistake in what the caller gave: a missing local
 // source, a dangling local link, a link cycle, a local destination of the
 // wrong type. Callers report it as bad input.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -73,21 +75,20 @@ func execIn(ctx context.Context, cli *client.Client, ctr string, s execSpec) (in
 		return -1, ctx.Err()
 	}
 	// The exit code is set a moment after the output ends.
-	for {
+	return backoff.Retry(ctx, func() (int, error) {
 		in, err := cli.ContainerExecInspect(ctx, created.ID)
-		if err != nil {
-			return -1, engineError(fmt.Errorf("docker exec in %s: %w", ctr, err))
+		switch {
+		case err != nil:
+			return -1, backoff.Permanent(engineError(fmt.Errorf("docker exec in %s: %w", ctr, err)))
+		case in.Running:
+			return -1, errExecRunning
 		}
-		if !in.Running {
-			return in.ExitCode, nil
-		}
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return in.ExitCode, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(10*time.Millisecond)), backoff.WithMaxElapsedTime(0))
 }
+
+// errExecRunning is "no exit code yet", retried until ctx ends.
+var errExecRunning = errors.New("the command is still running")
 
 // findNode resolves a node reference: master_0, a container name or
 // hostname, or a private address.

@@ -15,40 +15,35 @@ import (
 // signal, SIGRTMIN+3, asks it to) before the engine kills the container.
 const stopTimeout = 30 // seconds
 
-// clusterContainers returns the node containers of the cluster ref names:
-// those labelled with its id and uid (without a uid, the newest creation,
-// as Get chooses). sdk.ErrNotFound when there are none.
-func clusterContainers(ctx context.Context, cli *client.Client, ref sdk.ClusterRef) ([]container.Summary, error) {
+// nodeContainers returns a Docker client, which the caller closes, and the
+// node containers of the cluster ref names: those labelled with its id and
+// uid (without a uid, the newest creation, as Get chooses).
+// sdk.ErrNotFound when there are none.
+func nodeContainers(ctx context.Context, ref sdk.ClusterRef) (*client.Client, []container.Summary, error) {
+	cli, err := newClient()
+	if err != nil {
+		return nil, nil, err
+	}
 	c, err := getCluster(ctx, cli, ref)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(c.ID, c.UID)})
-	if err != nil {
-		return nil, engineError(fmt.Errorf("listing containers: %w", err))
-	}
-	out := cs[:0]
-	for _, ct := range cs {
-		if ct.Labels[labelRole] != roleProbe {
-			out = append(out, ct)
+	if err == nil {
+		var cs []container.Summary
+		if cs, err = nodesMatching(ctx, cli, clusterFilter(c.ID, c.UID)); err == nil {
+			return cli, cs, nil
 		}
 	}
-	return out, nil
+	cli.Close()
+	return nil, nil, err
 }
 
 // Stop stops every node container of the cluster (docker stop: systemd
 // halts, then the container exits), keeping containers, volumes, host keys
 // and the network. Containers that do not run are left as they are.
 func (backend) Stop(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
-	cli, err := newClient()
+	cli, cs, err := nodeContainers(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	cs, err := clusterContainers(ctx, cli, ref)
-	if err != nil {
-		return err
-	}
 	var done atomic.Int64
 	timeout := stopTimeout
 	return parallel(ctx, len(cs), func(ctx context.Context, i int) error {
@@ -70,15 +65,11 @@ func (backend) Stop(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) err
 // Create does. Each node keeps its host key; sshd gets a new published
 // port, which Get reports.
 func (backend) Start(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
-	cli, err := newClient()
+	cli, cs, err := nodeContainers(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	cs, err := clusterContainers(ctx, cli, ref)
-	if err != nil {
-		return err
-	}
 	total := int64(len(cs))
 	var started, booted atomic.Int64
 	return parallel(ctx, len(cs), func(ctx context.Context, i int) error {

@@ -3,12 +3,16 @@
 // hostname and address) on this machine's Docker engine.
 //
 // The files follow kind's providers: provider.go finds clusters from
-// container labels, provision.go makes the node containers, network.go the
-// cluster network, image.go the node image, clean.go removes what was made.
+// container labels; provision.go makes a cluster from plan.go's plan, with
+// node.go making each node container and boot.go waiting for it to boot;
+// network.go makes the cluster network; image.go is the node image's recipe,
+// imagebuild.go builds it and imagecmd.go holds the build-image and doctor
+// commands; clean.go removes what was made.
 package main
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -79,13 +83,8 @@ func (backend) Info() sdk.Info {
 
 func main() {
 	cmds := imageCommands()
-	names := make([]string, 0, len(cmds))
-	for name := range cmds {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	opts := make([]sdk.ServeOption, 0, len(names))
-	for _, name := range names {
+	opts := make([]sdk.ServeOption, 0, len(cmds))
+	for _, name := range slices.Sorted(maps.Keys(cmds)) {
 		opts = append(opts, sdk.WithCommand(name, cmds[name]))
 	}
 	sdk.Serve(backend{}, opts...)

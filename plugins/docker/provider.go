@@ -93,7 +93,13 @@ func clusterFilter(id, uid string) filters.Args {
 // listNodes returns the node containers (running or not) of cluster id
 // (every cluster when id is empty), probe containers left out.
 func listNodes(ctx context.Context, cli *client.Client, id string) ([]container.Summary, error) {
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(id, "")})
+	return nodesMatching(ctx, cli, clusterFilter(id, ""))
+}
+
+// nodesMatching returns the containers filter matches, probe containers
+// left out.
+func nodesMatching(ctx context.Context, cli *client.Client, filter filters.Args) ([]container.Summary, error) {
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filter})
 	if err != nil {
 		return nil, engineError(fmt.Errorf("listing containers: %w", err))
 	}

@@ -179,3 +179,35 @@ func TestConformance(t *testing.T) {
 		t.Errorf("workspaces left: %v", ws)
 	}
 }
+
+// TestImageLock: a second image build waits for the first one's lock, and
+// gives up with its context.
+func TestImageLock(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	unlock, err := imageLock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := imageLock(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("second lock while held: err = %v, want DeadlineExceeded", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		unlock2, err := imageLock(t.Context())
+		if err == nil {
+			unlock2()
+		}
+		got <- err
+	}()
+	unlock()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("lock after release: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lock was not taken after its release")
+	}
+}

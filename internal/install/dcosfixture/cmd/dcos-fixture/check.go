@@ -7,11 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	worst := statusOK
 	var failed []string
-	for _, name := range sortedKeys(results) {
+	for _, name := range slices.Sorted(maps.Keys(results)) {
 		r := results[name]
 		if r.Status > worst {
 			worst = r.Status
@@ -261,13 +262,4 @@ func agentsJoined(want int) func([]byte) error {
 		}
 		return nil
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,13 +51,8 @@ func loadConfig(path string) ([]byte, map[string]any, string) {
 type problems map[string]string
 
 func (p problems) sorted() [][2]string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([][2]string, 0, len(keys))
-	for _, k := range keys {
+	out := make([][2]string, 0, len(p))
+	for _, k := range slices.Sorted(maps.Keys(p)) {
 		out = append(out, [2]string{k, p[k]})
 	}
 	return out
