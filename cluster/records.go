@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/e2e-tool/e2e/internal/state"
+	"github.com/e2e-tool/e2e/sdk"
+)
+
+// countRoles counts a backend's nodes by role.
+func countRoles(nodes []sdk.Node) state.Counts {
+	var n state.Counts
+	for _, node := range nodes {
+		switch Role(node.Role) {
+		case Master:
+			n.Masters++
+		case Agent:
+			n.Agents++
+		case PublicAgent:
+			n.PublicAgents++
+		}
+	}
+	return n
+}
+
+func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
+	out := make([]state.Node, 0, len(nodes))
+	for _, n := range nodes {
+		user := n.SSH.User
+		if sshUser != "" {
+			user = sshUser
+		}
+		out = append(out, state.Node{Role: string(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
+			SSHHost: n.SSH.Host, SSHPort: n.SSH.Port, SSHUser: user})
+	}
+	return out
+}
+
+// toCluster makes the Cluster the caller sees from the record and what the
+// backend reports now: nodes with their current state and endpoint, the
+// alias their host keys are pinned under, and every recorded node the
+// backend no longer reports as missing.
+func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
+	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
+		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
+		Installed: meta.Installed, startStop: desc.StartStop,
+		access: accessOf(e, meta), conns: &conns{}}
+	recorded := map[string]state.Node{}
+	for _, n := range meta.Nodes {
+		recorded[nodeRef(Role(n.Role), n.Index)] = n
+	}
+	seen := map[string]bool{}
+	if sc != nil {
+		c.Details = sc.Details
+		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
+			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
+			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
+			seen[node.Ref()] = true
+			c.Nodes = append(c.Nodes, node)
+		}
+	}
+	for _, n := range meta.Nodes {
+		if node := nodeFromState(n, NodeMissing); !seen[node.Ref()] {
+			// Recorded, but the backend no longer reports it: the core
+			// must not dial whatever now has its old address.
+			node.SSH.Port = 0
+			c.Nodes = append(c.Nodes, node)
+		}
+	}
+	sortNodes(c.Nodes)
+	for i := range c.Nodes {
+		c.Nodes[i].cluster = c
+	}
+	c.Status = clusterStatus(c.Nodes)
+	return c
+}
+
+func nodeFromState(n state.Node, st NodeState) Node {
+	return Node{Role: Role(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+		PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
+		SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}, State: st, HostKeyAlias: n.HostKeyAlias}
+}
+
+func sortNodes(nodes []Node) {
+	order := map[Role]int{Master: 0, Agent: 1, PublicAgent: 2}
+	sort.SliceStable(nodes, func(i, j int) bool {
+		if nodes[i].Role != nodes[j].Role {
+			return order[nodes[i].Role] < order[nodes[j].Role]
+		}
+		return nodes[i].Index < nodes[j].Index
+	})
+}
+
+func ref(meta state.Metadata) sdk.Ref {
+	return sdk.Ref{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
+}
+
+// hostKeyAlias is the name a node's host keys are pinned under in the
+// cluster's known_hosts: e2e-<cluster id>-<node>, such as
+// e2e-mine-master_0. It is the node's identity in e2e (every command names
+// nodes so), stable while the machine's address and port change, always a
+// valid known_hosts host name whatever the backend calls the machine, and
+// e2e-prefixed so that it matches no real host in a user's known_hosts.
+func hostKeyAlias(clusterID string, n sdk.Node) string {
+	return "e2e-" + clusterID + "-" + nodeRef(Role(n.Role), n.Index)
+}
+
+// vouchedKeys are the host keys a backend reported, pinned under each
+// node's alias.
+func vouchedKeys(clusterID string, nodes []sdk.Node) []state.HostKey {
+	var keys []state.HostKey
+	for _, n := range nodes {
+		for _, k := range n.HostKeys {
+			keys = append(keys, state.HostKey{Alias: hostKeyAlias(clusterID, n), Key: k})
+		}
+	}
+	return keys
+}
+
+// nodeStateOf reads a backend's node state; a backend that reports none
+// (one built before node states existed) means running.
+func nodeStateOf(s sdk.NodeState) NodeState {
+	switch s {
+	case sdk.NodeStopped:
+		return NodeStopped
+	case sdk.NodeMissing:
+		return NodeMissing
+	}
+	return NodeRunning
+}
+
+func nodeStates(nodes []Node) map[string]NodeState {
+	out := make(map[string]NodeState, len(nodes))
+	for _, n := range nodes {
+		out[n.Ref()] = n.State
+	}
+	return out
+}
+
+// clusterStatus sums up node states: "running", "stopped" when every node
+// is stopped, else "degraded (N of M nodes not running)".
+func clusterStatus(nodes []Node) string {
+	down, stopped := 0, 0
+	for _, n := range nodes {
+		if !n.Running() {
+			down++
+		}
+		if n.State == NodeStopped {
+			stopped++
+		}
+	}
+	switch {
+	case down == 0:
+		return "running"
+	case stopped == len(nodes):
+		return "stopped"
+	}
+	return fmt.Sprintf("degraded (%d of %d %s not running)", down, len(nodes), plural(len(nodes), "node"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
