@@ -68,7 +68,7 @@ func (cmd Command) Validate() error {
 // is terminated on the node.
 func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
 	if n.cluster == nil {
-		return ExitStatus{}, errors.New("node was not returned by a cluster.Client")
+		return ExitStatus{}, errors.New("node was not returned by a cluster.Manager")
 	}
 	if err := cmd.Validate(); err != nil {
 		return ExitStatus{}, err

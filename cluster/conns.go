@@ -22,7 +22,7 @@ type sshAccess struct {
 	knownHosts []string
 }
 
-func accessOf(e *Client, meta state.Metadata) sshAccess {
+func accessOf(e *Manager, meta state.Metadata) sshAccess {
 	return sshAccess{keyPath: meta.SSHKeyPath, agent: meta.SSHAgent,
 		knownHosts: append([]string{e.store.KnownHostsPath(meta.ID)}, meta.KnownHosts...)}
 }
@@ -96,7 +96,7 @@ func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
 		}
 		if c.conns.clients == nil {
 			c.conns.clients, c.conns.dialing = map[string]*ssh.Client{}, map[string]chan struct{}{}
-			c.client.track(c)
+			c.manager.track(c)
 		}
 		done := make(chan struct{})
 		c.conns.dialing[key] = done
@@ -134,8 +134,8 @@ func nodeError(n Node, err error) error {
 // Close closes the cluster's SSH connections and stops the plugin of its
 // exec transport. The cluster stays usable: the next command dials again.
 func (c *Cluster) Close() error {
-	if c.client != nil {
-		c.client.untrack(c)
+	if c.manager != nil {
+		c.manager.untrack(c)
 	}
 	c.conns.mu.Lock()
 	clients, closers, p := c.conns.clients, c.conns.closers, c.conns.plugin

@@ -90,7 +90,7 @@ const cleanupTimeout = sdk.StopTimeout + 15*time.Second
 // the SSH key pair, asks the backend for the machines and records the
 // result. When ctx is cancelled or the backend fails, whatever was made is
 // destroyed unless spec.Retain.
-func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
+func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.ID == "" {
 		spec.ID = DefaultID
 	}
@@ -107,19 +107,19 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		return nil, invalidf("a cluster needs at least one node")
 	}
 	masters, agents, public := sdkCount(spec.Masters), sdkCount(spec.Agents), sdkCount(spec.PublicAgents)
-	p, err := e.open(ctx, spec.Backend)
+	p, err := m.open(ctx, spec.Backend)
 	if err != nil {
 		return nil, err
 	}
 	defer p.Kill()
-	optsJSON, err := e.checkOptions(ctx, p, spec.Options)
+	optsJSON, err := m.checkOptions(ctx, p, spec.Options)
 	if err != nil {
 		return nil, err
 	}
 
-	res, err := e.store.Reserve(ctx, spec.ID)
+	res, err := m.store.Reserve(ctx, spec.ID)
 	if errors.Is(err, state.ErrExists) {
-		existing, _ := e.store.Load(spec.ID)
+		existing, _ := m.store.Load(spec.ID)
 		return nil, invalidf("cluster %q exists already (backend %s): destroy it with `e2e destroy -c %s` or choose another id with -c", spec.ID, existing.Backend, spec.ID)
 	}
 	if err != nil {
@@ -145,7 +145,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		}
 	}
 
-	pub, keyPath, err := e.sshKey(spec, res)
+	pub, keyPath, err := m.sshKey(spec, res)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		Counts:  state.Counts{Masters: max(masters, 0), Agents: max(agents, 0), PublicAgents: max(public, 0)},
 		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
 	}
-	sc, err := p.Create(ctx, call, e.emit(spec.ID))
+	sc, err := p.Create(ctx, call, m.emit(spec.ID))
 	if err != nil {
 		err = p.Wrap("create", err)
 		if ctx.Err() != nil {
@@ -174,7 +174,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			}
 			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
 		}
-		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
+		if derr := m.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
 			return nil, fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 		}
 		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
@@ -195,25 +195,25 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		}
 	}
 	if len(hostKeys) > 0 {
-		if err := e.store.AddKnownHosts(spec.ID, hostKeys); err != nil {
-			return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+		if err := m.store.AddKnownHosts(spec.ID, hostKeys); err != nil {
+			return nil, m.failAfterCreate(spec, p, optsJSON, sc.UID, err)
 		}
 	}
 	if kh, err := userKnownHosts(spec.KnownHosts, len(hostKeys) > 0); err != nil {
-		return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+		return nil, m.failAfterCreate(spec, p, optsJSON, sc.UID, err)
 	} else if kh != "" {
 		meta.KnownHosts = []string{kh}
 	}
-	c := e.toCluster(meta, sc, p.Desc)
+	c := m.toCluster(meta, sc, p.Desc)
 	if p.Desc.Capabilities.VerifySSH {
 		timeout := spec.SSHTimeout
 		if timeout <= 0 && p.Desc.Capabilities.Destroy {
 			timeout = DefaultSSHTimeout
 		}
-		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
+		m.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
 		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
 			err = sshUsageError(err)
-			ferr := e.cleanupAfterBadNodes(spec, p, optsJSON, sc.UID, fmt.Errorf("checking SSH on the nodes of cluster %q: %w", spec.ID, err))
+			ferr := m.cleanupAfterBadNodes(spec, p, optsJSON, sc.UID, fmt.Errorf("checking SSH on the nodes of cluster %q: %w", spec.ID, err))
 			if IsInvalid(err) {
 				return nil, &InvalidError{Err: ferr}
 			}
@@ -221,7 +221,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		}
 	}
 	if err := res.Commit(meta); err != nil {
-		return nil, e.failAfterCreate(spec, p, optsJSON, sc.UID, err)
+		return nil, m.failAfterCreate(spec, p, optsJSON, sc.UID, err)
 	}
 	committed = true
 	return c, nil
@@ -230,7 +230,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 // sshKey returns the public key the backend authorises and the private
 // key file the core logs in with: the user's (--ssh-key, --ssh-agent) or a
 // pair generated in the cluster's state directory.
-func (e *Client) sshKey(spec Spec, res *state.Reservation) (pub, keyPath string, err error) {
+func (m *Manager) sshKey(spec Spec, res *state.Reservation) (pub, keyPath string, err error) {
 	switch {
 	case spec.SSHKey != "":
 		abs, err := filepath.Abs(spec.SSHKey)
@@ -297,17 +297,17 @@ func userKnownHosts(given string, pinned bool) (string, error) {
 
 // failAfterCreate destroys a cluster the backend made when the core could
 // not record it, so nothing is left that e2e does not know of.
-func (e *Client) failAfterCreate(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
-	return e.cleanupAfterBadNodes(spec, p, optsJSON, uid, fmt.Errorf("recording cluster %q: %w", spec.ID, err))
+func (m *Manager) failAfterCreate(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
+	return m.cleanupAfterBadNodes(spec, p, optsJSON, uid, fmt.Errorf("recording cluster %q: %w", spec.ID, err))
 }
 
 // cleanupAfterBadNodes destroys what the backend made (unless retained)
 // after the core found it unusable, and returns err.
-func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
+func (m *Manager) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []byte, uid string, err error) error {
 	if spec.Retain {
 		return err
 	}
-	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
+	if derr := m.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
 		return fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 	}
 	return err
@@ -332,26 +332,26 @@ func sdkInvalid(err error, backend string) error {
 // is not cancelled. The plugin's SDK makes Destroy wait until a cancelled
 // Create has finished its own cleanup, so this also waits for that. A
 // crashed plugin is started again for it.
-func (e *Client) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref sdk.Ref) error {
+func (m *Manager) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref sdk.Ref) error {
 	if !p.Desc.Capabilities.Destroy {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if p.Exited() {
-		fresh, err := e.open(ctx, backend)
+		fresh, err := m.open(ctx, backend)
 		if err != nil {
 			return err
 		}
 		defer fresh.Kill()
 		p = fresh
 	}
-	return p.Wrap("destroy", p.Destroy(ctx, ref, e.emit(ref.ClusterID)))
+	return p.Wrap("destroy", p.Destroy(ctx, ref, m.emit(ref.ClusterID)))
 }
 
 // checkOptions turns the caller's options into JSON, refuses secrets, and
 // has the plugin validate them against its schema.
-func (e *Client) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[string]any) ([]byte, error) {
+func (m *Manager) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[string]any) ([]byte, error) {
 	for name := range opts {
 		if o, ok := p.Desc.Options.Lookup(name); ok && o.Secret {
 			return nil, invalidf("option %q is secret and is not taken from the command line or cluster file: set the environment variable %s instead", name, o.Env)
@@ -371,7 +371,7 @@ func (e *Client) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[st
 	var msgs []string
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
-			e.logger.Warn(d.Summary, "backend", p.Name, "option", d.Option)
+			m.logger.Warn(d.Summary, "backend", p.Name, "option", d.Option)
 			continue
 		}
 		msgs = append(msgs, d.Summary)

@@ -11,18 +11,18 @@ import (
 )
 
 // Destroy removes a cluster's machines and its record, after closing the
-// connections of the client's clusters of that id. Destroying a cluster
+// connections of the manager's clusters of that id. Destroying a cluster
 // the backend no longer has only drops the record.
-func (e *Client) Destroy(ctx context.Context, id string) error {
-	e.closeClusters(id)
-	meta, err := e.load(id)
+func (m *Manager) Destroy(ctx context.Context, id string) error {
+	m.closeClusters(id)
+	meta, err := m.load(id)
 	if errors.Is(err, ErrUnknownCluster) {
-		return e.destroyUntracked(ctx, id, err)
+		return m.destroyUntracked(ctx, id, err)
 	}
 	if err != nil {
 		return err
 	}
-	p, err := e.open(ctx, meta.Backend)
+	p, err := m.open(ctx, meta.Backend)
 	if err != nil {
 		return err
 	}
@@ -30,17 +30,17 @@ func (e *Client) Destroy(ctx context.Context, id string) error {
 	if !p.Desc.Capabilities.Destroy {
 		return invalidf("the %s backend cannot destroy cluster %q: e2e did not create these machines; `e2e forget -c %s` drops the record", meta.Backend, id, id)
 	}
-	if err := p.Destroy(ctx, ref(meta), e.emit(id)); err != nil {
+	if err := p.Destroy(ctx, ref(meta), m.emit(id)); err != nil {
 		return fmt.Errorf("destroying cluster %q: %w", id, p.Wrap("destroy", err))
 	}
-	return e.store.Remove(ctx, id)
+	return m.store.Remove(ctx, id)
 }
 
 // destroyUntracked destroys a cluster this e2e has no record of (made from
 // another E2E_HOME) when exactly one backend that tracks its clusters has it
 // with its default options; otherwise notFound is returned.
-func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error) error {
-	cands, err := e.host.Discover()
+func (m *Manager) destroyUntracked(ctx context.Context, id string, notFound error) error {
+	cands, err := m.host.Discover()
 	if err != nil {
 		return notFound
 	}
@@ -53,7 +53,7 @@ func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error
 		if !c.Used {
 			continue
 		}
-		p, err := e.host.Launch(ctx, c)
+		p, err := m.host.Launch(ctx, c)
 		if err != nil {
 			continue
 		}
@@ -76,7 +76,7 @@ func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error
 		return notFound
 	case 1:
 		h := hits[0]
-		if err := h.p.Destroy(ctx, sdk.Ref{ClusterID: id, UID: h.c.UID}, e.emit(id)); err != nil {
+		if err := h.p.Destroy(ctx, sdk.Ref{ClusterID: id, UID: h.c.UID}, m.emit(id)); err != nil {
 			return fmt.Errorf("destroying cluster %q (no local record) of the %s backend: %w", id, h.p.Name, h.p.Wrap("destroy", err))
 		}
 		return nil
@@ -89,22 +89,22 @@ func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error
 }
 
 // Forget drops the record of a cluster without touching its machines.
-func (e *Client) Forget(ctx context.Context, id string) error {
-	if _, err := e.load(id); err != nil {
+func (m *Manager) Forget(ctx context.Context, id string) error {
+	if _, err := m.load(id); err != nil {
 		return err
 	}
-	return e.store.Remove(ctx, id)
+	return m.store.Remove(ctx, id)
 }
 
 // Destroy closes the cluster's connections and its exec transport's
-// plugin (Close) and removes the cluster (see Client.Destroy).
+// plugin (Close) and removes the cluster (see Manager.Destroy).
 func (c *Cluster) Destroy(ctx context.Context) error {
-	if c.client == nil {
-		return errors.New("cluster was not made by a cluster.Client")
+	if c.manager == nil {
+		return errors.New("cluster was not made by a cluster.Manager")
 	}
 	// Connections to machines about to go: their errors do not matter.
 	_ = c.Close()
-	return c.client.Destroy(ctx, c.ID)
+	return c.manager.Destroy(ctx, c.ID)
 }
 
 // CleanOptions choose what Clean looks at.
@@ -119,20 +119,20 @@ type CleanOptions struct {
 // Clean removes what backends made that belongs to no cluster recorded
 // here (leftovers of interrupted or forgotten runs), or only lists it. It
 // returns one line per resource.
-func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error) {
-	metas, err := e.store.List()
+func (m *Manager) Clean(ctx context.Context, opts CleanOptions) ([]string, error) {
+	metas, err := m.store.List()
 	if err != nil {
 		return nil, err
 	}
 	var cands []plugin.Candidate
 	if opts.Backend != "" {
-		c, err := plugin.Find(e.host.Dirs(), opts.Backend)
+		c, err := plugin.Find(m.host.Dirs(), opts.Backend)
 		if err != nil {
 			return nil, &InvalidError{Err: err}
 		}
 		cands = []plugin.Candidate{c}
 	} else {
-		all, err := e.host.Discover()
+		all, err := m.host.Discover()
 		if err != nil {
 			return nil, err
 		}
@@ -147,12 +147,12 @@ func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error)
 		errs  []error
 	)
 	for _, c := range cands {
-		p, err := e.host.Launch(ctx, c)
+		p, err := m.host.Launch(ctx, c)
 		if err != nil {
 			if opts.Backend != "" {
 				return nil, err
 			}
-			e.logger.Debug("skipping a plugin that does not start", "plugin", c.Path, "error", err)
+			m.logger.Debug("skipping a plugin that does not start", "plugin", c.Path, "error", err)
 			continue
 		}
 		if !p.Desc.Clean {
@@ -163,16 +163,16 @@ func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error)
 			continue
 		}
 		var keep []sdk.Ref
-		for _, m := range metas {
-			if m.Backend == c.Name {
-				keep = append(keep, ref(m))
+		for _, meta := range metas {
+			if meta.Backend == c.Name {
+				keep = append(keep, ref(meta))
 			}
 		}
 		err = p.Clean(ctx, keep, opts.DryRun, func(ev sdk.Event) {
 			if ev.Level == "info" {
 				lines = append(lines, c.Name+": "+ev.Message)
 			} else {
-				e.emit("clean")(ev)
+				m.emit("clean")(ev)
 			}
 		})
 		// Wrap before Kill: a plugin killed by us has not crashed.

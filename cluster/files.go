@@ -40,7 +40,7 @@ func walkLocal(ctx context.Context, src string) (*transfer.Plan, error) {
 // error naming both, with nothing changed.
 func (n Node) Upload(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
-		return errors.New("node was not returned by a cluster.Client")
+		return errors.New("node was not returned by a cluster.Manager")
 	}
 	p, err := walkLocal(ctx, src)
 	if err != nil {
@@ -60,7 +60,7 @@ func (c *Cluster) UploadTo(ctx context.Context, nodes []Node, src, dst string, p
 	}
 	errs := ssh.FanOut(ctx, len(nodes), 0, func(ctx context.Context, i int) error {
 		if nodes[i].cluster == nil {
-			return errors.New("node was not returned by a cluster.Client")
+			return errors.New("node was not returned by a cluster.Manager")
 		}
 		var prog Progress
 		if progress != nil {
@@ -97,7 +97,7 @@ func (n Node) upload(ctx context.Context, p *transfer.Plan, dst string, progress
 // link there.
 func (n Node) Download(ctx context.Context, src, dst string, progress Progress) error {
 	if n.cluster == nil {
-		return errors.New("node was not returned by a cluster.Client")
+		return errors.New("node was not returned by a cluster.Manager")
 	}
 	if err := n.notRunning(); err != nil {
 		return &SSHError{Err: err}

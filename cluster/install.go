@@ -64,7 +64,7 @@ func (c *Cluster) events() install.Events {
 		if node != "" {
 			step = step + " " + node
 		}
-		c.client.events(Event{Cluster: c.ID, Step: step, Message: msg})
+		c.manager.events(Event{Cluster: c.ID, Step: step, Message: msg})
 	}
 }
 
@@ -89,7 +89,7 @@ func (c *Cluster) backendCanInstall(ctx context.Context, opts DCOSOptions) (sdk.
 	if err := checkInstallerFlags(opts); err != nil {
 		return sdk.BaseConfig{}, err
 	}
-	p, err := c.client.open(ctx, c.Backend)
+	p, err := c.manager.open(ctx, c.Backend)
 	if err != nil {
 		return sdk.BaseConfig{}, err
 	}
@@ -97,7 +97,7 @@ func (c *Cluster) backendCanInstall(ctx context.Context, opts DCOSOptions) (sdk.
 	if err := checkInstallMethod(c.Backend, p.Desc.Capabilities.InstallMethods, opts); err != nil {
 		return sdk.BaseConfig{}, invalidf("cluster %q: %w", c.ID, err)
 	}
-	m, err := c.client.load(c.ID)
+	m, err := c.manager.load(c.ID)
 	if err != nil {
 		return sdk.BaseConfig{}, err
 	}
@@ -164,7 +164,7 @@ func (c *Cluster) InstallDCOS(ctx context.Context, opts DCOSOptions) error {
 // nodes for a version.
 func (c *Cluster) markInstalled(ctx context.Context, what string) error {
 	c.Installed = what
-	return c.client.store.Update(ctx, c.ID, func(m *state.Metadata) error {
+	return c.manager.store.Update(ctx, c.ID, func(m *state.Metadata) error {
 		m.Installed = what
 		return nil
 	})
@@ -374,11 +374,11 @@ func CheckExtraConfig(extra []byte) error {
 
 // CheckInstaller checks, before any machine is made, that a backend can
 // install DC/OS the way opts asks.
-func (e *Client) CheckInstaller(ctx context.Context, backend string, opts DCOSOptions) error {
+func (m *Manager) CheckInstaller(ctx context.Context, backend string, opts DCOSOptions) error {
 	if err := checkInstallerFlags(opts); err != nil {
 		return err
 	}
-	p, err := e.open(ctx, backend)
+	p, err := m.open(ctx, backend)
 	if err != nil {
 		return err
 	}

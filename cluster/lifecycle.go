@@ -73,12 +73,12 @@ func requireRunning(nodes []Node) error {
 
 // openStartStop loads a cluster's record and starts its backend's plugin,
 // refusing backends that cannot start and stop clusters.
-func (e *Client) openStartStop(ctx context.Context, id, verb string) (state.Metadata, *plugin.Plugin, error) {
-	meta, err := e.load(id)
+func (m *Manager) openStartStop(ctx context.Context, id, verb string) (state.Metadata, *plugin.Plugin, error) {
+	meta, err := m.load(id)
 	if err != nil {
 		return meta, nil, err
 	}
-	p, err := e.open(ctx, meta.Backend)
+	p, err := m.open(ctx, meta.Backend)
 	if err != nil {
 		return meta, nil, err
 	}
@@ -100,13 +100,13 @@ func notFoundError(id, backend string) error {
 // footloose's and k3d's stop do. Stopping a stopped cluster succeeds. A
 // backend that cannot (BackendInfo.Capabilities.StartStop false) is an
 // *InvalidError naming it.
-func (e *Client) Stop(ctx context.Context, id string) error {
-	meta, p, err := e.openStartStop(ctx, id, "stop")
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	meta, p, err := m.openStartStop(ctx, id, "stop")
 	if err != nil {
 		return err
 	}
 	defer p.Kill()
-	err = p.Stop(ctx, ref(meta), e.emit(id))
+	err = p.Stop(ctx, ref(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
@@ -127,13 +127,13 @@ func (e *Client) Stop(ctx context.Context, id string) error {
 // when no key is pinned there yet: clusters recorded by an e2e that pinned
 // them under the SSH address keep working after their ports change. A key
 // that differs from a pinned one is never added, so it stays refused.
-func (e *Client) Start(ctx context.Context, id string) error {
-	meta, p, err := e.openStartStop(ctx, id, "start")
+func (m *Manager) Start(ctx context.Context, id string) error {
+	meta, p, err := m.openStartStop(ctx, id, "start")
 	if err != nil {
 		return err
 	}
 	defer p.Kill()
-	err = p.Start(ctx, ref(meta), e.emit(id))
+	err = p.Start(ctx, ref(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
@@ -147,17 +147,17 @@ func (e *Client) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("getting cluster %q from the %s backend after starting it: %w", id, meta.Backend, p.Wrap("get", err))
 	}
-	if meta, err = e.pinAliases(ctx, meta, sc); err != nil {
+	if meta, err = m.pinAliases(ctx, meta, sc); err != nil {
 		return fmt.Errorf("starting cluster %q: %w", id, err)
 	}
-	c := e.toCluster(meta, sc, p.Desc)
+	c := m.toCluster(meta, sc, p.Desc)
 	if err := requireRunning(c.Nodes); err != nil {
 		return fmt.Errorf("starting cluster %q: the %s backend did not start every node: %w", id, meta.Backend, err)
 	}
 	if !p.Desc.Capabilities.VerifySSH {
 		return nil
 	}
-	e.events(Event{Cluster: id, Step: "check SSH on every node"})
+	m.events(Event{Cluster: id, Step: "check SSH on every node"})
 	if err := c.verifySSH(ctx, false, DefaultSSHTimeout); err != nil {
 		return fmt.Errorf("checking SSH on the nodes of cluster %q after starting it: %w", id, err)
 	}
@@ -166,7 +166,7 @@ func (e *Client) Start(ctx context.Context, id string) error {
 
 // pinAliases pins the host keys the backend vouches for under each node's
 // alias where none is pinned yet, and records the alias of every such node.
-func (e *Client) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cluster) (state.Metadata, error) {
+func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cluster) (state.Metadata, error) {
 	keys := vouchedKeys(meta.ID, sc.Nodes)
 	if len(keys) == 0 {
 		return meta, nil
@@ -178,20 +178,20 @@ func (e *Client) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cl
 		}
 	}
 	var updated state.Metadata
-	err := e.store.Update(ctx, meta.ID, func(m *state.Metadata) error {
-		pinned, err := e.store.PinNewHostKeys(meta.ID, keys)
+	err := m.store.Update(ctx, meta.ID, func(rec *state.Metadata) error {
+		pinned, err := m.store.PinNewHostKeys(meta.ID, keys)
 		if err != nil {
 			return err
 		}
 		if len(pinned) > 0 {
-			e.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
+			m.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
 		}
-		for i, n := range m.Nodes {
+		for i, n := range rec.Nodes {
 			if a := aliases[nodeRef(Role(n.Role), n.Index)]; a != "" {
-				m.Nodes[i].HostKeyAlias = a
+				rec.Nodes[i].HostKeyAlias = a
 			}
 		}
-		updated = *m
+		updated = *rec
 		return nil
 	})
 	if err != nil {

@@ -14,12 +14,12 @@ import (
 )
 
 // Get returns a cluster as its backend sees it now.
-func (e *Client) Get(ctx context.Context, id string) (*Cluster, error) {
-	meta, err := e.load(id)
+func (m *Manager) Get(ctx context.Context, id string) (*Cluster, error) {
+	meta, err := m.load(id)
 	if err != nil {
 		return nil, err
 	}
-	p, err := e.open(ctx, meta.Backend)
+	p, err := m.open(ctx, meta.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (e *Client) Get(ctx context.Context, id string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("getting cluster %q from the %s backend: %w", id, meta.Backend, p.Wrap("get", err))
 	}
-	return e.toCluster(meta, sc, p.Desc), nil
+	return m.toCluster(meta, sc, p.Desc), nil
 }
 
 // Summary is one line of List.
@@ -60,19 +60,19 @@ type ListOptions struct {
 
 // List returns the recorded clusters with their status according to their
 // backends, and clusters the backends know of that have no record here.
-func (e *Client) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
-	metas, err := e.store.List()
+func (m *Manager) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
+	metas, err := m.store.List()
 	if err != nil {
 		return nil, err
 	}
 	byBackend := map[string][]state.Metadata{}
-	for _, m := range metas {
-		if opts.Backend == "" || m.Backend == opts.Backend {
-			byBackend[m.Backend] = append(byBackend[m.Backend], m)
+	for _, meta := range metas {
+		if opts.Backend == "" || meta.Backend == opts.Backend {
+			byBackend[meta.Backend] = append(byBackend[meta.Backend], meta)
 		}
 	}
 	if opts.Backend != "" {
-		if _, err := plugin.Find(e.host.Dirs(), opts.Backend); err != nil {
+		if _, err := plugin.Find(m.host.Dirs(), opts.Backend); err != nil {
 			return nil, &InvalidError{Err: err}
 		}
 		if _, ok := byBackend[opts.Backend]; !ok {
@@ -88,7 +88,7 @@ func (e *Client) List(ctx context.Context, opts ListOptions) ([]Summary, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rows := e.listBackend(ctx, backend, ms)
+			rows := m.listBackend(ctx, backend, ms)
 			mu.Lock()
 			out = append(out, rows...)
 			mu.Unlock()
@@ -104,28 +104,28 @@ func (e *Client) List(ctx context.Context, opts ListOptions) ([]Summary, error) 
 	return out, nil
 }
 
-func (e *Client) listBackend(ctx context.Context, backend string, metas []state.Metadata) []Summary {
+func (m *Manager) listBackend(ctx context.Context, backend string, metas []state.Metadata) []Summary {
 	var rows []Summary
-	p, err := e.open(ctx, backend)
+	p, err := m.open(ctx, backend)
 	if err != nil {
-		for _, m := range metas {
-			rows = append(rows, summary(m, "error: "+err.Error()))
+		for _, meta := range metas {
+			rows = append(rows, summary(meta, "error: "+err.Error()))
 		}
 		return rows
 	}
 	defer p.Kill()
 	seen := map[string]bool{}
-	for _, m := range metas {
-		seen[m.ID] = true
-		sc, err := p.Get(ctx, ref(m))
+	for _, meta := range metas {
+		seen[meta.ID] = true
+		sc, err := p.Get(ctx, ref(meta))
 		switch {
 		case errors.Is(err, sdk.ErrNotFound):
-			rows = append(rows, summary(m, "missing"))
+			rows = append(rows, summary(meta, "missing"))
 		case err != nil:
-			rows = append(rows, summary(m, "error: "+p.Wrap("get", err).Error()))
+			rows = append(rows, summary(meta, "error: "+p.Wrap("get", err).Error()))
 		default:
-			c := e.toCluster(m, sc, p.Desc)
-			row := summary(m, c.Status)
+			c := m.toCluster(meta, sc, p.Desc)
+			row := summary(meta, c.Status)
 			row.Nodes = nodeStates(c.Nodes)
 			rows = append(rows, row)
 		}
@@ -136,8 +136,8 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 	// Ask the backend with each distinct set of stored options (or none),
 	// to find clusters made from another state directory.
 	optionSets := map[string][]byte{}
-	for _, m := range metas {
-		optionSets[string(m.Options)] = m.Options
+	for _, meta := range metas {
+		optionSets[string(meta.Options)] = meta.Options
 	}
 	if len(optionSets) == 0 {
 		optionSets[""] = nil
@@ -145,7 +145,7 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 	for _, raw := range optionSets {
 		found, err := p.List(ctx, raw)
 		if err != nil {
-			e.logger.Debug("listing clusters", "backend", backend, "error", err)
+			m.logger.Debug("listing clusters", "backend", backend, "error", err)
 			continue
 		}
 		for _, c := range found {
@@ -171,14 +171,14 @@ func summary(m state.Metadata, status string) Summary {
 }
 
 // IDs returns the ids of every recorded cluster.
-func (e *Client) IDs() ([]string, error) {
-	metas, err := e.store.List()
+func (m *Manager) IDs() ([]string, error) {
+	metas, err := m.store.List()
 	if err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(metas))
-	for _, m := range metas {
-		ids = append(ids, m.ID)
+	for _, meta := range metas {
+		ids = append(ids, meta.ID)
 	}
 	return ids, nil
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Options configure a Client. The zero value uses the environment:
+// Options configure a Manager. The zero value uses the environment:
 // $E2E_HOME for state, and the plugins the user has, found as the CLI finds
-// them (see Client.PluginDirs), so a Go test finds the plugins that
+// them (see Manager.PluginDirs), so a Go test finds the plugins that
 // `e2e plugin list` lists.
 type Options struct {
 	// Home is the state directory; empty means $E2E_HOME or the XDG state dir.
@@ -41,10 +41,10 @@ type Event struct {
 	Message string
 }
 
-// Client creates and manages clusters. It starts plugins as needed; Close
-// stops them and closes the connections of its clusters. A Client is safe
+// Manager creates and manages clusters. It starts plugins as needed; Close
+// stops them and closes the connections of its clusters. A Manager is safe
 // for concurrent use.
-type Client struct {
+type Manager struct {
 	store  *state.Store
 	host   *plugin.Host
 	logger hclog.Logger
@@ -56,8 +56,8 @@ type Client struct {
 	connected map[*Cluster]struct{}
 }
 
-// New returns a Client.
-func New(opts Options) (*Client, error) {
+// New returns a Manager.
+func New(opts Options) (*Manager, error) {
 	home := opts.Home
 	if home == "" {
 		var err error
@@ -85,70 +85,70 @@ func New(opts Options) (*Client, error) {
 	if events == nil {
 		events = func(Event) {}
 	}
-	return &Client{store: store, host: host, logger: logger, events: events}, nil
+	return &Manager{store: store, host: host, logger: logger, events: events}, nil
 }
 
-// Close closes the connections of every cluster the client returned and
+// Close closes the connections of every cluster the manager returned and
 // stops every plugin it started. Call it before exiting.
-func (e *Client) Close() {
-	e.closeClusters("")
-	e.host.Close()
+func (m *Manager) Close() {
+	m.closeClusters("")
+	m.host.Close()
 }
 
 // track remembers a cluster that opened a connection or plugin.
-func (e *Client) track(c *Cluster) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.connected == nil {
-		e.connected = map[*Cluster]struct{}{}
+func (m *Manager) track(c *Cluster) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.connected == nil {
+		m.connected = map[*Cluster]struct{}{}
 	}
-	e.connected[c] = struct{}{}
+	m.connected[c] = struct{}{}
 }
 
-func (e *Client) untrack(c *Cluster) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.connected, c)
+func (m *Manager) untrack(c *Cluster) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.connected, c)
 }
 
 // closeClusters closes the open clusters of id, or all when id is empty.
-func (e *Client) closeClusters(id string) {
-	e.mu.Lock()
+func (m *Manager) closeClusters(id string) {
+	m.mu.Lock()
 	var cs []*Cluster
-	for c := range e.connected {
+	for c := range m.connected {
 		if id == "" || c.ID == id {
 			cs = append(cs, c)
 		}
 	}
-	e.mu.Unlock()
+	m.mu.Unlock()
 	for _, c := range cs {
 		_ = c.Close()
 	}
 }
 
 // Home returns the state directory.
-func (e *Client) Home() string { return e.store.Root() }
+func (m *Manager) Home() string { return m.store.Root() }
 
 // open starts a backend's plugin; an unknown backend is the caller's error.
-func (e *Client) open(ctx context.Context, backend string) (*plugin.Plugin, error) {
-	p, err := e.host.Open(ctx, backend)
+func (m *Manager) open(ctx context.Context, backend string) (*plugin.Plugin, error) {
+	p, err := m.host.Open(ctx, backend)
 	if errors.Is(err, plugin.ErrNoSuchBackend) {
 		return nil, &InvalidError{Err: err}
 	}
 	return p, err
 }
 
-func (e *Client) emit(cluster string) func(sdk.Event) {
+func (m *Manager) emit(cluster string) func(sdk.Event) {
 	return func(ev sdk.Event) {
-		e.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
+		m.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
 	}
 }
 
-func (e *Client) load(id string) (state.Metadata, error) {
+func (m *Manager) load(id string) (state.Metadata, error) {
 	if err := ValidateID(id); err != nil {
 		return state.Metadata{}, err
 	}
-	meta, err := e.store.Load(id)
+	meta, err := m.store.Load(id)
 	if errors.Is(err, state.ErrNotFound) {
 		return meta, &InvalidError{Err: fmt.Errorf("%w %q (see `e2e list`)", ErrUnknownCluster, id)}
 	}

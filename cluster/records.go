@@ -42,11 +42,11 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 // backend reports now: nodes with their current state and endpoint, the
 // alias their host keys are pinned under, and every recorded node the
 // backend no longer reports as missing.
-func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
+func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
-		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
+		CreatedAt: meta.CreatedAt, StateDir: m.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, manager: m,
 		Installed: meta.Installed, startStop: desc.StartStop,
-		access: accessOf(e, meta), conns: &conns{}}
+		access: accessOf(m, meta), conns: &conns{}}
 	recorded := map[string]state.Node{}
 	for _, n := range meta.Nodes {
 		recorded[nodeRef(Role(n.Role), n.Index)] = n

@@ -2,10 +2,10 @@
 // throw-away clusters through backend plugins. The e2e CLI is built on it
 // and nothing else.
 //
-//	e, err := cluster.New(cluster.Options{})
+//	m, err := cluster.New(cluster.Options{})
 //	if err != nil { ... }
-//	defer e.Close()
-//	c, err := e.Create(ctx, cluster.Spec{Backend: "docker", Agents: 2}) // and one master, one public agent
+//	defer m.Close()
+//	c, err := m.Create(ctx, cluster.Spec{Backend: "docker", Agents: 2}) // and one master, one public agent
 //	if err != nil { ... }
 //	defer c.Destroy(context.WithoutCancel(ctx))
 package cluster
@@ -49,7 +49,7 @@ const (
 	// NodeRunning: the node runs and is reached at its SSH endpoint.
 	NodeRunning NodeState = "running"
 	// NodeStopped: the machine exists but does not run (a stopped
-	// container); `e2e start` (Client.Start) brings it back.
+	// container); `e2e start` (Manager.Start) brings it back.
 	NodeStopped NodeState = "stopped"
 	// NodeMissing: the machine is gone (a container removed by hand) while
 	// the cluster is still recorded.
@@ -66,7 +66,7 @@ type Node struct {
 	PublicAddress  string      `json:"public_address,omitempty"`
 	SSH            SSHEndpoint `json:"ssh"`
 	// State is running, stopped or missing, as the backend reported it
-	// when the Cluster was returned (Client.Get). Commands on a node that
+	// when the Cluster was returned (Manager.Get). Commands on a node that
 	// is not running fail at once (see NotRunningError).
 	State NodeState `json:"state"`
 	// HostKeyAlias is the name the node's host keys are pinned under in
@@ -105,7 +105,7 @@ type Cluster struct {
 	// running)" (see Summary.Status).
 	Status string `json:"status"`
 
-	client *Client
+	manager *Manager
 	// startStop says the backend can start and stop the cluster, for the
 	// advice given when a node is not running.
 	startStop bool

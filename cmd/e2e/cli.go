@@ -205,7 +205,7 @@ func (c *CreateCmd) Run(e *env) error {
 		if _, err := c.waitFlags.options(); err != nil {
 			return err
 		}
-		if err := e.client.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
+		if err := e.manager.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
 			return err
 		}
 	}
@@ -215,7 +215,7 @@ func (c *CreateCmd) Run(e *env) error {
 		id = cluster.DefaultID
 	}
 	e.now("creating cluster %q", id)
-	cl, err := e.client.Create(e.ctx, spec)
+	cl, err := e.manager.Create(e.ctx, spec)
 	if err != nil {
 		if e.ctx.Err() != nil {
 			switch {
@@ -246,7 +246,7 @@ type ListCmd struct {
 
 func (c *ListCmd) Run(e *env) error {
 	e.now("listing clusters")
-	rows, err := e.client.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
+	rows, err := e.manager.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ type InspectCmd struct {
 
 func (c *InspectCmd) Run(e *env) error {
 	e.now("inspecting cluster %q", c.ClusterID)
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -340,7 +340,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	ids := c.ClusterID
 	if c.All {
 		var err error
-		if ids, err = e.client.IDs(); err != nil {
+		if ids, err = e.manager.IDs(); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
@@ -353,7 +353,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	var errs []error
 	for _, id := range ids {
 		e.now("destroying cluster %q", id)
-		if err := e.client.Destroy(e.ctx, id); err != nil {
+		if err := e.manager.Destroy(e.ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -369,7 +369,7 @@ type ForgetCmd struct {
 }
 
 func (c *ForgetCmd) Run(e *env) error {
-	if err := e.client.Forget(e.ctx, c.ClusterID); err != nil {
+	if err := e.manager.Forget(e.ctx, c.ClusterID); err != nil {
 		return err
 	}
 	e.say("forgot %s (its machines were not touched)", c.ClusterID)
@@ -390,7 +390,7 @@ type CleanCmd struct {
 
 func (c *CleanCmd) Run(e *env) error {
 	e.now("looking for leftovers")
-	lines, err := e.client.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
+	lines, err := e.manager.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
 	for _, l := range lines {
 		fmt.Fprintln(e.stdout, l)
 	}

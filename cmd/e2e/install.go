@@ -96,7 +96,7 @@ func (c *InstallCmd) Run(e *env) error {
 	if n != 1 {
 		return invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 	if (c.Installer == "") == (c.InstallerURL == "") {
 		return invalid(errors.New("give exactly one of --installer PATH or --installer-url URL"))
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ type WaitCmd struct {
 }
 
 func (c *WaitCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}

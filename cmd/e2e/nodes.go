@@ -119,7 +119,7 @@ func (c *RunCmd) Run(e *env) error {
 	if err := cmd.Validate(); err != nil {
 		return err
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ type SSHCmd struct {
 }
 
 func (c *SSHCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ type SendFileCmd struct {
 }
 
 func (c *SendFileCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ type DownloadCmd struct {
 }
 
 func (c *DownloadCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
