@@ -64,7 +64,7 @@ func TestCreateAndDestroyFromGo(t *testing.T) {
 		t.Errorf("nodes: %+v", c.Nodes)
 	}
 	n, err := c.Node("agent_1")
-	if err != nil || n.Role != cluster.Agent || n.Index != 1 {
+	if err != nil || n.Role != cluster.RoleAgent || n.Index != 1 {
 		t.Errorf("Node(agent_1) = %+v, %v", n, err)
 	}
 	if byName, err := c.Node(n.Name); err != nil || byName.Ref() != "agent_1" {

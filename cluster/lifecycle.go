@@ -174,7 +174,7 @@ func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.C
 	aliases := map[string]string{}
 	for _, n := range sc.Nodes {
 		if len(n.HostKeys) > 0 {
-			aliases[nodeRef(Role(n.Role), n.Index)] = hostKeyAlias(meta.ID, n)
+			aliases[nodeRef(n.Role, n.Index)] = hostKeyAlias(meta.ID, n)
 		}
 	}
 	var updated state.Metadata

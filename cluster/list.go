@@ -156,7 +156,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 			n := countRoles(c.Nodes)
 			states := map[string]NodeState{}
 			for _, node := range c.Nodes {
-				states[nodeRef(Role(node.Role), node.Index)] = nodeStateOf(node.State)
+				states[nodeRef(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
 				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states})

@@ -12,12 +12,12 @@ import (
 func countRoles(nodes []sdk.Node) state.Counts {
 	var n state.Counts
 	for _, node := range nodes {
-		switch Role(node.Role) {
-		case Master:
+		switch node.Role {
+		case RoleMaster:
 			n.Masters++
-		case Agent:
+		case RoleAgent:
 			n.Agents++
-		case PublicAgent:
+		case RolePublicAgent:
 			n.PublicAgents++
 		}
 	}
@@ -84,7 +84,7 @@ func nodeFromState(n state.Node, st NodeState) Node {
 }
 
 func sortNodes(nodes []Node) {
-	order := map[Role]int{Master: 0, Agent: 1, PublicAgent: 2}
+	order := map[Role]int{RoleMaster: 0, RoleAgent: 1, RolePublicAgent: 2}
 	sort.SliceStable(nodes, func(i, j int) bool {
 		if nodes[i].Role != nodes[j].Role {
 			return order[nodes[i].Role] < order[nodes[j].Role]
@@ -104,7 +104,7 @@ func ref(meta state.Metadata) sdk.Ref {
 // valid known_hosts host name whatever the backend calls the machine, and
 // e2e-prefixed so that it matches no real host in a user's known_hosts.
 func hostKeyAlias(clusterID string, n sdk.Node) string {
-	return "e2e-" + clusterID + "-" + nodeRef(Role(n.Role), n.Index)
+	return "e2e-" + clusterID + "-" + nodeRef(n.Role, n.Index)
 }
 
 // vouchedKeys are the host keys a backend reported, pinned under each

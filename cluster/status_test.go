@@ -6,7 +6,7 @@ func TestClusterStatus(t *testing.T) {
 	nodes := func(states ...NodeState) []Node {
 		out := make([]Node, len(states))
 		for i, s := range states {
-			out[i] = Node{Role: Agent, Index: i, State: s}
+			out[i] = Node{Role: RoleAgent, Index: i, State: s}
 		}
 		return out
 	}

@@ -20,19 +20,20 @@ import (
 	"github.com/e2e-tool/e2e/sdk"
 )
 
-// Role is the part a node plays in a cluster.
-type Role string
+// Role is the part a node plays in a cluster: the SDK's Role, so that
+// the core and the backends speak of roles in one vocabulary.
+type Role = sdk.Role
 
 // Roles. They become DC/OS's master, slave and slave_public only when DC/OS
 // is installed.
 const (
-	Master      Role = "master"
-	Agent       Role = "agent"
-	PublicAgent Role = "public_agent"
+	RoleMaster      = sdk.RoleMaster
+	RoleAgent       = sdk.RoleAgent
+	RolePublicAgent = sdk.RolePublicAgent
 )
 
-// Roles returns every role in node order.
-func Roles() []Role { return []Role{Master, Agent, PublicAgent} }
+// Roles returns every role in node order (the SDK's Roles).
+func Roles() []Role { return sdk.Roles() }
 
 // SSHEndpoint is where the core dials a node's sshd.
 type SSHEndpoint struct {
@@ -125,13 +126,13 @@ func (c *Cluster) NodesOf(role Role) []Node {
 }
 
 // Masters returns the master nodes.
-func (c *Cluster) Masters() []Node { return c.NodesOf(Master) }
+func (c *Cluster) Masters() []Node { return c.NodesOf(RoleMaster) }
 
 // Agents returns the agent nodes.
-func (c *Cluster) Agents() []Node { return c.NodesOf(Agent) }
+func (c *Cluster) Agents() []Node { return c.NodesOf(RoleAgent) }
 
 // PublicAgents returns the public agent nodes.
-func (c *Cluster) PublicAgents() []Node { return c.NodesOf(PublicAgent) }
+func (c *Cluster) PublicAgents() []Node { return c.NodesOf(RolePublicAgent) }
 
 // Node finds a node by reference (master_0), name, hostname or address.
 func (c *Cluster) Node(ref string) (Node, error) {

@@ -178,7 +178,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	// The flag (--agents 2) wins over the file (agents: 3).
-	if roles[cluster.Master] != 1 || roles[cluster.Agent] != 2 || roles[cluster.PublicAgent] != 1 {
+	if roles[cluster.RoleMaster] != 1 || roles[cluster.RoleAgent] != 2 || roles[cluster.RolePublicAgent] != 1 {
 		t.Errorf("roles = %v, want 1 master, 2 agents, 1 public agent", roles)
 	}
 	// -o memory=2048 wins over the file's memory: 1024.

@@ -24,11 +24,11 @@ type nodeSelection struct {
 func parseRole(s string) (cluster.Role, error) {
 	switch strings.ReplaceAll(s, "-", "_") {
 	case "master", "masters":
-		return cluster.Master, nil
+		return cluster.RoleMaster, nil
 	case "agent", "agents":
-		return cluster.Agent, nil
+		return cluster.RoleAgent, nil
 	case "public_agent", "public_agents":
-		return cluster.PublicAgent, nil
+		return cluster.RolePublicAgent, nil
 	}
 	return "", invalid(fmt.Errorf("unknown role %q: use master, agent or public_agent", s))
 }
