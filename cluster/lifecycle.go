@@ -187,7 +187,7 @@ func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.C
 			m.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
 		}
 		for i, n := range rec.Nodes {
-			if a := aliases[nodeRef(Role(n.Role), n.Index)]; a != "" {
+			if a := aliases[nodeRef(n.Role, n.Index)]; a != "" {
 				rec.Nodes[i].HostKeyAlias = a
 			}
 		}

@@ -24,14 +24,14 @@ func countRoles(nodes []sdk.Node) state.Counts {
 	return n
 }
 
-func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
-	out := make([]state.Node, 0, len(nodes))
+func nodesToState(nodes []sdk.Node, sshUser string) []state.NodeRecord {
+	out := make([]state.NodeRecord, 0, len(nodes))
 	for _, n := range nodes {
 		user := n.SSH.User
 		if sshUser != "" {
 			user = sshUser
 		}
-		out = append(out, state.Node{Role: string(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+		out = append(out, state.NodeRecord{Role: n.Role, Index: n.Index, Name: n.Name, Hostname: n.Hostname,
 			PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
 			SSHHost: n.SSH.Host, SSHPort: n.SSH.Port, SSHUser: user})
 	}
@@ -47,9 +47,9 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 		CreatedAt: meta.CreatedAt, StateDir: m.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, manager: m,
 		Installed: meta.Installed, startStop: desc.StartStop,
 		access: accessOf(m, meta), conns: &conns{}}
-	recorded := map[string]state.Node{}
+	recorded := map[string]state.NodeRecord{}
 	for _, n := range meta.Nodes {
-		recorded[nodeRef(Role(n.Role), n.Index)] = n
+		recorded[nodeRef(n.Role, n.Index)] = n
 	}
 	seen := map[string]bool{}
 	if sc != nil {
@@ -77,8 +77,8 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 	return c
 }
 
-func nodeFromState(n state.Node, st NodeState) Node {
-	return Node{Role: Role(n.Role), Index: n.Index, Name: n.Name, Hostname: n.Hostname,
+func nodeFromState(n state.NodeRecord, st NodeState) Node {
+	return Node{Role: n.Role, Index: n.Index, Name: n.Name, Hostname: n.Hostname,
 		PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
 		SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}, State: st, HostKeyAlias: n.HostKeyAlias}
 }
