@@ -183,7 +183,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		return nil, err
 	}
 	meta.UID, meta.Record = sc.UID, sc.Record
-	meta.Nodes = nodesToState(sc.Nodes, spec.SSHUser)
+	meta.Nodes = nodeRecords(sc.Nodes, spec.SSHUser)
 	meta.Counts = countRoles(sc.Nodes)
 	// The keys the backend vouches for are pinned under each node's
 	// identity, not its address, which may change (a restarted container

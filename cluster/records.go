@@ -24,7 +24,9 @@ func countRoles(nodes []sdk.Node) state.Counts {
 	return n
 }
 
-func nodesToState(nodes []sdk.Node, sshUser string) []state.NodeRecord {
+// nodeRecords are the records of a backend's nodes, logged in to as
+// sshUser when given.
+func nodeRecords(nodes []sdk.Node, sshUser string) []state.NodeRecord {
 	out := make([]state.NodeRecord, 0, len(nodes))
 	for _, n := range nodes {
 		user := n.SSH.User
@@ -54,15 +56,15 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 	seen := map[string]bool{}
 	if sc != nil {
 		c.Details = sc.Details
-		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
-			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
+		for i, n := range nodeRecords(sc.Nodes, meta.SSHUser) {
+			node := nodeFromRecord(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
 			seen[node.Ref()] = true
 			c.Nodes = append(c.Nodes, node)
 		}
 	}
 	for _, n := range meta.Nodes {
-		if node := nodeFromState(n, NodeMissing); !seen[node.Ref()] {
+		if node := nodeFromRecord(n, NodeMissing); !seen[node.Ref()] {
 			// Recorded, but the backend no longer reports it: the core
 			// must not dial whatever now has its old address.
 			node.SSH.Port = 0
@@ -77,7 +79,8 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 	return c
 }
 
-func nodeFromState(n state.NodeRecord, st NodeState) Node {
+// nodeFromRecord is the Node of a record, in state st.
+func nodeFromRecord(n state.NodeRecord, st NodeState) Node {
 	return Node{Role: n.Role, Index: n.Index, Name: n.Name, Hostname: n.Hostname,
 		PrivateAddress: n.PrivateAddress, PublicAddress: n.PublicAddress,
 		SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}, State: st, HostKeyAlias: n.HostKeyAlias}
