@@ -42,19 +42,21 @@ type SSHEndpoint struct {
 	User string `json:"user"`
 }
 
-// NodeState is whether a node is up, as its backend sees it.
-type NodeState string
+// NodeState is whether a node is up, as its backend sees it: the SDK's
+// NodeState. Nodes a Manager returns carry one of the three states (a backend's
+// empty state, from a plugin built before states existed, is NodeRunning).
+type NodeState = sdk.NodeState
 
-// Node states.
+// Node states, as the SDK names them.
 const (
 	// NodeRunning: the node runs and is reached at its SSH endpoint.
-	NodeRunning NodeState = "running"
+	NodeRunning = sdk.NodeRunning
 	// NodeStopped: the machine exists but does not run (a stopped
 	// container); `e2e start` (Manager.Start) brings it back.
-	NodeStopped NodeState = "stopped"
+	NodeStopped = sdk.NodeStopped
 	// NodeMissing: the machine is gone (a container removed by hand) while
 	// the cluster is still recorded.
-	NodeMissing NodeState = "missing"
+	NodeMissing = sdk.NodeMissing
 )
 
 // Node is one machine of a cluster.
@@ -81,7 +83,7 @@ type Node struct {
 
 // Running reports whether the node runs. An empty state (a Node decoded
 // from the JSON of an e2e from before node states) counts as running.
-func (n Node) Running() bool { return n.State == NodeRunning || n.State == "" }
+func (n Node) Running() bool { return n.State.Running() }
 
 // Ref is the node's reference, such as master_0 or public_agent_1.
 func (n Node) Ref() string { return nodeRef(n.Role, n.Index) }
