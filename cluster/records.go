@@ -1,8 +1,9 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
@@ -86,13 +87,12 @@ func nodeFromRecord(n state.NodeRecord, st NodeState) Node {
 		SSH: SSHEndpoint{Host: n.SSHHost, Port: n.SSHPort, User: n.SSHUser}, State: st, HostKeyAlias: n.HostKeyAlias}
 }
 
+// sortNodes puts nodes in node order: by role in the SDK's order (Roles),
+// then by index.
 func sortNodes(nodes []Node) {
-	order := map[Role]int{RoleMaster: 0, RoleAgent: 1, RolePublicAgent: 2}
-	sort.SliceStable(nodes, func(i, j int) bool {
-		if nodes[i].Role != nodes[j].Role {
-			return order[nodes[i].Role] < order[nodes[j].Role]
-		}
-		return nodes[i].Index < nodes[j].Index
+	order := Roles()
+	slices.SortStableFunc(nodes, func(a, b Node) int {
+		return cmp.Or(cmp.Compare(slices.Index(order, a.Role), slices.Index(order, b.Role)), cmp.Compare(a.Index, b.Index))
 	})
 }
 
