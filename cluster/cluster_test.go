@@ -67,7 +67,7 @@ func TestCreateAndDestroyFromGo(t *testing.T) {
 	if err != nil || n.Role != cluster.RoleAgent || n.Index != 1 {
 		t.Errorf("Node(agent_1) = %+v, %v", n, err)
 	}
-	if byName, err := c.Node(n.Name); err != nil || byName.Ref() != "agent_1" {
+	if byName, err := c.Node(n.Name); err != nil || byName.ID() != "agent_1" {
 		t.Errorf("Node(%s) = %+v, %v", n.Name, byName, err)
 	}
 	if _, err := c.Node("agent_7"); !cluster.IsInvalid(err) {

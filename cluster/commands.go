@@ -114,7 +114,7 @@ func (n Node) Output(ctx context.Context, argv ...string) ([]byte, error) {
 		return nil, err
 	}
 	if st.Code != 0 {
-		return stdout.Bytes(), fmt.Errorf("%s: %q exited %d: %s", n.Ref(), argv, st.Code, stderr.String())
+		return stdout.Bytes(), fmt.Errorf("%s: %q exited %d: %s", n.ID(), argv, st.Code, stderr.String())
 	}
 	return stdout.Bytes(), nil
 }
@@ -130,7 +130,7 @@ type NodeResult struct {
 type RunOptions struct {
 	// Limit bounds how many nodes run at once; 0 means all.
 	Limit int
-	// Prefix starts every output line with the node reference ("agent_1: ").
+	// Prefix starts every output line with the node's id ("agent_1: ").
 	Prefix bool
 }
 
@@ -145,11 +145,11 @@ func (c *Cluster) RunOn(ctx context.Context, nodes []Node, cmd Command, opts Run
 		var closers []io.Closer
 		if opts.Prefix {
 			if cmd.Stdout != nil {
-				w := ssh.NewPrefixWriter(cmd.Stdout, n.Ref()+": ", &mu)
+				w := ssh.NewPrefixWriter(cmd.Stdout, n.ID()+": ", &mu)
 				one.Stdout, closers = w, append(closers, w)
 			}
 			if cmd.Stderr != nil {
-				w := ssh.NewPrefixWriter(cmd.Stderr, n.Ref()+": ", &mu)
+				w := ssh.NewPrefixWriter(cmd.Stderr, n.ID()+": ", &mu)
 				one.Stderr, closers = w, append(closers, w)
 			}
 		}

@@ -70,7 +70,7 @@ func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
 	if err := n.notRunning(); err != nil {
 		return nil, err
 	}
-	key := n.Ref()
+	key := n.ID()
 	for {
 		c.conns.mu.Lock()
 		if cl, ok := c.conns.clients[key]; ok {
@@ -128,7 +128,7 @@ func endpoint(n Node) ssh.Endpoint {
 
 // nodeError names the node in an SSH error.
 func nodeError(n Node, err error) error {
-	return fmt.Errorf("%s (%s@%s:%d): %w", n.Ref(), n.SSH.User, n.SSH.Host, n.SSH.Port, err)
+	return fmt.Errorf("%s (%s@%s:%d): %w", n.ID(), n.SSH.User, n.SSH.Host, n.SSH.Port, err)
 }
 
 // Close closes the cluster's SSH connections and stops the plugin of its

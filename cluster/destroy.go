@@ -30,7 +30,7 @@ func (m *Manager) Destroy(ctx context.Context, id string) error {
 	if !p.Desc.Capabilities.Destroy {
 		return invalidf("the %s backend cannot destroy cluster %q: e2e did not create these machines; `e2e forget -c %s` drops the record", meta.Backend, id, id)
 	}
-	if err := p.Destroy(ctx, ref(meta), m.emit(id)); err != nil {
+	if err := p.Destroy(ctx, clusterRef(meta), m.emit(id)); err != nil {
 		return fmt.Errorf("destroying cluster %q: %w", id, p.Wrap("destroy", err))
 	}
 	return m.store.Remove(ctx, id)
@@ -165,7 +165,7 @@ func (m *Manager) Clean(ctx context.Context, opts CleanOptions) ([]string, error
 		var keep []sdk.Ref
 		for _, meta := range metas {
 			if meta.Backend == c.Name {
-				keep = append(keep, ref(meta))
+				keep = append(keep, clusterRef(meta))
 			}
 		}
 		err = p.Clean(ctx, keep, opts.DryRun, func(ev sdk.Event) {

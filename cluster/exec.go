@@ -47,7 +47,7 @@ func (c *Cluster) execNode(ctx context.Context, n Node) (execNode, error) {
 		return execNode{}, err
 	}
 	return execNode{node: n.Name, user: n.SSH.User, exec: func(ctx context.Context, req sdk.ExecRequest) (int, error) {
-		code, err := p.Exec(ctx, ref(m), req)
+		code, err := p.Exec(ctx, clusterRef(m), req)
 		if err != nil && ctx.Err() == nil {
 			err = p.Wrap("exec", err)
 		}

@@ -126,11 +126,11 @@ func (n Node) transferError(ctx context.Context, err error) error {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return ctx.Err()
 	case errors.As(err, &input):
-		return &InvalidError{Err: fmt.Errorf("%s: %w", n.Ref(), input.Err)}
+		return &InvalidError{Err: fmt.Errorf("%s: %w", n.ID(), input.Err)}
 	}
 	var invalid *InvalidError
 	if errors.As(err, &invalid) {
 		return err
 	}
-	return fmt.Errorf("%s: %w", n.Ref(), err)
+	return fmt.Errorf("%s: %w", n.ID(), err)
 }

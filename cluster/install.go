@@ -21,7 +21,7 @@ import (
 // installNode adapts a Node to what the install package needs.
 type installNode struct{ n Node }
 
-func (a installNode) Ref() string            { return a.n.Ref() }
+func (a installNode) ID() string             { return a.n.ID() }
 func (a installNode) NodeRole() install.Role { return install.Role(a.n.Role) }
 func (a installNode) Address() string        { return a.n.PrivateAddress }
 func (a installNode) Exec(ctx context.Context, shell string, env map[string]string, stdout, stderr io.Writer) (int, error) {
@@ -101,7 +101,7 @@ func (c *Cluster) backendCanInstall(ctx context.Context, opts DCOSOptions) (sdk.
 	if err != nil {
 		return sdk.BaseConfig{}, err
 	}
-	base, err := p.BaseConfig(ctx, ref(m))
+	base, err := p.BaseConfig(ctx, clusterRef(m))
 	if err != nil {
 		return sdk.BaseConfig{}, fmt.Errorf("the %s backend's base config: %w", c.Backend, p.Wrap("base config", err))
 	}

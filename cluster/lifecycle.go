@@ -19,7 +19,7 @@ import (
 type NotRunningError struct {
 	Cluster string
 	Backend string
-	// Node is the node's reference, such as agent_0.
+	// Node is the node's id, such as agent_0.
 	Node  string
 	State NodeState
 	// canStart says the backend can start the cluster (e2e start).
@@ -43,7 +43,7 @@ func (n Node) notRunning() error {
 	if n.Running() {
 		return nil
 	}
-	e := &NotRunningError{Node: n.Ref(), State: n.State}
+	e := &NotRunningError{Node: n.ID(), State: n.State}
 	if n.cluster != nil {
 		e.Cluster, e.Backend, e.canStart = n.cluster.ID, n.cluster.Backend, n.cluster.startStop
 	}
@@ -62,7 +62,7 @@ func requireRunning(nodes []Node) error {
 		case first == nil:
 			first = err
 		default:
-			others = append(others, n.Ref()+" ("+string(n.State)+")")
+			others = append(others, n.ID()+" ("+string(n.State)+")")
 		}
 	}
 	if len(others) > 0 {
@@ -106,7 +106,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		return err
 	}
 	defer p.Kill()
-	err = p.Stop(ctx, ref(meta), m.emit(id))
+	err = p.Stop(ctx, clusterRef(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
@@ -133,14 +133,14 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return err
 	}
 	defer p.Kill()
-	err = p.Start(ctx, ref(meta), m.emit(id))
+	err = p.Start(ctx, clusterRef(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
 	if err != nil {
 		return fmt.Errorf("starting cluster %q: %w", id, p.Wrap("start", err))
 	}
-	sc, err := p.Get(ctx, ref(meta))
+	sc, err := p.Get(ctx, clusterRef(meta))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
@@ -174,7 +174,7 @@ func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.C
 	aliases := map[string]string{}
 	for _, n := range sc.Nodes {
 		if len(n.HostKeys) > 0 {
-			aliases[nodeRef(n.Role, n.Index)] = hostKeyAlias(meta.ID, n)
+			aliases[nodeID(n.Role, n.Index)] = hostKeyAlias(meta.ID, n)
 		}
 	}
 	var updated state.Metadata
@@ -187,7 +187,7 @@ func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.C
 			m.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
 		}
 		for i, n := range rec.Nodes {
-			if a := aliases[nodeRef(n.Role, n.Index)]; a != "" {
+			if a := aliases[nodeID(n.Role, n.Index)]; a != "" {
 				rec.Nodes[i].HostKeyAlias = a
 			}
 		}

@@ -40,7 +40,7 @@ func TestStopStartFromGo(t *testing.T) {
 	}
 	for _, n := range c.Nodes {
 		if n.State != cluster.NodeStopped || n.Running() {
-			t.Errorf("%s: state %q, want stopped", n.Ref(), n.State)
+			t.Errorf("%s: state %q, want stopped", n.ID(), n.State)
 		}
 	}
 	agent, err := c.Node("agent_1")
@@ -89,7 +89,7 @@ func TestStopStartFromGo(t *testing.T) {
 	}
 	for _, n := range c.Nodes {
 		if n.State != cluster.NodeRunning || n.SSH.Port == 0 {
-			t.Errorf("%s after Start: state %q, SSH port %d", n.Ref(), n.State, n.SSH.Port)
+			t.Errorf("%s after Start: state %q, SSH port %d", n.ID(), n.State, n.SSH.Port)
 		}
 	}
 }

@@ -24,7 +24,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Cluster, error) {
 		return nil, err
 	}
 	defer p.Kill()
-	sc, err := p.Get(ctx, ref(meta))
+	sc, err := p.Get(ctx, clusterRef(meta))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return nil, fmt.Errorf("cluster %q is recorded but the %s backend no longer has it: `e2e destroy -c %s` drops the record", id, meta.Backend, id)
 	}
@@ -117,7 +117,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 	seen := map[string]bool{}
 	for _, meta := range metas {
 		seen[meta.ID] = true
-		sc, err := p.Get(ctx, ref(meta))
+		sc, err := p.Get(ctx, clusterRef(meta))
 		switch {
 		case errors.Is(err, sdk.ErrNotFound):
 			rows = append(rows, summary(meta, "missing"))
@@ -156,7 +156,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 			n := countRoles(c.Nodes)
 			states := map[string]NodeState{}
 			for _, node := range c.Nodes {
-				states[nodeRef(node.Role, node.Index)] = nodeStateOf(node.State)
+				states[nodeID(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
 				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states})

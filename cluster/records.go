@@ -52,20 +52,20 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 		access: accessOf(m, meta), conns: &conns{}}
 	recorded := map[string]state.NodeRecord{}
 	for _, n := range meta.Nodes {
-		recorded[nodeRef(n.Role, n.Index)] = n
+		recorded[nodeID(n.Role, n.Index)] = n
 	}
 	seen := map[string]bool{}
 	if sc != nil {
 		c.Details = sc.Details
 		for i, n := range nodeRecords(sc.Nodes, meta.SSHUser) {
 			node := nodeFromRecord(n, nodeStateOf(sc.Nodes[i].State))
-			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
-			seen[node.Ref()] = true
+			node.HostKeyAlias = recorded[node.ID()].HostKeyAlias
+			seen[node.ID()] = true
 			c.Nodes = append(c.Nodes, node)
 		}
 	}
 	for _, n := range meta.Nodes {
-		if node := nodeFromRecord(n, NodeMissing); !seen[node.Ref()] {
+		if node := nodeFromRecord(n, NodeMissing); !seen[node.ID()] {
 			// Recorded, but the backend no longer reports it: the core
 			// must not dial whatever now has its old address.
 			node.SSH.Port = 0
@@ -96,7 +96,8 @@ func sortNodes(nodes []Node) {
 	})
 }
 
-func ref(meta state.Metadata) sdk.Ref {
+// clusterRef is what the backend finds a recorded cluster by.
+func clusterRef(meta state.Metadata) sdk.Ref {
 	return sdk.Ref{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
 }
 
@@ -107,7 +108,7 @@ func ref(meta state.Metadata) sdk.Ref {
 // valid known_hosts host name whatever the backend calls the machine, and
 // e2e-prefixed so that it matches no real host in a user's known_hosts.
 func hostKeyAlias(clusterID string, n sdk.Node) string {
-	return "e2e-" + clusterID + "-" + nodeRef(n.Role, n.Index)
+	return "e2e-" + clusterID + "-" + nodeID(n.Role, n.Index)
 }
 
 // vouchedKeys are the host keys a backend reported, pinned under each
@@ -137,7 +138,7 @@ func nodeStateOf(s sdk.NodeState) NodeState {
 func nodeStates(nodes []Node) map[string]NodeState {
 	out := make(map[string]NodeState, len(nodes))
 	for _, n := range nodes {
-		out[n.Ref()] = n.State
+		out[n.ID()] = n.State
 	}
 	return out
 }

@@ -48,7 +48,7 @@ func TestSortNodes(t *testing.T) {
 			sortNodes(tt.in)
 			got := make([]string, len(tt.in))
 			for i, node := range tt.in {
-				got[i] = node.Ref()
+				got[i] = node.ID()
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("order %v, want %v", got, tt.want)

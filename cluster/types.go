@@ -85,10 +85,13 @@ type Node struct {
 // from the JSON of an e2e from before node states) counts as running.
 func (n Node) Running() bool { return n.State.Running() }
 
-// Ref is the node's reference, such as master_0 or public_agent_1.
-func (n Node) Ref() string { return nodeRef(n.Role, n.Index) }
+// ID is the node's id in its cluster, its role and index, such as
+// master_0 or public_agent_1: what the CLI's --node takes and the NODE
+// column of e2e inspect shows. (Name is what the backend calls the
+// machine.)
+func (n Node) ID() string { return nodeID(n.Role, n.Index) }
 
-func nodeRef(role Role, index int) string { return string(role) + "_" + strconv.Itoa(index) }
+func nodeID(role Role, index int) string { return string(role) + "_" + strconv.Itoa(index) }
 
 // Cluster is a cluster e2e created (or was given).
 type Cluster struct {
@@ -136,19 +139,19 @@ func (c *Cluster) Agents() []Node { return c.NodesOf(RoleAgent) }
 // PublicAgents returns the public agent nodes.
 func (c *Cluster) PublicAgents() []Node { return c.NodesOf(RolePublicAgent) }
 
-// Node finds a node by reference (master_0), name, hostname or address.
-func (c *Cluster) Node(ref string) (Node, error) {
+// Node finds a node by id (master_0), name, hostname or address.
+func (c *Cluster) Node(which string) (Node, error) {
 	for _, n := range c.Nodes {
-		if ref == n.Ref() || ref == n.Name || (n.Hostname != "" && ref == n.Hostname) ||
-			ref == n.PrivateAddress || (n.PublicAddress != "" && ref == n.PublicAddress) {
+		if which == n.ID() || which == n.Name || (n.Hostname != "" && which == n.Hostname) ||
+			which == n.PrivateAddress || (n.PublicAddress != "" && which == n.PublicAddress) {
 			return n, nil
 		}
 	}
-	refs := make([]string, 0, len(c.Nodes))
+	ids := make([]string, 0, len(c.Nodes))
 	for _, n := range c.Nodes {
-		refs = append(refs, n.Ref())
+		ids = append(ids, n.ID())
 	}
-	return Node{}, invalidf("cluster %q has no node %q (nodes: %s)", c.ID, ref, strings.Join(refs, ", "))
+	return Node{}, invalidf("cluster %q has no node %q (nodes: %s)", c.ID, which, strings.Join(ids, ", "))
 }
 
 // InvalidError is an error the caller caused: bad input, an unknown

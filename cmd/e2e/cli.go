@@ -309,7 +309,7 @@ func (c *InspectCmd) Run(e *env) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tNAME\tPRIVATE_ADDRESS\tSSH")
 	for _, n := range cl.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Ref(), n.State, n.Name, orDash(n.PrivateAddress), sshColumn(n))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID(), n.State, n.Name, orDash(n.PrivateAddress), sshColumn(n))
 	}
 	return tw.Flush()
 }

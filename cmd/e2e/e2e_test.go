@@ -174,7 +174,7 @@ func TestLifecycle(t *testing.T) {
 	for _, n := range c.Nodes {
 		roles[n.Role]++
 		if n.PrivateAddress == "" || n.SSH.Host == "" || n.SSH.Port == 0 {
-			t.Errorf("node %s lacks an address or SSH endpoint: %+v", n.Ref(), n)
+			t.Errorf("node %s lacks an address or SSH endpoint: %+v", n.ID(), n)
 		}
 	}
 	// The flag (--agents 2) wins over the file (agents: 3).

@@ -172,7 +172,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 		return err
 	}
 	installOn := func(ctx context.Context, n Node) error {
-		d.event("dcos_install.sh", n.Ref(), dcosRole(n.NodeRole()))
+		d.event("dcos_install.sh", n.ID(), dcosRole(n.NodeRole()))
 		return runLogged(ctx, n, d.StateDir, "dcos_install.sh "+dcosRole(n.NodeRole()),
 			"cd "+RemoteDir+" && bash dcos_install.sh --no-block-dcos-setup "+dcosRole(n.NodeRole()), nil)
 	}
@@ -192,9 +192,9 @@ func (d DCOS) distribute(ctx context.Context, nodes []Node, serve string) error 
 			return err
 		}
 		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
-			return &StepError{Node: n.Ref(), Step: "copy genconf/serve", Err: err}
+			return &StepError{Node: n.ID(), Step: "copy genconf/serve", Err: err}
 		}
-		d.event("send the installer to every node", n.Ref(), "done")
+		d.event("send the installer to every node", n.ID(), "done")
 		return nil
 	})
 }
@@ -204,24 +204,24 @@ func (d DCOS) distribute(ctx context.Context, nodes []Node, serve string) error 
 // back to work so it can go to the other nodes.
 func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string, args ...string) error {
 	const remote = "/opt/dcos_genconf"
-	d.event("download the installer", m.Ref(), d.InstallerURL)
+	d.event("download the installer", m.ID(), d.InstallerURL)
 	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && mkdir -p "+remote, nil); err != nil {
 		return err
 	}
 	if err := m.Upload(ctx, filepath.Join(work, "genconf"), remote+"/genconf"); err != nil {
-		return &StepError{Node: m.Ref(), Step: "copy genconf", Err: err}
+		return &StepError{Node: m.ID(), Step: "copy genconf", Err: err}
 	}
 	if err := runLogged(ctx, m, d.StateDir, "download the installer",
 		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shell.Quote(d.InstallerURL), nil); err != nil {
 		return err
 	}
-	d.event("genconf", m.Ref(), "on "+m.Ref())
-	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.Ref()+")",
+	d.event("genconf", m.ID(), "on "+m.ID())
+	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.ID()+")",
 		"cd "+remote+" && bash dcos_generate_config.sh "+shell.Quote(args...), nil); err != nil {
 		return err
 	}
 	if err := m.Download(ctx, remote+"/genconf/serve", filepath.Join(work, "genconf", "serve")); err != nil {
-		return &StepError{Node: m.Ref(), Step: "fetch genconf/serve", Err: err}
+		return &StepError{Node: m.ID(), Step: "fetch genconf/serve", Err: err}
 	}
 	return nil
 }
@@ -261,7 +261,7 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 		return err
 	}
 	upgrade := func(ctx context.Context, n Node) error {
-		d.event("upgrade", n.Ref(), "")
+		d.event("upgrade", n.ID(), "")
 		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shell.Quote(rel), nil)
 	}
 	for _, m := range byRole(nodes, Master) {

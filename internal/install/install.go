@@ -42,7 +42,7 @@ func dcosRole(r Role) string {
 
 // Node is what installation needs of a node.
 type Node interface {
-	Ref() string
+	ID() string
 	NodeRole() Role
 	Address() string
 	// Exec runs a shell command line as root and returns its exit code;
@@ -94,7 +94,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // runLogged runs a step on a node with its output appended to the node's
 // log file, and turns a failure into a StepError.
 func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[string]string) error {
-	logPath := filepath.Join(logDir, n.Ref()+".log")
+	logPath := filepath.Join(logDir, n.ID()+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -105,10 +105,10 @@ func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[
 	w := io.MultiWriter(f, tail)
 	code, err := n.Exec(ctx, shell, env, w, w)
 	if err != nil {
-		return &StepError{Node: n.Ref(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
+		return &StepError{Node: n.ID(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
 	}
 	if code != 0 {
-		return &StepError{Node: n.Ref(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
+		return &StepError{Node: n.ID(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ type fakeNode struct {
 	exec      func(shell string) (int, string)
 }
 
-func (f fakeNode) Ref() string     { return f.ref }
+func (f fakeNode) ID() string      { return f.ref }
 func (f fakeNode) NodeRole() Role  { return f.role }
 func (f fakeNode) Address() string { return f.addr }
 func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, _ io.Writer) (int, error) {

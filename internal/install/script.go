@@ -27,7 +27,7 @@ const remoteScriptDir = "/opt/e2e-install"
 func (s Script) Env(nodes []Node, n Node) map[string]string {
 	return map[string]string{
 		"E2E_ROLE":             string(n.NodeRole()),
-		"E2E_NODE":             n.Ref(),
+		"E2E_NODE":             n.ID(),
 		"E2E_NODE_IP":          n.Address(),
 		"E2E_MASTER_IPS":       strings.Join(addresses(nodes, Master), " "),
 		"E2E_AGENT_IPS":        strings.Join(addresses(nodes, Agent), " "),
@@ -46,12 +46,12 @@ func (s Script) Install(ctx context.Context, nodes []Node) error {
 		}
 	}
 	runOn := func(ctx context.Context, n Node) error {
-		event("install script", n.Ref(), "")
+		event("install script", n.ID(), "")
 		if err := runLogged(ctx, n, s.StateDir, "prepare "+remoteScriptDir, "mkdir -p "+remoteScriptDir, nil); err != nil {
 			return err
 		}
 		if err := n.Upload(ctx, s.Path, remote); err != nil {
-			return &StepError{Node: n.Ref(), Step: "copy the script", Err: err}
+			return &StepError{Node: n.ID(), Step: "copy the script", Err: err}
 		}
 		return runLogged(ctx, n, s.StateDir, path.Base(s.Path), line, s.Env(nodes, n))
 	}

@@ -90,7 +90,7 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 	deadline := start.Add(w.timeout())
 	w.event("wait for the node-poststart checks", "", "")
 	if err := parallel(ctx, masters, func(ctx context.Context, m Node) error {
-		return w.poll(ctx, deadline, start, "dcos-check-runner check node-poststart", m.Ref(), func(ctx context.Context) error {
+		return w.poll(ctx, deadline, start, "dcos-check-runner check node-poststart", m.ID(), func(ctx context.Context) error {
 			return succeeds(ctx, m, checkRunner)
 		})
 	}); err != nil {
@@ -108,7 +108,7 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 		base := "http://" + net.JoinHostPort(m.Address(), "80")
 		var token string
 		if w.SuperuserUsername != "" {
-			if err := w.poll(ctx, deadline, start, "the superuser login", m.Ref(), func(ctx context.Context) error {
+			if err := w.poll(ctx, deadline, start, "the superuser login", m.ID(), func(ctx context.Context) error {
 				t, err := login(ctx, client, base, w.SuperuserUsername, w.SuperuserPassword)
 				token = t
 				return err
@@ -127,7 +127,7 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 			{"the Mesos agents (/mesos/slaves)", "/mesos/slaves", agentsRegistered(agents)},
 		}
 		for _, c := range checks {
-			if err := w.poll(ctx, deadline, start, c.name, m.Ref(), func(ctx context.Context) error {
+			if err := w.poll(ctx, deadline, start, c.name, m.ID(), func(ctx context.Context) error {
 				return get(ctx, client, base+c.path, token, c.ok)
 			}); err != nil {
 				return err
@@ -150,7 +150,7 @@ func (w Wait) Command(ctx context.Context, nodes []Node, shell string) error {
 	deadline := start.Add(w.timeout())
 	w.event("wait for the command", "", shell)
 	return parallel(ctx, nodes, func(ctx context.Context, n Node) error {
-		return w.poll(ctx, deadline, start, fmt.Sprintf("%q to succeed", shell), n.Ref(), func(ctx context.Context) error {
+		return w.poll(ctx, deadline, start, fmt.Sprintf("%q to succeed", shell), n.ID(), func(ctx context.Context) error {
 			return succeeds(ctx, n, shell)
 		})
 	})
