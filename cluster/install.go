@@ -18,23 +18,23 @@ import (
 	"github.com/e2e-tool/e2e/sdk"
 )
 
-// installNode adapts a Node to what the install package needs.
-type installNode struct{ n Node }
+// installTarget is a Node as the install package works on it.
+type installTarget struct{ n Node }
 
-func (a installNode) ID() string             { return a.n.ID() }
-func (a installNode) NodeRole() install.Role { return install.Role(a.n.Role) }
-func (a installNode) Address() string        { return a.n.PrivateAddress }
-func (a installNode) Exec(ctx context.Context, shell string, env map[string]string, stdout, stderr io.Writer) (int, error) {
+func (a installTarget) ID() string      { return a.n.ID() }
+func (a installTarget) Role() Role      { return a.n.Role }
+func (a installTarget) Address() string { return a.n.PrivateAddress }
+func (a installTarget) Exec(ctx context.Context, shell string, env map[string]string, stdout, stderr io.Writer) (int, error) {
 	st, err := a.n.Run(ctx, Command{Shell: shell, Env: env, Sudo: true, Stdout: stdout, Stderr: stderr})
 	return st.Code, err
 }
-func (a installNode) Upload(ctx context.Context, src, dst string) error {
+func (a installTarget) Upload(ctx context.Context, src, dst string) error {
 	return a.n.Upload(ctx, src, dst, nil)
 }
-func (a installNode) Download(ctx context.Context, src, dst string) error {
+func (a installTarget) Download(ctx context.Context, src, dst string) error {
 	return a.n.Download(ctx, src, dst, nil)
 }
-func (a installNode) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (a installTarget) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	cl, err := a.n.cluster.connect(ctx, a.n)
 	if err != nil {
 		return nil, err
@@ -42,10 +42,10 @@ func (a installNode) DialContext(ctx context.Context, network, addr string) (net
 	return cl.DialContext(ctx, network, addr)
 }
 
-func (c *Cluster) installNodes(nodes []Node) []install.Node {
-	out := make([]install.Node, 0, len(nodes))
+func (c *Cluster) installTargets(nodes []Node) []install.Target {
+	out := make([]install.Target, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, installNode{n})
+		out = append(out, installTarget{n})
 	}
 	return out
 }
@@ -154,7 +154,7 @@ func (c *Cluster) InstallDCOS(ctx context.Context, opts DCOSOptions) error {
 			return err
 		}
 	}
-	if err := d.Install(ctx, c.installNodes(c.Nodes)); err != nil {
+	if err := d.Install(ctx, c.installTargets(c.Nodes)); err != nil {
 		return fmt.Errorf("installing DC/OS on cluster %q: %w", c.ID, err)
 	}
 	return nil
@@ -195,7 +195,7 @@ func (c *Cluster) UpgradeDCOS(ctx context.Context, opts DCOSOptions) error {
 	if v.Version == "" {
 		return invalidf("cluster %q has no DC/OS installed to upgrade (no /opt/mesosphere/etc/dcos-version.json on master_0)", c.ID)
 	}
-	if err := d.Upgrade(ctx, c.installNodes(c.Nodes), v.Version); err != nil {
+	if err := d.Upgrade(ctx, c.installTargets(c.Nodes), v.Version); err != nil {
 		return fmt.Errorf("upgrading DC/OS on cluster %q: %w", c.ID, err)
 	}
 	return nil
@@ -215,7 +215,7 @@ func (c *Cluster) InstallScript(ctx context.Context, script string, args []strin
 		return err
 	}
 	s := install.Script{ClusterID: c.ID, Path: script, Args: args, StateDir: dir, Events: c.events()}
-	if err := s.Install(ctx, c.installNodes(c.Nodes)); err != nil {
+	if err := s.Install(ctx, c.installTargets(c.Nodes)); err != nil {
 		return fmt.Errorf("running %s on cluster %q: %w", filepath.Base(script), c.ID, err)
 	}
 	return nil
@@ -249,7 +249,7 @@ func (c *Cluster) Wait(ctx context.Context, opts WaitOptions) error {
 		if err := requireRunning(nodes); err != nil {
 			return err
 		}
-		return w.Command(ctx, c.installNodes(nodes), opts.Command)
+		return w.Command(ctx, c.installTargets(nodes), opts.Command)
 	}
 	if err := requireRunning(c.Nodes); err != nil {
 		return err
@@ -257,7 +257,7 @@ func (c *Cluster) Wait(ctx context.Context, opts WaitOptions) error {
 	if err := c.checkDCOSThere(ctx); err != nil {
 		return err
 	}
-	return w.DCOS(ctx, c.installNodes(c.Nodes))
+	return w.DCOS(ctx, c.installTargets(c.Nodes))
 }
 
 // checkDCOSThere refuses at once to wait for DC/OS on a cluster that has
