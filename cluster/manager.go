@@ -77,7 +77,7 @@ func New(opts Options) (*Manager, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	host, err := plugin.NewHost(plugin.Config{Dirs: dirs, Logger: logger, StateHome: store.Root()})
+	host, err := plugin.NewHost(plugin.Config{Dirs: dirs, Logger: logger, Home: store.Root()})
 	if err != nil {
 		return nil, &InvalidError{Err: err}
 	}
