@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -208,4 +209,21 @@ func sshUsageError(err error) error {
 // trailing newline.
 func publicKeyOf(signer gossh.Signer) string {
 	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey())))
+}
+
+// DialContext opens a connection from the node to addr (network "tcp",
+// addr "host:port"), through the node's SSH connection as OpenSSH's -W
+// does, so that a client here reaches what listens on the node's network
+// even where its addresses are not routable from here (an HTTP client's
+// Transport.DialContext, for example). It always goes through SSH, also on
+// the exec transport.
+func (n Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if n.cluster == nil {
+		return nil, errors.New("node was not returned by a cluster.Manager")
+	}
+	cl, err := n.cluster.connect(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return cl.DialContext(ctx, network, addr)
 }

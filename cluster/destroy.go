@@ -100,7 +100,7 @@ func (m *Manager) Forget(ctx context.Context, id string) error {
 // plugin (Close) and removes the cluster (see Manager.Destroy).
 func (c *Cluster) Destroy(ctx context.Context) error {
 	if c.manager == nil {
-		return errors.New("cluster was not made by a cluster.Manager")
+		return errNotManaged
 	}
 	// Connections to machines about to go: their errors do not matter.
 	_ = c.Close()

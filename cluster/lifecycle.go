@@ -50,9 +50,10 @@ func (n Node) notRunning() error {
 	return e
 }
 
-// requireRunning fails before work that needs all of nodes (installation,
-// waiting) when one does not run: the first one's error, naming the others.
-func requireRunning(nodes []Node) error {
+// RequireRunning fails before work that needs all of nodes (installation,
+// waiting) when one does not run: the first one's *NotRunningError,
+// naming the others that do not run either; nil when all run.
+func RequireRunning(nodes []Node) error {
 	var first error
 	var others []string
 	for _, n := range nodes {
@@ -151,7 +152,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("starting cluster %q: %w", id, err)
 	}
 	c := m.toCluster(meta, sc, p.Desc)
-	if err := requireRunning(c.Nodes); err != nil {
+	if err := RequireRunning(c.Nodes); err != nil {
 		return fmt.Errorf("starting cluster %q: the %s backend did not start every node: %w", id, meta.Backend, err)
 	}
 	if !p.Desc.Capabilities.VerifySSH {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/script"
 )
 
 // TestStopStartFromGo: a stopped cluster shows every node stopped, a
@@ -66,8 +67,8 @@ func TestStopStartFromGo(t *testing.T) {
 	if err := agent.Download(ctx, "/etc/hostname", t.TempDir(), nil); !errors.As(err, &notRunning) {
 		t.Errorf("Download from a stopped node: %v, want a *NotRunningError", err)
 	}
-	if err := c.InstallScript(ctx, writeScript(t), nil); !errors.As(err, &notRunning) || !strings.Contains(err.Error(), "not running either: agent_0 (stopped), agent_1 (stopped)") {
-		t.Errorf("InstallScript on a stopped cluster: %v, want a *NotRunningError naming every node", err)
+	if err := script.Install(ctx, c, writeScript(t), nil); !errors.As(err, &notRunning) || !strings.Contains(err.Error(), "not running either: agent_0 (stopped), agent_1 (stopped)") {
+		t.Errorf("script.Install on a stopped cluster: %v, want a *NotRunningError naming every node", err)
 	}
 
 	rows, err := m.List(ctx, cluster.ListOptions{})

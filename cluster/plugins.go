@@ -74,12 +74,12 @@ type BackendInfo struct {
 	Source   string `json:"source"`
 
 	Capabilities struct {
-		Destroy        bool     `json:"destroy"`
-		InstallMethods []string `json:"install_methods"`
-		TracksClusters bool     `json:"tracks_clusters"`
-		Exec           bool     `json:"exec"`
-		VerifySSH      bool     `json:"verify_ssh"`
-		Clean          bool     `json:"clean"`
+		Destroy        bool            `json:"destroy"`
+		InstallMethods []InstallMethod `json:"install_methods"`
+		TracksClusters bool            `json:"tracks_clusters"`
+		Exec           bool            `json:"exec"`
+		VerifySSH      bool            `json:"verify_ssh"`
+		Clean          bool            `json:"clean"`
 		// StartStop: e2e stop and e2e start work (Manager.Stop, Start).
 		StartStop bool `json:"start_stop"`
 	} `json:"capabilities"`
@@ -117,10 +117,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.VerifySSH = d.Capabilities.VerifySSH
 	info.Capabilities.Clean = d.Clean
 	info.Capabilities.StartStop = d.StartStop
-	info.Capabilities.InstallMethods = []string{}
-	for _, m := range d.Capabilities.InstallMethods {
-		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))
-	}
+	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.Capabilities.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {
 		info.Options = append(info.Options, OptionInfo{Name: o.Name, Type: string(o.Type), Default: o.Default,

@@ -1,6 +1,16 @@
-// Package cluster is e2e's public Go API: create, find, list and destroy
-// throw-away clusters through backend plugins. The e2e CLI is built on it
-// and nothing else.
+// Package cluster is e2e's public Go API for throw-away clusters:
+//
+//   - machines: a Manager creates, finds, lists, stops, starts and destroys
+//     clusters through backend plugins;
+//   - commands on their nodes: Node.Run, Node.Output, Cluster.RunOn;
+//   - files: Node.Upload, Cluster.UploadTo, Node.Download;
+//   - installers, in packages of their own built on this one:
+//     cluster/script (your script on every node, and waiting for a command)
+//     and cluster/dcos (DC/OS's advanced installer). Node.DialContext,
+//     Cluster.InstallDir, InstallerConfig, SetInstalled and Report are what
+//     they use besides commands and files.
+//
+// The e2e CLI is built on these packages and nothing else.
 //
 //	m, err := cluster.New(cluster.Options{})
 //	if err != nil { ... }
@@ -105,7 +115,8 @@ type Cluster struct {
 	// StateDir holds the cluster's private key and known_hosts.
 	StateDir   string `json:"state_dir"`
 	SSHKeyPath string `json:"ssh_key_path,omitempty"`
-	// Installed names what e2e installed on the nodes ("dcos"), if anything.
+	// Installed names what an installer put on the nodes (SetInstalled;
+	// "dcos" for cluster/dcos), if anything.
 	Installed string `json:"installed,omitempty"`
 	// Status is "running", "stopped", or "degraded (N of M nodes not
 	// running)" (see Summary.Status).

@@ -15,9 +15,11 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/dcos"
 )
 
-// CLI is the command line. Commands call only the cluster package.
+// CLI is the command line. Commands call only the cluster packages
+// (cluster, cluster/script, cluster/dcos).
 type CLI struct {
 	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
 	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
@@ -205,7 +207,7 @@ func (c *CreateCmd) Run(e *env) error {
 		if _, err := c.waitFlags.options(); err != nil {
 			return err
 		}
-		if err := e.manager.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
+		if err := dcos.CheckInstaller(e.ctx, e.manager, spec.Backend, opts); err != nil {
 			return err
 		}
 	}
@@ -285,21 +287,21 @@ func (c *InspectCmd) Run(e *env) error {
 		return err
 	}
 	// The installed DC/OS, when there is one and the nodes answer.
-	var dcos *cluster.DCOSVersion
-	if v, err := cl.DCOSVersion(e.ctx); err == nil && v.Version != "" {
-		dcos = &v
+	var installed *dcos.Version
+	if v, err := dcos.InstalledVersion(e.ctx, cl); err == nil && v.Version != "" {
+		installed = &v
 	}
 	cl.Close()
 	if c.JSON {
 		return printJSON(e, struct {
 			*cluster.Cluster
-			DCOS *cluster.DCOSVersion `json:"dcos,omitempty"`
-		}{cl, dcos})
+			DCOS *dcos.Version `json:"dcos,omitempty"`
+		}{cl, installed})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "cluster %s (backend %s %s), created %s\n", cl.ID, cl.Backend, cl.PluginVersion, cl.CreatedAt.Local().Format(time.DateTime))
-	if dcos != nil {
-		fmt.Fprintf(w, "DC/OS %s (%s)\n", dcos.Version, dcos.Variant)
+	if installed != nil {
+		fmt.Fprintf(w, "DC/OS %s (%s)\n", installed.Version, installed.Variant)
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)

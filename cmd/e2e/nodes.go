@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/dcos"
 	"golang.org/x/term"
 )
 
@@ -130,7 +131,7 @@ func (c *RunCmd) Run(e *env) error {
 	}
 	e.now("running `%s` on %s of cluster %q", strings.Join(c.Command, " "), nodeList(nodes), cl.ID)
 	if c.TestEnv {
-		cmd = cl.WithTestEnv(cmd)
+		cmd = dcos.WithTestEnv(cl, cmd)
 	}
 	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 	if len(nodes) == 1 {

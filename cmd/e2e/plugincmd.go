@@ -83,7 +83,11 @@ func (c *PluginInfoCmd) Run(e *env) error {
 		fmt.Fprintf(w, "  %s\n", info.Summary)
 	}
 	fmt.Fprintf(w, "path: %s (%s)\n", info.Path, info.Source)
-	methods := strings.Join(info.Capabilities.InstallMethods, ", ")
+	names := make([]string, 0, len(info.Capabilities.InstallMethods))
+	for _, m := range info.Capabilities.InstallMethods {
+		names = append(names, string(m))
+	}
+	methods := strings.Join(names, ", ")
 	if methods == "" {
 		methods = "none"
 	}
