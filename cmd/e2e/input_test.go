@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
+	"github.com/e2e-tool/e2e/internal/testdcos"
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
+	"github.com/e2e-tool/e2e/internal/testdcos"
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 

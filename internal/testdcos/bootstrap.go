@@ -18,7 +18,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 //go:embed templates

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 	"github.com/e2e-tool/e2e/internal/proc"
 )
 

@@ -24,7 +24,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 

@@ -32,7 +32,7 @@ import (
 	"runtime"
 	"strconv"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 	"github.com/e2e-tool/e2e/internal/proc"
 )
 
