@@ -1,4 +1,4 @@
-package dcosfixture
+package testdcos
 
 import (
 	"archive/tar"
@@ -24,8 +24,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 	"github.com/e2e-tool/e2e/internal/testbin"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // Installers built once for all tests (building compiles the node binary).
@@ -39,7 +39,7 @@ const ossPayloadMiB = 3
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "dcosfixture-test-")
+		dir, err := os.MkdirTemp("", "testdcos-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
