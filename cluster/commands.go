@@ -41,7 +41,10 @@ type ExitStatus struct {
 // CLI exits 255 for it, as ssh does.
 type SSHError struct{ Err error }
 
+// Error is the transport's error, naming the node.
 func (e *SSHError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the transport's error.
 func (e *SSHError) Unwrap() error { return e.Err }
 
 // sshCmd is cmd as internal/ssh runs it (and the exec transport too).

@@ -26,6 +26,7 @@ type NotRunningError struct {
 	canStart bool
 }
 
+// Error says which node is not running and what to do about it.
 func (e *NotRunningError) Error() string {
 	if e.State == NodeMissing {
 		return fmt.Sprintf("%s of cluster %q is missing (the %s backend no longer has its machine): "+

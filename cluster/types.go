@@ -169,7 +169,10 @@ func (c *Cluster) Node(which string) (Node, error) {
 // backend or cluster. The CLI exits 2 for it.
 type InvalidError struct{ Err error }
 
+// Error says what is wrong with the input and, where it can, what to do.
 func (e *InvalidError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error inside.
 func (e *InvalidError) Unwrap() error { return e.Err }
 
 func invalidf(format string, args ...any) error {
