@@ -76,35 +76,18 @@ func (n Node) Run(ctx context.Context, cmd Command) (ExitStatus, error) {
 	if err := cmd.Validate(); err != nil {
 		return ExitStatus{}, err
 	}
-	if err := n.notRunning(); err != nil {
-		return ExitStatus{}, &SSHError{Err: err}
-	}
-	var st ExitStatus
-	if n.cluster.usesExec() {
-		x, err := n.cluster.execNode(ctx, n)
-		if err != nil {
-			return ExitStatus{}, &SSHError{Err: err}
-		}
-		if st, err = x.run(ctx, cmd.sshCmd()); err != nil {
-			if ctx.Err() != nil {
-				return ExitStatus{}, ctx.Err()
-			}
-			return ExitStatus{}, &SSHError{Err: nodeError(n, err)}
-		}
-		return st, nil
-	}
-	cl, err := n.cluster.connect(ctx, n)
+	t, err := n.transport(ctx)
 	if err != nil {
-		return ExitStatus{}, &SSHError{Err: err}
+		return ExitStatus{}, err
 	}
-	sst, err := cl.Run(ctx, cmd.sshCmd())
+	st, err := t.run(ctx, cmd.sshCmd())
 	if err != nil {
 		if ctx.Err() != nil {
 			return ExitStatus{}, ctx.Err()
 		}
 		return ExitStatus{}, &SSHError{Err: nodeError(n, err)}
 	}
-	return ExitStatus{Code: sst.Code, Signal: sst.Signal}, nil
+	return st, nil
 }
 
 // Output runs argv on the node and returns its stdout; a non-zero exit is

@@ -13,6 +13,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
+	"github.com/e2e-tool/e2e/internal/transfer"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -226,4 +227,48 @@ func (n Node) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 		return nil, err
 	}
 	return cl.DialContext(ctx, network, addr)
+}
+
+// transport is how the core reaches a node: over SSH (sshNode), or
+// through the backend's exec transport (execNode), with one contract.
+type transport interface {
+	run(ctx context.Context, cmd ssh.Cmd) (ExitStatus, error)
+	upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error
+	download(ctx context.Context, src, dst string, progress Progress) error
+}
+
+// transport returns the node's transport, dialling it on first use; its
+// errors, including a node that is not running, are *SSHError.
+func (n Node) transport(ctx context.Context) (transport, error) {
+	if err := n.notRunning(); err != nil {
+		return nil, &SSHError{Err: err}
+	}
+	if n.cluster.usesExec() {
+		x, err := n.cluster.execNode(ctx, n)
+		if err != nil {
+			return nil, &SSHError{Err: err}
+		}
+		return x, nil
+	}
+	cl, err := n.cluster.connect(ctx, n)
+	if err != nil {
+		return nil, &SSHError{Err: err}
+	}
+	return sshNode{cl}, nil
+}
+
+// sshNode is a node's SSH connection as a transport.
+type sshNode struct{ cl *ssh.Client }
+
+func (s sshNode) run(ctx context.Context, cmd ssh.Cmd) (ExitStatus, error) {
+	st, err := s.cl.Run(ctx, cmd)
+	return ExitStatus{Code: st.Code, Signal: st.Signal}, err
+}
+
+func (s sshNode) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
+	return s.cl.UploadPlan(ctx, p, dst, ssh.Progress(progress))
+}
+
+func (s sshNode) download(ctx context.Context, src, dst string, progress Progress) error {
+	return s.cl.Download(ctx, src, dst, ssh.Progress(progress))
 }

@@ -72,21 +72,11 @@ func (c *Cluster) UploadTo(ctx context.Context, nodes []Node, src, dst string, p
 }
 
 func (n Node) upload(ctx context.Context, p *transfer.Plan, dst string, progress Progress) error {
-	if err := n.notRunning(); err != nil {
-		return &SSHError{Err: err}
-	}
-	if n.cluster.usesExec() {
-		x, err := n.cluster.execNode(ctx, n)
-		if err != nil {
-			return &SSHError{Err: err}
-		}
-		return n.transferError(ctx, x.upload(ctx, p, dst, progress))
-	}
-	cl, err := n.cluster.connect(ctx, n)
+	t, err := n.transport(ctx)
 	if err != nil {
-		return &SSHError{Err: err}
+		return err
 	}
-	return n.transferError(ctx, cl.UploadPlan(ctx, p, dst, ssh.Progress(progress)))
+	return n.transferError(ctx, t.upload(ctx, p, dst, progress))
 }
 
 // Download copies a file or directory tree from the node to the local
@@ -99,21 +89,11 @@ func (n Node) Download(ctx context.Context, src, dst string, progress Progress) 
 	if n.cluster == nil {
 		return errors.New("node was not returned by a cluster.Manager")
 	}
-	if err := n.notRunning(); err != nil {
-		return &SSHError{Err: err}
-	}
-	if n.cluster.usesExec() {
-		x, err := n.cluster.execNode(ctx, n)
-		if err != nil {
-			return &SSHError{Err: err}
-		}
-		return n.transferError(ctx, x.download(ctx, src, dst, progress))
-	}
-	cl, err := n.cluster.connect(ctx, n)
+	t, err := n.transport(ctx)
 	if err != nil {
-		return &SSHError{Err: err}
+		return err
 	}
-	return n.transferError(ctx, cl.Download(ctx, src, dst, ssh.Progress(progress)))
+	return n.transferError(ctx, t.download(ctx, src, dst, progress))
 }
 
 // transferError names the node in a transfer's error, the same way on
