@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,6 +93,22 @@ func testPath() string {
 func (s *sandbox) e2e(args ...string) testbin.Result {
 	s.t.Helper()
 	return testbin.Run(s.t, s.env(), built.e2e, append([]string{"--plugin-dir", built.pluginDir}, args...)...)
+}
+
+// start starts bin (e2e) with args in the sandbox's environment and
+// returns at once, collecting its stderr; it is killed when the test ends,
+// if it still runs.
+func (s *sandbox) start(bin string, args ...string) (*exec.Cmd, *strings.Builder) {
+	s.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = s.env()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd, &stderr
 }
 
 func (s *sandbox) dirOpt() string { return "dir=" + s.machine }

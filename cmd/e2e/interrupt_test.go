@@ -35,14 +35,7 @@ echo $! > "$here/sleep.pid"
 echo "genconf: working"
 wait
 `)
-	cmd := exec.Command(built.e2e, "--plugin-dir", built.pluginDir, "install", "-c", "gc", "--installer", installer)
-	cmd.Env = s.env()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, stderr := s.start(built.e2e, "--plugin-dir", built.pluginDir, "install", "-c", "gc", "--installer", installer)
 	pids := map[string]int{}
 	for _, name := range []string{"installer", "child", "sleep"} {
 		pids[name] = testbin.WaitPid(t, filepath.Join(dir, name+".pid"), 30*time.Second)
@@ -142,19 +135,12 @@ func startCreate(t *testing.T, s *sandbox, id string, extra ...string) (*exec.Cm
 	t.Helper()
 	args := append([]string{"--plugin-dir", built.pluginDir, "create", "--backend", "test", "-o", s.dirOpt(),
 		"-c", id, "--agents", "5", "-o", "create_delay=500ms"}, extra...)
-	cmd := exec.Command(built.e2e, args...)
-	cmd.Env = s.env()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, stderr := s.start(built.e2e, args...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		entries, _ := os.ReadDir(filepath.Join(s.machine, "clusters", id))
 		if len(entries) > 0 {
-			return cmd, &stderr
+			return cmd, stderr
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the plugin made no node in time; stderr: %s", stderr.String())
