@@ -22,17 +22,16 @@ package testdcos
 import (
 	"context"
 	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 
+	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
@@ -116,7 +115,7 @@ func Build(ctx context.Context, dir string, opts Options) (string, error) {
 	if err := compile(ctx, bin); err != nil {
 		return "", err
 	}
-	binSum, err := fileSHA256(bin)
+	binSum, err := plugin.FileSHA256(bin)
 	if err != nil {
 		return "", fmt.Errorf("testdcos: %w", err)
 	}
@@ -167,17 +166,4 @@ func sha1Hex(parts ...string) string {
 		fmt.Fprintf(h, "%d:%s;", len(p), p)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
