@@ -36,12 +36,12 @@ func (m *Manager) Get(ctx context.Context, id string) (*Cluster, error) {
 
 // Summary is one line of List.
 type Summary struct {
-	ID        string    `json:"id"`
-	Backend   string    `json:"backend"`
-	Masters   int       `json:"masters"`
-	Agents    int       `json:"agents"`
-	Public    int       `json:"public_agents"`
-	CreatedAt time.Time `json:"created_at"`
+	ID           string    `json:"id"`
+	Backend      string    `json:"backend"`
+	Masters      int       `json:"masters"`
+	Agents       int       `json:"agents"`
+	PublicAgents int       `json:"public_agents"`
+	CreatedAt    time.Time `json:"created_at"`
 	// Status is "running"; "stopped" (every node stopped: `e2e start`
 	// brings it back); "degraded (N of M nodes not running)"; "missing"
 	// (recorded, but the backend no longer has it); "untracked" (the
@@ -159,7 +159,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 				states[nodeID(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states})
+				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states})
 		}
 	}
 	return rows
@@ -167,7 +167,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 
 func summary(m state.Metadata, status string) Summary {
 	return Summary{ID: m.ID, Backend: m.Backend, Masters: m.Counts.Masters, Agents: m.Counts.Agents,
-		Public: m.Counts.PublicAgents, CreatedAt: m.CreatedAt, Status: status}
+		PublicAgents: m.Counts.PublicAgents, CreatedAt: m.CreatedAt, Status: status}
 }
 
 // IDs returns the ids of every recorded cluster.

@@ -269,7 +269,7 @@ func (c *ListCmd) Run(e *env) error {
 		if !r.CreatedAt.IsZero() {
 			created = r.CreatedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.Public, r.Status, created)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status, created)
 	}
 	return tw.Flush()
 }
