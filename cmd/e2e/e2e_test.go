@@ -111,6 +111,18 @@ func (s *sandbox) start(bin string, args ...string) (*exec.Cmd, *strings.Builder
 	return cmd, &stderr
 }
 
+// shortTempDir is a temporary directory short enough to hold go-plugin's
+// unix sockets (their paths must stay under 108 bytes).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "e2e-t-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 func (s *sandbox) dirOpt() string { return "dir=" + s.machine }
 
 // clusterDirs lists the stand-in clusters the test backend holds.

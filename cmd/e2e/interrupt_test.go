@@ -250,18 +250,6 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 	}
 }
 
-// shortTempDir is a temporary directory short enough to hold go-plugin's
-// unix sockets (their paths must stay under 108 bytes).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "e2e-t-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // socketDirsIn returns the plugin socket directories in dir whose owner
 // record names pid.
 func socketDirsIn(dir string, pid int) []string {
