@@ -6,7 +6,7 @@ import (
 	"io"
 	"sync"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
 	"google.golang.org/grpc"
 )
 

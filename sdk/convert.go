@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"

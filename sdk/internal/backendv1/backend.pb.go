@@ -2491,7 +2491,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01\x12>\n" +
 	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12>\n" +
 	"\x05Start\x12\x1c.e2e.backend.v1.StartRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12<\n" +
-	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
+	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
