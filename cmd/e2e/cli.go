@@ -302,6 +302,9 @@ func (c *InspectCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
+	if cl.Transport != "" {
+		fmt.Fprintf(w, "transport: %s\n", cl.Transport)
+	}
 	keys := make([]string, 0, len(cl.Details))
 	for k := range cl.Details {
 		keys = append(keys, k)
