@@ -83,15 +83,17 @@ func descriptionFromProto(resp *backendv1.DescribeResponse) Description {
 // clusterFromProto reads a cluster. A node state the plugin did not send
 // (a plugin from before states) is empty, which means running. A transport
 // it did not send is read from details["transport"], where plugins from
-// before the field said "exec".
+// before the field said "ssh" or "exec"; that detail then moves to the
+// field, so it is not shown twice.
 func clusterFromProto(pc *backendv1.Cluster) *sdk.Cluster {
 	if pc == nil {
 		return nil
 	}
 	c := &sdk.Cluster{ID: pc.GetId(), UID: pc.GetUid(), Record: pc.GetRecord(), Details: pc.GetDetails(),
 		Transport: sdk.Transport(wire.Name(pc.GetTransport()))}
-	if c.Transport == "" && c.Details["transport"] == string(sdk.TransportExec) {
-		c.Transport = sdk.TransportExec
+	if t := sdk.Transport(c.Details["transport"]); c.Transport == "" && (t == sdk.TransportExec || t == sdk.TransportSSH) {
+		c.Transport = t
+		delete(c.Details, "transport")
 	}
 	if t, err := time.Parse(time.RFC3339Nano, pc.GetCreatedAt()); err == nil {
 		c.CreatedAt = t

@@ -29,13 +29,22 @@ func TestClusterFromProto(t *testing.T) {
 		{"before the transport field: exec in details", &backendv1.Cluster{Id: "x", Details: map[string]string{"transport": "exec"},
 			Nodes: []*backendv1.Node{{Name: "n", State: backendv1.NodeState_NODE_STATE_RUNNING}}}, sdk.TransportExec, sdk.NodeRunning},
 		{"before the transport field: ssh in details", &backendv1.Cluster{Id: "x", Details: map[string]string{"transport": "ssh"},
+			Nodes: []*backendv1.Node{{Name: "n"}}}, sdk.TransportSSH, ""},
+		{"an unknown transport in details stays a detail", &backendv1.Cluster{Id: "x", Details: map[string]string{"transport": "telnet"},
 			Nodes: []*backendv1.Node{{Name: "n"}}}, "", ""},
 		{"before node states", &backendv1.Cluster{Id: "x", Nodes: []*backendv1.Node{{Name: "n"}}}, "", ""},
 		{"a later minor's values", &backendv1.Cluster{Id: "x", Transport: backendv1.Transport(9),
 			Nodes: []*backendv1.Node{{Name: "n", State: backendv1.NodeState(42)}}}, "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			// The detail was the signal when the field was not sent; it then
+			// moves to the field. Otherwise it stays what it is, a detail.
+			_, had := tt.in.GetDetails()["transport"]
+			signal := tt.in.GetTransport() == backendv1.Transport_TRANSPORT_UNSPECIFIED && tt.wantTransport != ""
 			got := clusterFromProto(tt.in)
+			if _, kept := got.Details["transport"]; kept != (had && !signal) {
+				t.Errorf("details %v: the transport detail is kept only when it was not the signal", got.Details)
+			}
 			if got.Transport != tt.wantTransport || got.Nodes[0].State != tt.wantState {
 				t.Errorf("transport %q, state %q; want %q, %q", got.Transport, got.Nodes[0].State, tt.wantTransport, tt.wantState)
 			}
