@@ -282,11 +282,18 @@ type BaseConfiger interface {
 
 // ExecRequest is a command to run on a node through the backend's transport.
 type ExecRequest struct {
-	Node   string
-	Argv   []string
-	Env    map[string]string
-	User   string
-	TTY    bool
+	// Node is a Node.Name the backend returned.
+	Node string
+	// Argv is the command; the core always sends /bin/sh -c LINE, LINE
+	// being the command line it would send over SSH.
+	Argv []string
+	// Env holds variables to set for the command.
+	Env map[string]string
+	// User is the node's login user to run as.
+	User string
+	// TTY asks for a terminal.
+	TTY bool
+	// Stdin may deliver nothing; Stdout and Stderr receive the output.
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
