@@ -137,8 +137,8 @@ type ClusterRef struct {
 	// Options the cluster was created with, without secrets (secrets are
 	// read again from the environment).
 	Options Options
-	// Record is Cluster.Record as Create returned it, for backends that do
-	// not track clusters.
+	// Record is Cluster.Record as Create returned it, for clusters the core
+	// has recorded (what a backend that is no Lister finds its clusters by).
 	Record []byte
 }
 
@@ -211,7 +211,7 @@ type Cluster struct {
 	UID   string `json:"uid"`
 	Nodes []Node `json:"nodes"`
 	// Record is opaque to the core; it is stored and handed back in
-	// ClusterRef for backends that do not track clusters.
+	// ClusterRef, so a backend that is no Lister can find the cluster again.
 	Record []byte `json:"record,omitempty"`
 	// Details are free-form facts shown by e2e inspect.
 	Details map[string]string `json:"details,omitempty"`
