@@ -16,6 +16,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -185,8 +186,8 @@ type Spec struct {
 	Retain bool
 }
 
-func (e *Client) emit(cluster string) func(sdk.Event) {
-	return func(ev sdk.Event) {
+func (e *Client) emit(cluster string) func(host.Event) {
+	return func(ev host.Event) {
 		e.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
 	}
 }
@@ -268,7 +269,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		res.Release()
 	}()
 
-	if p.Desc.Capabilities.TracksClusters {
+	if p.Desc.Calls.List {
 		known, err := p.List(ctx, optsJSON)
 		if err != nil {
 			return nil, fmt.Errorf("asking the %s backend for its clusters: %w", spec.Backend, p.Wrap("list", err))
@@ -284,7 +285,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	call := sdk.CreateCall{
+	call := host.CreateRequest{
 		ClusterID: spec.ID, Masters: masters, Agents: agents, PublicAgents: public,
 		OptionsJSON: optsJSON, SSHPublicKey: pub, SSHUser: spec.SSHUser, Retain: spec.Retain,
 	}
@@ -309,7 +310,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			}
 			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
 		}
-		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
+		if derr := e.cleanupAfterFailedCreate(spec.Backend, p, host.ClusterRef{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
 			return nil, fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 		}
 		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
@@ -340,9 +341,9 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		meta.KnownHosts = []string{kh}
 	}
 	c := e.toCluster(meta, sc, p.Desc)
-	if p.Desc.Capabilities.VerifySSH {
+	if p.Desc.NodesRunSSHD {
 		timeout := spec.SSHTimeout
-		if timeout <= 0 && p.Desc.Capabilities.Destroy {
+		if timeout <= 0 && p.Desc.Calls.Destroy {
 			timeout = DefaultSSHTimeout
 		}
 		e.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
@@ -442,7 +443,7 @@ func (e *Client) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []by
 	if spec.Retain {
 		return err
 	}
-	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
+	if derr := e.cleanupAfterFailedCreate(spec.Backend, p, host.ClusterRef{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
 		return fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 	}
 	return err
@@ -467,8 +468,8 @@ func sdkInvalid(err error, backend string) error {
 // is not cancelled. The plugin's SDK makes Destroy wait until a cancelled
 // Create has finished its own cleanup, so this also waits for that. A
 // crashed plugin is started again for it.
-func (e *Client) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref sdk.Ref) error {
-	if !p.Desc.Capabilities.Destroy {
+func (e *Client) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref host.ClusterRef) error {
+	if !p.Desc.Calls.Destroy {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -551,10 +552,10 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 // backend reports now: nodes with their current state and endpoint, the
 // alias their host keys are pinned under, and every recorded node the
 // backend no longer reports as missing.
-func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
+func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Description) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
 		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
-		Installed: meta.Installed, startStop: desc.StartStop,
+		Installed: meta.Installed, startStop: desc.Calls.StartStop,
 		access: accessOf(e, meta), conns: &conns{}}
 	recorded := map[string]state.Node{}
 	for _, n := range meta.Nodes {
@@ -562,7 +563,7 @@ func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descri
 	}
 	seen := map[string]bool{}
 	if sc != nil {
-		c.Details = sc.Details
+		c.Details, c.Transport = sc.Details, sc.Transport
 		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
 			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
@@ -602,8 +603,8 @@ func sortNodes(nodes []Node) {
 	})
 }
 
-func ref(meta state.Metadata) sdk.Ref {
-	return sdk.Ref{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
+func ref(meta state.Metadata) host.ClusterRef {
+	return host.ClusterRef{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
 }
 
 func (e *Client) load(id string) (state.Metadata, error) {
@@ -734,7 +735,7 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 			rows = append(rows, row)
 		}
 	}
-	if !p.Desc.Capabilities.TracksClusters {
+	if !p.Desc.Calls.List {
 		return rows
 	}
 	// Ask the backend with each distinct set of stored options (or none),
@@ -791,7 +792,7 @@ func (e *Client) Destroy(ctx context.Context, id string) error {
 		return err
 	}
 	defer p.Kill()
-	if !p.Desc.Capabilities.Destroy {
+	if !p.Desc.Calls.Destroy {
 		return invalidf("the %s backend cannot destroy cluster %q: e2e did not create these machines; `e2e forget -c %s` drops the record", meta.Backend, id, id)
 	}
 	if err := p.Destroy(ctx, ref(meta), e.emit(id)); err != nil {
@@ -822,7 +823,7 @@ func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error
 			continue
 		}
 		defer p.Kill()
-		if !p.Desc.Capabilities.TracksClusters || !p.Desc.Capabilities.Destroy {
+		if !p.Desc.Calls.List || !p.Desc.Calls.Destroy {
 			continue
 		}
 		found, err := p.List(ctx, nil)
@@ -840,7 +841,7 @@ func (e *Client) destroyUntracked(ctx context.Context, id string, notFound error
 		return notFound
 	case 1:
 		h := hits[0]
-		if err := h.p.Destroy(ctx, sdk.Ref{ClusterID: id, UID: h.c.UID}, e.emit(id)); err != nil {
+		if err := h.p.Destroy(ctx, host.ClusterRef{ClusterID: id, UID: h.c.UID}, e.emit(id)); err != nil {
 			return fmt.Errorf("destroying cluster %q (no local record) of the %s backend: %w", id, h.p.Name, h.p.Wrap("destroy", err))
 		}
 		return nil
@@ -932,20 +933,20 @@ func (e *Client) Clean(ctx context.Context, opts CleanOptions) ([]string, error)
 			e.logger.Debug("skipping a plugin that does not start", "plugin", c.Path, "error", err)
 			continue
 		}
-		if !p.Desc.Clean {
+		if !p.Desc.Calls.Clean {
 			p.Kill()
 			if opts.Backend != "" {
 				return nil, invalidf("the %s backend cannot clean up leftovers", c.Name)
 			}
 			continue
 		}
-		var keep []sdk.Ref
+		var keep []host.ClusterRef
 		for _, m := range metas {
 			if m.Backend == c.Name {
 				keep = append(keep, ref(m))
 			}
 		}
-		err = p.Clean(ctx, keep, opts.DryRun, func(ev sdk.Event) {
+		err = p.Clean(ctx, keep, opts.DryRun, func(ev host.Event) {
 			if ev.Level == "info" {
 				lines = append(lines, c.Name+": "+ev.Message)
 			} else {

@@ -94,7 +94,7 @@ func (c *Cluster) backendCanInstall(ctx context.Context, opts DCOSOptions) (sdk.
 		return sdk.BaseConfig{}, err
 	}
 	defer p.Kill()
-	if err := checkInstallMethod(c.Backend, p.Desc.Capabilities.InstallMethods, opts); err != nil {
+	if err := checkInstallMethod(c.Backend, p.Desc.InstallMethods, opts); err != nil {
 		return sdk.BaseConfig{}, invalidf("cluster %q: %w", c.ID, err)
 	}
 	m, err := c.client.load(c.ID)
@@ -383,7 +383,7 @@ func (e *Client) CheckInstaller(ctx context.Context, backend string, opts DCOSOp
 		return err
 	}
 	defer p.Kill()
-	return checkInstallMethod(backend, p.Desc.Capabilities.InstallMethods, opts)
+	return checkInstallMethod(backend, p.Desc.InstallMethods, opts)
 }
 
 // checkInstallerFlags checks for exactly one installer, and that a local

@@ -152,7 +152,7 @@ func (e *Client) openStartStop(ctx context.Context, id, verb string) (state.Meta
 	if err != nil {
 		return meta, nil, err
 	}
-	if !p.Desc.StartStop {
+	if !p.Desc.Calls.StartStop {
 		p.Kill()
 		return meta, nil, invalidf("the %s backend cannot %s clusters (cluster %q); see `e2e plugin info %s`", meta.Backend, verb, id, meta.Backend)
 	}
@@ -187,7 +187,7 @@ func (e *Client) Stop(ctx context.Context, id string) error {
 }
 
 // Start starts the nodes of a cluster that are not running and returns once
-// every node answers: when the backend's nodes have sshd (VerifySSH), it
+// every node answers: when the backend's nodes have sshd (NodesRunSSHD), it
 // logs in to each with the cluster's key, retrying while sshd starts (up to
 // 3 minutes), and checks its host key against the pinned one, as Create
 // does. Starting a running cluster succeeds. A backend that cannot is an
@@ -224,7 +224,7 @@ func (e *Client) Start(ctx context.Context, id string) error {
 	if err := requireRunning(c.Nodes); err != nil {
 		return fmt.Errorf("starting cluster %q: the %s backend did not start every node: %w", id, meta.Backend, err)
 	}
-	if !p.Desc.Capabilities.VerifySSH {
+	if !p.Desc.NodesRunSSHD {
 		return nil
 	}
 	e.events(Event{Cluster: id, Step: "check SSH on every node"})

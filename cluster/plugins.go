@@ -111,14 +111,14 @@ func describe(p *plugin.Plugin) BackendInfo {
 	d := p.Desc
 	info := BackendInfo{Name: d.Name, Version: d.Version, Commit: d.Commit, Protocol: d.Protocol,
 		Summary: d.Summary, Path: p.Path, Source: string(p.Source)}
-	info.Capabilities.Destroy = d.Capabilities.Destroy
-	info.Capabilities.TracksClusters = d.Capabilities.TracksClusters
-	info.Capabilities.Exec = d.Exec
-	info.Capabilities.VerifySSH = d.Capabilities.VerifySSH
-	info.Capabilities.Clean = d.Clean
-	info.Capabilities.StartStop = d.StartStop
+	info.Capabilities.Destroy = d.Calls.Destroy
+	info.Capabilities.TracksClusters = d.Calls.List
+	info.Capabilities.Exec = d.Calls.Exec
+	info.Capabilities.VerifySSH = d.NodesRunSSHD
+	info.Capabilities.Clean = d.Calls.Clean
+	info.Capabilities.StartStop = d.Calls.StartStop
 	info.Capabilities.InstallMethods = []string{}
-	for _, m := range d.Capabilities.InstallMethods {
+	for _, m := range d.InstallMethods {
 		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))
 	}
 	info.Options = []OptionInfo{}
