@@ -4,7 +4,9 @@ BINDIR    ?= bin
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION)
 PLUGINS   := docker aws existing
-MODULES   := . sdk shared/proto
+MODULES   := . sdk
+# Go code generated from shared/proto (inside the SDK module).
+PROTO_GO  := sdk/internal/backendv1
 TOOLS     := $(CURDIR)/.tools/bin
 TOOLMOD   := -modfile=$(CURDIR)/tools/go.mod
 
@@ -38,7 +40,6 @@ demo: deps build
 test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	cd sdk && $(GO) test -count=1 ./...
-	cd shared/proto && $(GO) test -count=1 ./...
 
 tools:
 	@mkdir -p $(TOOLS)
@@ -48,14 +49,15 @@ tools:
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 		honnef.co/go/tools/cmd/staticcheck
 
-# Regenerate shared/proto with the generators pinned in tools/go.mod.
+# The protocol is defined in shared/proto; its Go code is generated into
+# the SDK module ($(PROTO_GO)) with the generators pinned in tools/go.mod.
 proto: tools
 	cd shared/proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
 # Fails when the committed generated code differs from a fresh generation.
 proto-check: proto
-	@git diff --exit-code -- shared/proto || { echo "generated code in shared/proto is stale: run make proto and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- shared/proto)" || { git status --porcelain -- shared/proto; echo "make proto produced files that are not committed" >&2; exit 1; }
+	@git diff --exit-code -- $(PROTO_GO) shared/proto || { echo "generated code in $(PROTO_GO) is stale: run make proto and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(PROTO_GO) shared/proto)" || { git status --porcelain -- $(PROTO_GO) shared/proto; echo "make proto produced files that are not committed" >&2; exit 1; }
 
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -2,10 +2,7 @@ module github.com/e2e-tool/e2e
 
 go 1.26.0
 
-replace (
-	github.com/e2e-tool/e2e/sdk => ./sdk
-	github.com/e2e-tool/e2e/shared/proto => ./shared/proto
-)
+replace github.com/e2e-tool/e2e/sdk => ./sdk
 
 require (
 	github.com/alecthomas/kong v1.17.0
@@ -33,7 +30,6 @@ require (
 	github.com/containerd/log v0.2.0 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
 	github.com/docker/go-units v0.5.0 // indirect
-	github.com/e2e-tool/e2e/shared/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect

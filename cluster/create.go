@@ -14,6 +14,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/ssh"
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 )
 
 // Spec describes a cluster to create.
@@ -133,7 +134,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		res.Release()
 	}()
 
-	if p.Desc.Capabilities.TracksClusters {
+	if p.Desc.Calls.List {
 		known, err := p.List(ctx, optsJSON)
 		if err != nil {
 			return nil, fmt.Errorf("asking the %s backend for its clusters: %w", spec.Backend, p.Wrap("list", err))
@@ -149,7 +150,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	call := sdk.CreateCall{
+	call := host.CreateRequest{
 		ClusterID: spec.ID, Masters: masters, Agents: agents, PublicAgents: public,
 		OptionsJSON: optsJSON, SSHPublicKey: pub, SSHUser: spec.SSHUser, Retain: spec.Retain,
 	}
@@ -174,7 +175,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 			}
 			return nil, fmt.Errorf("%w (what was made is retained: `e2e destroy -c %s` removes it)", err, spec.ID)
 		}
-		if derr := m.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
+		if derr := m.cleanupAfterFailedCreate(spec.Backend, p, host.ClusterRef{ClusterID: spec.ID, OptionsJSON: optsJSON}); derr != nil {
 			return nil, fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 		}
 		if cerr := sdkInvalid(err, spec.Backend); cerr != nil {
@@ -205,9 +206,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		meta.KnownHosts = []string{kh}
 	}
 	c := m.toCluster(meta, sc, p.Desc)
-	if p.Desc.Capabilities.VerifySSH {
+	if p.Desc.NodesRunSSHD {
 		timeout := spec.SSHTimeout
-		if timeout <= 0 && p.Desc.Capabilities.Destroy {
+		if timeout <= 0 && p.Desc.Calls.Destroy {
 			timeout = DefaultSSHTimeout
 		}
 		m.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
@@ -307,7 +308,7 @@ func (m *Manager) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []b
 	if spec.Retain {
 		return err
 	}
-	if derr := m.cleanupAfterFailedCreate(spec.Backend, p, sdk.Ref{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
+	if derr := m.cleanupAfterFailedCreate(spec.Backend, p, host.ClusterRef{ClusterID: spec.ID, UID: uid, OptionsJSON: optsJSON}); derr != nil {
 		return fmt.Errorf("%w; %w: %v", err, ErrCleanupFailed, derr)
 	}
 	return err
@@ -332,8 +333,8 @@ func sdkInvalid(err error, backend string) error {
 // is not cancelled. The plugin's SDK makes Destroy wait until a cancelled
 // Create has finished its own cleanup, so this also waits for that. A
 // crashed plugin is started again for it.
-func (m *Manager) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref sdk.Ref) error {
-	if !p.Desc.Capabilities.Destroy {
+func (m *Manager) cleanupAfterFailedCreate(backend string, p *plugin.Plugin, ref host.ClusterRef) error {
+	if !p.Desc.Calls.Destroy {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 )
 
 // Destroy removes a cluster's machines and its record, after closing the
@@ -27,7 +28,7 @@ func (m *Manager) Destroy(ctx context.Context, id string) error {
 		return err
 	}
 	defer p.Kill()
-	if !p.Desc.Capabilities.Destroy {
+	if !p.Desc.Calls.Destroy {
 		return invalidf("the %s backend cannot destroy cluster %q: e2e did not create these machines; `e2e forget -c %s` drops the record", meta.Backend, id, id)
 	}
 	if err := p.Destroy(ctx, clusterRef(meta), m.emit(id)); err != nil {
@@ -58,7 +59,7 @@ func (m *Manager) destroyUntracked(ctx context.Context, id string, notFound erro
 			continue
 		}
 		defer p.Kill()
-		if !p.Desc.Capabilities.TracksClusters || !p.Desc.Capabilities.Destroy {
+		if !p.Desc.Calls.List || !p.Desc.Calls.Destroy {
 			continue
 		}
 		found, err := p.List(ctx, nil)
@@ -76,7 +77,7 @@ func (m *Manager) destroyUntracked(ctx context.Context, id string, notFound erro
 		return notFound
 	case 1:
 		h := hits[0]
-		if err := h.p.Destroy(ctx, sdk.Ref{ClusterID: id, UID: h.c.UID}, m.emit(id)); err != nil {
+		if err := h.p.Destroy(ctx, host.ClusterRef{ClusterID: id, UID: h.c.UID}, m.emit(id)); err != nil {
 			return fmt.Errorf("destroying cluster %q (no local record) of the %s backend: %w", id, h.p.Name, h.p.Wrap("destroy", err))
 		}
 		return nil
@@ -155,20 +156,20 @@ func (m *Manager) Clean(ctx context.Context, opts CleanOptions) ([]string, error
 			m.logger.Debug("skipping a plugin that does not start", "plugin", c.Path, "error", err)
 			continue
 		}
-		if !p.Desc.Clean {
+		if !p.Desc.Calls.Clean {
 			p.Kill()
 			if opts.Backend != "" {
 				return nil, invalidf("the %s backend cannot clean up leftovers", c.Name)
 			}
 			continue
 		}
-		var keep []sdk.Ref
+		var keep []host.ClusterRef
 		for _, meta := range metas {
 			if meta.Backend == c.Name {
 				keep = append(keep, clusterRef(meta))
 			}
 		}
-		err = p.Clean(ctx, keep, opts.DryRun, func(ev sdk.Event) {
+		err = p.Clean(ctx, keep, opts.DryRun, func(ev host.Event) {
 			if ev.Level == "info" {
 				lines = append(lines, c.Name+": "+ev.Message)
 			} else {

@@ -13,7 +13,7 @@ import (
 // usesExec reports whether the cluster's nodes are reached through the
 // backend's own exec transport (the docker backend's transport=exec)
 // instead of SSH.
-func (c *Cluster) usesExec() bool { return c.Details["transport"] == "exec" }
+func (c *Cluster) usesExec() bool { return c.Transport == sdk.TransportExec }
 
 // execPlugin returns the backend's plugin, started once per Cluster for
 // the exec transport and stopped by Close.
@@ -27,7 +27,7 @@ func (c *Cluster) execPlugin(ctx context.Context) (*plugin.Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !p.Desc.Exec {
+	if !p.Desc.Calls.Exec {
 		p.Kill()
 		return nil, fmt.Errorf("cluster %q asks for the exec transport but the %s backend has none", c.ID, c.Backend)
 	}

@@ -84,7 +84,7 @@ func (m *Manager) openStartStop(ctx context.Context, id, verb string) (state.Met
 	if err != nil {
 		return meta, nil, err
 	}
-	if !p.Desc.StartStop {
+	if !p.Desc.Calls.StartStop {
 		p.Kill()
 		return meta, nil, invalidf("the %s backend cannot %s clusters (cluster %q); see `e2e plugin info %s`", meta.Backend, verb, id, meta.Backend)
 	}
@@ -119,7 +119,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 }
 
 // Start starts the nodes of a cluster that are not running and returns once
-// every node answers: when the backend's nodes have sshd (VerifySSH), it
+// every node answers: when the backend's nodes have sshd (NodesRunSSHD), it
 // logs in to each with the cluster's key, retrying while sshd starts (up to
 // 3 minutes), and checks its host key against the pinned one, as Create
 // does. Starting a running cluster succeeds. A backend that cannot is an
@@ -156,7 +156,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err := RequireRunning(c.Nodes); err != nil {
 		return fmt.Errorf("starting cluster %q: the %s backend did not start every node: %w", id, meta.Backend, err)
 	}
-	if !p.Desc.Capabilities.VerifySSH {
+	if !p.Desc.NodesRunSSHD {
 		return nil
 	}
 	m.events(Event{Cluster: id, Step: "check SSH on every node"})

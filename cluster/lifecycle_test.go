@@ -116,8 +116,8 @@ func TestMissingNode(t *testing.T) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		t.Fatal(err)
 	}
-	nodes := rec["Cluster"]["Nodes"].([]any)
-	rec["Cluster"]["Nodes"] = append(nodes[:1], nodes[2:]...)
+	nodes := rec["Cluster"]["nodes"].([]any)
+	rec["Cluster"]["nodes"] = append(nodes[:1], nodes[2:]...)
 	if b, err = json.Marshal(rec); err != nil {
 		t.Fatal(err)
 	}

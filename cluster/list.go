@@ -130,7 +130,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 			rows = append(rows, row)
 		}
 	}
-	if !p.Desc.Capabilities.TracksClusters {
+	if !p.Desc.Calls.List {
 		return rows
 	}
 	// Ask the backend with each distinct set of stored options (or none),

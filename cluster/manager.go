@@ -8,7 +8,7 @@ import (
 
 	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/state"
-	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -138,8 +138,8 @@ func (m *Manager) open(ctx context.Context, backend string) (*plugin.Plugin, err
 	return p, err
 }
 
-func (m *Manager) emit(cluster string) func(sdk.Event) {
-	return func(ev sdk.Event) {
+func (m *Manager) emit(cluster string) func(host.Event) {
+	return func(ev host.Event) {
 		m.events(Event{Cluster: cluster, Step: ev.Step, Current: ev.Current, Total: ev.Total, Level: ev.Level, Message: ev.Message})
 	}
 }

@@ -111,13 +111,13 @@ func describe(p *plugin.Plugin) BackendInfo {
 	d := p.Desc
 	info := BackendInfo{Name: d.Name, Version: d.Version, Commit: d.Commit, Protocol: d.Protocol,
 		Summary: d.Summary, Path: p.Path, Source: string(p.Source)}
-	info.Capabilities.Destroy = d.Capabilities.Destroy
-	info.Capabilities.TracksClusters = d.Capabilities.TracksClusters
-	info.Capabilities.Exec = d.Exec
-	info.Capabilities.VerifySSH = d.Capabilities.VerifySSH
-	info.Capabilities.Clean = d.Clean
-	info.Capabilities.StartStop = d.StartStop
-	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.Capabilities.InstallMethods...)
+	info.Capabilities.Destroy = d.Calls.Destroy
+	info.Capabilities.TracksClusters = d.Calls.List
+	info.Capabilities.Exec = d.Calls.Exec
+	info.Capabilities.VerifySSH = d.NodesRunSSHD
+	info.Capabilities.Clean = d.Calls.Clean
+	info.Capabilities.StartStop = d.Calls.StartStop
+	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {
 		info.Options = append(info.Options, OptionInfo{Name: o.Name, Type: string(o.Type), Default: o.Default,

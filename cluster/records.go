@@ -7,6 +7,7 @@ import (
 
 	"github.com/e2e-tool/e2e/internal/state"
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 )
 
 // countRoles counts a backend's nodes by role.
@@ -45,10 +46,10 @@ func nodeRecords(nodes []sdk.Node, sshUser string) []state.NodeRecord {
 // backend reports now: nodes with their current state and endpoint, the
 // alias their host keys are pinned under, and every recorded node the
 // backend no longer reports as missing.
-func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Description) *Cluster {
+func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Description) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
 		CreatedAt: meta.CreatedAt, StateDir: m.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, manager: m,
-		Installed: meta.Installed, startStop: desc.StartStop,
+		Installed: meta.Installed, startStop: desc.Calls.StartStop,
 		access: accessOf(m, meta), conns: &conns{}}
 	recorded := map[string]state.NodeRecord{}
 	for _, n := range meta.Nodes {
@@ -56,7 +57,7 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc sdk.Descr
 	}
 	seen := map[string]bool{}
 	if sc != nil {
-		c.Details = sc.Details
+		c.Details, c.Transport = sc.Details, sc.Transport
 		for i, n := range nodeRecords(sc.Nodes, meta.SSHUser) {
 			node := nodeFromRecord(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.ID()].HostKeyAlias
@@ -97,8 +98,8 @@ func sortNodes(nodes []Node) {
 }
 
 // clusterRef is what the backend finds a recorded cluster by.
-func clusterRef(meta state.Metadata) sdk.Ref {
-	return sdk.Ref{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
+func clusterRef(meta state.Metadata) host.ClusterRef {
+	return host.ClusterRef{ClusterID: meta.ID, UID: meta.UID, OptionsJSON: meta.Options, Record: meta.Record}
 }
 
 // hostKeyAlias is the name a node's host keys are pinned under in the

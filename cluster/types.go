@@ -112,6 +112,10 @@ type Cluster struct {
 	CreatedAt     time.Time         `json:"created_at"`
 	Nodes         []Node            `json:"nodes"`
 	Details       map[string]string `json:"details,omitempty"`
+	// Transport is how e2e reaches the nodes: SSH (empty, or "ssh"), or
+	// "exec" through the backend's plugin (the docker backend's
+	// -o transport=exec).
+	Transport sdk.Transport `json:"transport,omitempty"`
 	// StateDir holds the cluster's private key and known_hosts.
 	StateDir   string `json:"state_dir"`
 	SSHKeyPath string `json:"ssh_key_path,omitempty"`

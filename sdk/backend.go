@@ -6,9 +6,31 @@
 //
 //	func main() { sdk.Serve(&myBackend{}) }
 //
-// The SDK owns the plugin handshake, validates options against the schema the
-// backend declares, turns panics into errors, logs hclog JSON to stderr and
-// exits when the e2e process that started it dies.
+// # What a backend can do, and what its nodes are
+//
+// One rule says what a backend can do: what the core can call, you
+// implement; what your nodes are, you say in Info.
+//
+//   - Calls. Backend (Info, Create, Get) is the minimum. Every other call is
+//     an optional interface whose presence is the capability: Destroyer
+//     (e2e destroy, cleanup after a failed create), Lister (the backend finds
+//     its clusters itself), StartStopper (e2e stop and e2e start), Executor
+//     (a transport of its own instead of SSH), Cleaner (e2e clean),
+//     Validator (checks beyond the schema), BaseConfiger (DC/OS installer
+//     defaults). There is no flag to set beside them, so a backend cannot
+//     declare a call it does not implement, nor implement one that never
+//     runs.
+//   - Facts. What is not a call is declared in Info: NodesRunSSHD (the
+//     nodes are machines whose sshd accepts the cluster's key, so the core
+//     logs in to every node after Create and Start) and InstallMethods. Per
+//     cluster, Cluster.Transport says how the core reaches the nodes, and
+//     Node.State whether each node runs.
+//
+// The SDK owns the plugin handshake, derives the protocol's capabilities
+// from the above, validates options against the schema the backend
+// declares, turns panics into errors, logs hclog JSON to stderr and exits
+// when the e2e process that started it dies. The core's side of the
+// protocol is in the host subpackage, which backends never import.
 package sdk
 
 import (
@@ -45,23 +67,8 @@ const (
 	InstallFromURL  InstallMethod = "url"
 )
 
-// Capabilities say what a backend can do beyond create, get and list.
-type Capabilities struct {
-	// Destroy is false for backends that did not make their machines.
-	Destroy bool
-	// InstallMethods the backend supports; empty means none.
-	InstallMethods []InstallMethod
-	// TracksClusters is true when the backend finds its clusters itself
-	// (labels, tags). When false the core stores Cluster.Record and hands
-	// it back in ClusterRef.
-	TracksClusters bool
-	// VerifySSH says the nodes are machines with sshd: after Create the core
-	// logs in to every node with the cluster's key (retrying while sshd
-	// starts) and pins host keys before it records the cluster.
-	VerifySSH bool
-}
-
-// Info describes a backend.
+// Info describes a backend: who it is, the options it takes, and the facts
+// about its nodes that are not calls (see the package documentation).
 type Info struct {
 	// Name as in the executable name e2e-backend-NAME.
 	Name string
@@ -70,9 +77,18 @@ type Info struct {
 	// Commit the plugin was built from, if known.
 	Commit string
 	// Summary is one line on what the backend makes.
-	Summary      string
-	Capabilities Capabilities
-	Options      Schema
+	Summary string
+	// Options the backend takes.
+	Options Schema
+	// NodesRunSSHD says the nodes are machines whose sshd accepts the
+	// cluster's key once Create (or Start) has returned: the core then logs
+	// in to every node, retrying while sshd starts, and pins host keys
+	// before it records the cluster. Leave it false for nodes with no sshd
+	// (the core then never logs in at creation).
+	NodesRunSSHD bool
+	// InstallMethods are the ways the core may install a distribution on
+	// the nodes; empty means none.
+	InstallMethods []InstallMethod
 }
 
 // CreateRequest asks for the machines of a new cluster.
@@ -121,16 +137,17 @@ type ClusterRef struct {
 	// Options the cluster was created with, without secrets (secrets are
 	// read again from the environment).
 	Options Options
-	// Record is Cluster.Record as Create returned it, for backends that do
-	// not track clusters.
+	// Record is Cluster.Record as Create returned it, for clusters the core
+	// has recorded (what a backend that is no Lister finds its clusters by).
 	Record []byte
 }
 
 // SSHEndpoint is where the core dials a node's sshd.
 type SSHEndpoint struct {
-	Host string
-	Port int
-	User string
+	Host string `json:"host"`
+	// Port is the TCP port; 0 for a node that does not run.
+	Port int    `json:"port"`
+	User string `json:"user"`
 }
 
 // NodeState says whether a node is up, as its backend sees it now.
@@ -157,35 +174,51 @@ func (s NodeState) Running() bool { return s == "" || s == NodeRunning }
 
 // Node is one machine of a cluster.
 type Node struct {
-	Role  Role
-	Index int
+	Role  Role `json:"role"`
+	Index int  `json:"index"`
 	// Name is what the backend calls the node (container name, instance id).
-	Name           string
-	Hostname       string
-	PrivateAddress string
-	PublicAddress  string
-	SSH            SSHEndpoint
+	Name           string `json:"name"`
+	Hostname       string `json:"hostname,omitempty"`
+	PrivateAddress string `json:"private_address,omitempty"`
+	PublicAddress  string `json:"public_address,omitempty"`
+	// SSH is where the core dials the node's sshd.
+	SSH SSHEndpoint `json:"ssh"`
 	// HostKeys are the node's SSH host public keys (authorized_keys
 	// format) when the backend knows them; the core pins them under the
 	// node's identity, not its address, so they stay valid when the SSH
 	// port changes (a restarted container).
-	HostKeys []string
+	HostKeys []string `json:"host_keys,omitempty"`
 	// State is whether the node runs; empty means running.
-	State NodeState
+	State NodeState `json:"state,omitempty"`
 }
+
+// Transport is how the core reaches a cluster's nodes.
+type Transport string
+
+// Transports. The empty transport means SSH.
+const (
+	// TransportSSH: the core dials each node's sshd (Node.SSH).
+	TransportSSH Transport = "ssh"
+	// TransportExec: the core runs every command and moves every file
+	// through the backend's Exec (the backend must be an Executor).
+	TransportExec Transport = "exec"
+)
 
 // Cluster is what a backend knows of a cluster.
 type Cluster struct {
-	ID string
+	ID string `json:"id"`
 	// UID is random per creation.
-	UID   string
-	Nodes []Node
+	UID   string `json:"uid"`
+	Nodes []Node `json:"nodes"`
 	// Record is opaque to the core; it is stored and handed back in
-	// ClusterRef for backends that do not track clusters.
-	Record []byte
+	// ClusterRef, so a backend that is no Lister can find the cluster again.
+	Record []byte `json:"record,omitempty"`
 	// Details are free-form facts shown by e2e inspect.
-	Details   map[string]string
-	CreatedAt time.Time
+	Details map[string]string `json:"details,omitempty"`
+	// CreatedAt is when the machines were made.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Transport is how the core reaches the nodes; empty means SSH.
+	Transport Transport `json:"transport,omitempty"`
 }
 
 // Reporter sends progress and log events of a long call to the core.
@@ -196,7 +229,10 @@ type Reporter interface {
 	Warnf(format string, args ...any)
 }
 
-// Backend is what a plugin implements.
+// Backend is what every plugin implements: who it is, making a cluster and
+// finding it again. Every other call is an optional interface (Destroyer,
+// Lister, StartStopper, Executor, Cleaner, Validator, BaseConfiger) that the
+// SDK detects with a type assertion: implementing it is declaring it.
 type Backend interface {
 	Info() Info
 	// Create makes the machines. When ctx is cancelled the backend removes
@@ -205,10 +241,26 @@ type Backend interface {
 	Create(ctx context.Context, req CreateRequest, r Reporter) (*Cluster, error)
 	// Get returns ErrNotFound (wrapped or not) when the cluster is unknown.
 	Get(ctx context.Context, ref ClusterRef) (*Cluster, error)
-	// List returns the clusters visible with the given options.
-	List(ctx context.Context, opts Options) ([]*Cluster, error)
+}
+
+// Destroyer is implemented by backends that made their machines and can
+// remove them. Without it e2e destroy is refused (the user is told to e2e
+// forget the cluster), and the core does not clean up after a failed
+// Create.
+type Destroyer interface {
 	// Destroy is idempotent: destroying what does not exist succeeds.
 	Destroy(ctx context.Context, ref ClusterRef, r Reporter) error
+}
+
+// Lister is implemented by backends that find their clusters themselves
+// (labels, tags). The core then refuses to create an id the backend
+// already has, shows clusters it has no record of in e2e list, and can
+// destroy a cluster by id alone. Without it the core keeps Cluster.Record
+// and hands it back in ClusterRef, and never lists.
+type Lister interface {
+	// List returns the clusters visible with the given options; an empty
+	// list (not an error) when there are none.
+	List(ctx context.Context, opts Options) ([]*Cluster, error)
 }
 
 // Validator is implemented by backends with checks beyond the schema (for
@@ -230,23 +282,32 @@ type BaseConfiger interface {
 
 // ExecRequest is a command to run on a node through the backend's transport.
 type ExecRequest struct {
-	Node   string
-	Argv   []string
-	Env    map[string]string
-	User   string
-	TTY    bool
+	// Node is a Node.Name the backend returned.
+	Node string
+	// Argv is the command; the core always sends /bin/sh -c LINE, LINE
+	// being the command line it would send over SSH.
+	Argv []string
+	// Env holds variables to set for the command.
+	Env map[string]string
+	// User is the node's login user to run as.
+	User string
+	// TTY asks for a terminal.
+	TTY bool
+	// Stdin may deliver nothing; Stdout and Stderr receive the output.
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
 
-// Executor is implemented by backends with a native exec transport.
+// Executor is implemented by backends with a native exec transport, used
+// for clusters whose Transport is TransportExec.
 type Executor interface {
 	// Exec returns the command's exit code (128+N for signal N).
 	Exec(ctx context.Context, ref ClusterRef, req ExecRequest) (int, error)
 }
 
-// Cleaner is implemented by backends that can find their leftovers.
+// Cleaner is implemented by backends that can find their leftovers
+// (e2e clean).
 type Cleaner interface {
 	// Clean removes (or with dryRun only reports, through r.Infof, one line
 	// per resource) what the backend made that belongs to none of the keep
@@ -258,11 +319,11 @@ type Cleaner interface {
 // machines and start them again, keeping their disks and identity (docker
 // stop and docker start, stopping and starting instances). Implementing it
 // sets start_stop in `e2e plugin info` and enables `e2e stop` and
-// `e2e start`. Both return ErrNotFound (wrapped or not) when the cluster
-// does not exist.
+// `e2e start`; Get then reports each node's State. Both return ErrNotFound
+// (wrapped or not) when the cluster does not exist.
 type StartStopper interface {
 	// Start starts every node that is not running and returns once each
-	// has booted; the core then logs in to every node (when VerifySSH),
+	// has booted; the core then logs in to every node (when NodesRunSSHD),
 	// retrying while sshd starts. Starting a running cluster succeeds.
 	Start(ctx context.Context, ref ClusterRef, r Reporter) error
 	// Stop stops every node. Afterwards Get reports each as NodeStopped.

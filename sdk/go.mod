@@ -2,10 +2,7 @@ module github.com/e2e-tool/e2e/sdk
 
 go 1.26.0
 
-replace github.com/e2e-tool/e2e/shared/proto => ../shared/proto
-
 require (
-	github.com/e2e-tool/e2e/shared/proto v0.0.0-00010101000000-000000000000
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	google.golang.org/grpc v1.85.0

@@ -751,9 +751,9 @@ func TestGoValueDefaults(t *testing.T) {
 	if got := opts.Mounts("mounts"); len(got) != 1 || got[0].String() != "/a:/b:ro" {
 		t.Errorf("mounts = %v", got)
 	}
-	desc := infoFromProto(infoToProto(Info{Name: "x", Version: "1", Options: s}, implemented{}))
-	if desc.Options[0].Default != "10m0s" {
-		t.Errorf("described default = %#v, want \"10m0s\"", desc.Options[0].Default)
+	desc := describeResponse(minimalBackend{}, Info{Name: "x", Version: "1", Options: s})
+	if got := desc.GetOptions()[0].GetDefaultJson(); got != `"10m0s"` {
+		t.Errorf("described default = %s, want \"10m0s\"", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -13,36 +14,20 @@ import (
 	"syscall"
 	"time"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
+	"github.com/e2e-tool/e2e/sdk/internal/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
-
-// PluginName is the name the backend service is dispensed under.
-const PluginName = "backend"
-
-// Handshake is the go-plugin handshake of e2e backends. The cookie only
-// tells a plugin it was started by e2e; it is not a security measure.
-func Handshake() plugin.HandshakeConfig {
-	return plugin.HandshakeConfig{
-		ProtocolVersion:  ProtocolVersion,
-		MagicCookieKey:   "E2E_BACKEND_PLUGIN",
-		MagicCookieValue: "d3b1c7a2-e2e-backend",
-	}
-}
-
-// LogLevelEnv is the environment variable the core sets to the log level
-// it wants from plugins.
-const LogLevelEnv = "E2E_PLUGIN_LOG_LEVEL"
 
 // StateHomeEnv is the environment variable the core sets to its state
 // directory, so a backend can label what it makes with the e2e state that
 // owns it (and Clean of one state directory leaves another's alone).
 const StateHomeEnv = "E2E_STATE_HOME"
 
-// grpcPlugin is go-plugin's glue: the server half wraps a Backend, the
-// client half returns a *Client.
+// grpcPlugin is go-plugin's glue on the plugin's side: it serves a Backend.
+// The core's side is package host.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	server *server
@@ -53,14 +38,8 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewClient(backendv1.NewBackendClient(cc)), nil
-}
-
-// ClientPlugins is the VersionedPlugins map a host gives go-plugin: every
-// protocol major this SDK speaks, keyed by version.
-func ClientPlugins() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{}}}
+func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the SDK serves backends; package host is the client")
 }
 
 // ServeOption changes how Serve runs.
@@ -100,12 +79,12 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 		fmt.Fprintf(os.Stderr, "%s: invalid backend: %v\n", filepath.Base(args[0]), err)
 		return 1
 	}
-	hs := Handshake()
+	hs := wire.Handshake(ProtocolVersion)
 	if os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
 		return runByHand(info, args, sc)
 	}
 
-	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	level := hclog.LevelFromString(os.Getenv(wire.LogLevelEnv))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
@@ -131,7 +110,7 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{server: srv}}},
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {wire.PluginName: &grpcPlugin{server: srv}}},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			o = append(o,
 				grpc.ChainUnaryInterceptor(recoverUnary(info.Name, logger)),

@@ -7,7 +7,8 @@ import (
 	"runtime/debug"
 	"sync"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
+	"github.com/e2e-tool/e2e/sdk/internal/wire"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -135,7 +136,7 @@ func (s *server) ref(pr *backendv1.ClusterRef) (ClusterRef, error) {
 }
 
 func (s *server) Describe(context.Context, *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
-	return infoToProto(s.info, implementedBy(s.backend)), nil
+	return describeResponse(s.backend, s.info), nil
 }
 
 func (s *server) Validate(ctx context.Context, req *backendv1.ValidateRequest) (*backendv1.ValidateResponse, error) {
@@ -237,7 +238,7 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 	if c == nil {
 		return status.Error(codes.Internal, "backend returned neither a cluster nor an error")
 	}
-	if err := s.checkStates(c); err != nil {
+	if err := s.checkCluster(c); err != nil {
 		return err
 	}
 	return stream.Send(&backendv1.Event{Event: &backendv1.Event_Cluster{Cluster: clusterToProto(c)}})
@@ -257,7 +258,7 @@ func (s *server) Get(ctx context.Context, req *backendv1.GetRequest) (*backendv1
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := s.checkStates(c); err != nil {
+	if err := s.checkCluster(c); err != nil {
 		return nil, err
 	}
 	return &backendv1.GetResponse{Cluster: clusterToProto(c)}, nil
@@ -266,17 +267,21 @@ func (s *server) Get(ctx context.Context, req *backendv1.GetRequest) (*backendv1
 func (s *server) List(ctx context.Context, req *backendv1.ListRequest) (*backendv1.ListResponse, error) {
 	ctx, done := s.begin(ctx)
 	defer done()
+	l, ok := s.backend.(Lister)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "the %s backend cannot list its clusters", s.info.Name)
+	}
 	opts, err := s.parse(req.GetOptionsJson())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	cs, err := s.backend.List(ctx, opts)
+	cs, err := l.List(ctx, opts)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &backendv1.ListResponse{}
 	for _, c := range cs {
-		if err := s.checkStates(c); err != nil {
+		if err := s.checkCluster(c); err != nil {
 			return nil, err
 		}
 		resp.Clusters = append(resp.Clusters, clusterToProto(c))
@@ -287,12 +292,13 @@ func (s *server) List(ctx context.Context, req *backendv1.ListRequest) (*backend
 func (s *server) Destroy(req *backendv1.DestroyRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
 	ctx, done := s.begin(stream.Context())
 	defer done()
+	d, ok := s.backend.(Destroyer)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "the %s backend cannot destroy clusters", s.info.Name)
+	}
 	ref, err := s.ref(req.GetRef())
 	if err != nil {
 		return toStatus(err)
-	}
-	if !s.info.Capabilities.Destroy {
-		return status.Errorf(codes.FailedPrecondition, "the %s backend cannot destroy clusters", s.info.Name)
 	}
 	release, err := s.busy.acquire(ctx, ref.ClusterID)
 	if err != nil {
@@ -300,20 +306,30 @@ func (s *server) Destroy(req *backendv1.DestroyRequest, stream grpc.ServerStream
 	}
 	defer release()
 	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", ref.ClusterID)}
-	return toStatus(s.backend.Destroy(ctx, ref, r))
+	return toStatus(d.Destroy(ctx, ref, r))
 }
 
-// checkStates refuses a node state the protocol cannot carry: sent as
-// unspecified, it would read as running.
-func (s *server) checkStates(c *Cluster) error {
+// checkCluster refuses what the protocol cannot carry, as a bug in the
+// plugin: a node state or transport it does not know would travel as
+// unspecified and read as running or SSH, and the exec transport needs an
+// Executor.
+func (s *server) checkCluster(c *Cluster) error {
 	if c == nil {
 		return nil
 	}
 	for _, n := range c.Nodes {
-		if _, ok := stateToProto[n.State]; !ok && n.State != "" {
+		if n.State != "" && wire.Value[backendv1.NodeState](string(n.State)) == 0 {
 			return status.Errorf(codes.Internal, "the %s backend reported node %s in state %q, which is none of running, stopped, missing (a bug in the plugin)",
 				s.info.Name, n.Name, n.State)
 		}
+	}
+	if c.Transport != "" && wire.Value[backendv1.Transport](string(c.Transport)) == 0 {
+		return status.Errorf(codes.Internal, "the %s backend reported cluster %s with transport %q, which is neither ssh nor exec (a bug in the plugin)",
+			s.info.Name, c.ID, c.Transport)
+	}
+	if _, ok := s.backend.(Executor); c.Transport == TransportExec && !ok {
+		return status.Errorf(codes.Internal, "the %s backend reported cluster %s with transport exec, but it implements no Exec (a bug in the plugin)",
+			s.info.Name, c.ID)
 	}
 	return nil
 }

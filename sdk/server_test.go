@@ -10,19 +10,76 @@ import (
 	"testing"
 	"time"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
+// TestToStatus: what a backend returns becomes the gRPC status the core's
+// side (package host) turns back into the same kind of error; the message
+// travels as the backend wrote it.
+func TestToStatus(t *testing.T) {
+	diags := []Diagnostic{
+		{Severity: SeverityError, Option: "memory", Summary: `option "memory": expected an integer`, Detail: "memory in MiB"},
+		{Severity: SeverityWarning, Option: "name", Summary: "name is long"},
+		{Severity: SeverityError, Summary: "no option at fault"},
+	}
+	tests := []struct {
+		name      string
+		err       error
+		wantCode  codes.Code
+		wantMsg   string
+		wantDiags []Diagnostic
+	}{
+		{"diagnostics", &DiagnosticsError{Diagnostics: diags}, codes.InvalidArgument,
+			`option "memory": expected an integer; no option at fault`, diags},
+		{"wrapped diagnostics", fmt.Errorf("create: %w", &DiagnosticsError{Diagnostics: diags[:1]}), codes.InvalidArgument,
+			`option "memory": expected an integer`, diags[:1]},
+		{"not found wrapped", fmt.Errorf("cluster %q: %w", "web", ErrNotFound), codes.NotFound, `cluster "web": cluster not found`, nil},
+		{"not found bare", ErrNotFound, codes.NotFound, "cluster not found", nil},
+		{"canceled", context.Canceled, codes.Canceled, "context canceled", nil},
+		{"canceled wrapped", fmt.Errorf("making node 2: %w", context.Canceled), codes.Canceled, "making node 2: context canceled", nil},
+		{"deadline exceeded", context.DeadlineExceeded, codes.DeadlineExceeded, "context deadline exceeded", nil},
+		{"plain error", errors.New("docker: no space left on device"), codes.Unknown, "docker: no space left on device", nil},
+		{"gRPC status passes through", status.Error(codes.FailedPrecondition, "the docker backend cannot do that"),
+			codes.FailedPrecondition, "the docker backend cannot do that", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, ok := status.FromError(overTheWire(t, toStatus(tt.err)))
+			if !ok {
+				t.Fatalf("not a status")
+			}
+			if st.Code() != tt.wantCode || st.Message() != tt.wantMsg {
+				t.Errorf("status %v %q, want %v %q", st.Code(), st.Message(), tt.wantCode, tt.wantMsg)
+			}
+			var got []Diagnostic
+			for _, d := range st.Details() {
+				pd, ok := d.(*backendv1.Diagnostic)
+				if !ok {
+					t.Fatalf("detail %T, want *backendv1.Diagnostic", d)
+				}
+				sev := SeverityError
+				if pd.GetSeverity() == backendv1.Severity_SEVERITY_WARNING {
+					sev = SeverityWarning
+				}
+				got = append(got, Diagnostic{Severity: sev, Option: pd.GetOption(), Summary: pd.GetSummary(), Detail: pd.GetDetail()})
+			}
+			if !reflect.DeepEqual(got, tt.wantDiags) {
+				t.Errorf("diagnostics = %#v, want %#v", got, tt.wantDiags)
+			}
+		})
+	}
+	if err := toStatus(nil); err != nil {
+		t.Errorf("toStatus(nil) = %v", err)
+	}
+}
+
 // overTheWire sends a gRPC status error through its wire form, as it
-// travels from the plugin to the core, and returns what the client sees.
+// travels from the plugin to the core.
 func overTheWire(t *testing.T, err error) error {
 	t.Helper()
-	if err == nil {
-		return nil
-	}
 	st, ok := status.FromError(err)
 	if !ok {
 		t.Fatalf("toStatus returned %T %v, not a gRPC status", err, err)
@@ -37,167 +94,6 @@ func overTheWire(t *testing.T, err error) error {
 		t.Fatalf("unmarshal status: %v", uerr)
 	}
 	return status.FromProto(back).Err()
-}
-
-func TestErrorMappingRoundTrip(t *testing.T) {
-	diags := []Diagnostic{
-		{Severity: SeverityError, Option: "memory", Summary: `option "memory": expected an integer`, Detail: "memory in MiB"},
-		{Severity: SeverityWarning, Option: "name", Summary: "name is long"},
-		{Severity: SeverityError, Summary: "no option at fault"},
-	}
-	tests := []struct {
-		name     string
-		err      error
-		wantCode codes.Code
-		check    func(t *testing.T, got error)
-	}{
-		{
-			name:     "diagnostics",
-			err:      &DiagnosticsError{Diagnostics: diags},
-			wantCode: codes.InvalidArgument,
-			check: func(t *testing.T, got error) {
-				var de *DiagnosticsError
-				if !errors.As(got, &de) {
-					t.Fatalf("got %T %v, want *DiagnosticsError", got, got)
-				}
-				if !reflect.DeepEqual(de.Diagnostics, diags) {
-					t.Errorf("diagnostics = %#v, want %#v", de.Diagnostics, diags)
-				}
-			},
-		},
-		{
-			name:     "wrapped diagnostics",
-			err:      fmt.Errorf("create: %w", &DiagnosticsError{Diagnostics: diags[:1]}),
-			wantCode: codes.InvalidArgument,
-			check: func(t *testing.T, got error) {
-				var de *DiagnosticsError
-				if !errors.As(got, &de) {
-					t.Fatalf("got %T %v, want *DiagnosticsError", got, got)
-				}
-				if !reflect.DeepEqual(de.Diagnostics, diags[:1]) {
-					t.Errorf("diagnostics = %#v, want %#v", de.Diagnostics, diags[:1])
-				}
-			},
-		},
-		{
-			name:     "not found wrapped",
-			err:      fmt.Errorf("cluster %q: %w", "web", ErrNotFound),
-			wantCode: codes.NotFound,
-			check: func(t *testing.T, got error) {
-				if !errors.Is(got, ErrNotFound) {
-					t.Errorf("errors.Is(%v, ErrNotFound) = false", got)
-				}
-				if !strings.Contains(got.Error(), `cluster "web"`) {
-					t.Errorf("message %q lost the backend's text", got)
-				}
-			},
-		},
-		{
-			name:     "not found bare",
-			err:      ErrNotFound,
-			wantCode: codes.NotFound,
-			check: func(t *testing.T, got error) {
-				if !errors.Is(got, ErrNotFound) {
-					t.Errorf("errors.Is(%v, ErrNotFound) = false", got)
-				}
-			},
-		},
-		{
-			name:     "canceled",
-			err:      context.Canceled,
-			wantCode: codes.Canceled,
-			check: func(t *testing.T, got error) {
-				if !errors.Is(got, context.Canceled) {
-					t.Errorf("errors.Is(%v, context.Canceled) = false", got)
-				}
-			},
-		},
-		{
-			name:     "canceled wrapped",
-			err:      fmt.Errorf("making node 2: %w", context.Canceled),
-			wantCode: codes.Canceled,
-			check: func(t *testing.T, got error) {
-				if !errors.Is(got, context.Canceled) {
-					t.Errorf("errors.Is(%v, context.Canceled) = false", got)
-				}
-			},
-		},
-		{
-			name:     "deadline exceeded",
-			err:      context.DeadlineExceeded,
-			wantCode: codes.DeadlineExceeded,
-			check: func(t *testing.T, got error) {
-				if !errors.Is(got, context.DeadlineExceeded) {
-					t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", got)
-				}
-			},
-		},
-		{
-			name:     "plain error",
-			err:      errors.New("docker: no space left on device"),
-			wantCode: codes.Unknown,
-			check: func(t *testing.T, got error) {
-				var re *RemoteError
-				if !errors.As(got, &re) {
-					t.Fatalf("got %T %v, want *RemoteError", got, got)
-				}
-				if re.Message != "docker: no space left on device" || got.Error() != re.Message {
-					t.Errorf("message = %q (Error() %q), want the backend's message unchanged", re.Message, got.Error())
-				}
-				if re.Code != codes.Unknown {
-					t.Errorf("code = %v, want Unknown", re.Code)
-				}
-			},
-		},
-		{
-			name:     "gRPC status passes through",
-			err:      status.Error(codes.FailedPrecondition, "the docker backend cannot destroy clusters"),
-			wantCode: codes.FailedPrecondition,
-			check: func(t *testing.T, got error) {
-				var re *RemoteError
-				if !errors.As(got, &re) {
-					t.Fatalf("got %T %v, want *RemoteError", got, got)
-				}
-				if re.Code != codes.FailedPrecondition || re.Message != "the docker backend cannot destroy clusters" {
-					t.Errorf("got %#v", re)
-				}
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := toStatus(tt.err)
-			if code := status.Code(st); code != tt.wantCode {
-				t.Errorf("toStatus code = %v, want %v", code, tt.wantCode)
-			}
-			t.Run("in process", func(t *testing.T) { tt.check(t, fromStatus(st)) })
-			t.Run("over the wire", func(t *testing.T) { tt.check(t, fromStatus(overTheWire(t, st))) })
-		})
-	}
-}
-
-func TestErrorMappingEdges(t *testing.T) {
-	if err := toStatus(nil); err != nil {
-		t.Errorf("toStatus(nil) = %v", err)
-	}
-	if err := fromStatus(nil); err != nil {
-		t.Errorf("fromStatus(nil) = %v", err)
-	}
-	plain := errors.New("not a status")
-	if got := fromStatus(plain); got != plain {
-		t.Errorf("fromStatus of a non-status error = %v, want it unchanged", got)
-	}
-	// The SDK's own InvalidArgument statuses carry no diagnostics; they still
-	// come back as a DiagnosticsError with the message.
-	got := fromStatus(status.Error(codes.InvalidArgument, "node counts cannot be negative"))
-	var de *DiagnosticsError
-	if !errors.As(got, &de) {
-		t.Fatalf("got %T %v, want *DiagnosticsError", got, got)
-	}
-	want := []Diagnostic{{Severity: SeverityError, Summary: "node counts cannot be negative"}}
-	if !reflect.DeepEqual(de.Diagnostics, want) {
-		t.Errorf("diagnostics = %#v, want %#v", de.Diagnostics, want)
-	}
 }
 
 // Bounds for the lock tests: "quiet" is how long something must not
@@ -455,7 +351,9 @@ func TestCheckID(t *testing.T) {
 	}
 }
 
-func TestClusterProtoRoundTrip(t *testing.T) {
+// TestClusterToProto: every field of a cluster reaches the wire (package
+// host's tests read the same message back).
+func TestClusterToProto(t *testing.T) {
 	zone := time.FixedZone("UTC+2", 2*60*60)
 	full := &Cluster{
 		ID:  "web",
@@ -469,83 +367,44 @@ func TestClusterProtoRoundTrip(t *testing.T) {
 			},
 			{
 				Role: RoleAgent, Index: 1, Name: "e2e-web-agent-1", Hostname: "agent-1",
-				PrivateAddress: "10.0.0.3", PublicAddress: "203.0.113.3",
-				SSH:      SSHEndpoint{Host: "203.0.113.3", Port: 22, User: "centos"},
-				HostKeys: []string{"ssh-ed25519 AAAAC3Nzb agent-1"},
-				State:    NodeStopped,
+				SSH: SSHEndpoint{Host: "203.0.113.3", Port: 22, User: "centos"}, State: NodeStopped,
 			},
-			{
-				Role: RolePublicAgent, Index: 2, Name: "e2e-web-public-agent-2", Hostname: "public-agent-2",
-				PrivateAddress: "10.0.0.4", PublicAddress: "203.0.113.4",
-				SSH:      SSHEndpoint{Host: "203.0.113.4", Port: 2222, User: "core"},
-				HostKeys: []string{"ssh-ed25519 AAAAC3Nzc public-agent-2"},
-				State:    NodeMissing,
-			},
+			{Role: RolePublicAgent, Index: 2, Name: "e2e-web-public-agent-2", State: NodeMissing},
 			{Role: RoleAgent, Index: 0, Name: "e2e-web-agent-0", State: NodeRunning},
 		},
 		Record:    []byte("{\"network\":\"e2e-web\"}\x00\xff"),
 		Details:   map[string]string{"network": "e2e-web", "image": "centos:7"},
 		CreatedAt: time.Date(2024, 3, 1, 12, 30, 45, 123456789, zone),
+		Transport: TransportExec,
 	}
-	tests := []struct {
-		name string
-		in   *Cluster
-	}{
-		{"every field set", full},
-		{"only an id", &Cluster{ID: "default"}},
+	want := &backendv1.Cluster{
+		Id: "web", Uid: "3f2a9c",
+		Nodes: []*backendv1.Node{
+			{Role: backendv1.Role_ROLE_MASTER, Index: 0, Name: "e2e-web-master-0", Hostname: "master-0",
+				PrivateAddress: "10.0.0.2", PublicAddress: "203.0.113.2",
+				Ssh:      &backendv1.SSHEndpoint{Host: "127.0.0.1", Port: 32768, User: "root"},
+				HostKeys: []string{"ssh-ed25519 AAAAC3Nza master-0", "ssh-rsa AAAAB3Nza master-0"}},
+			{Role: backendv1.Role_ROLE_AGENT, Index: 1, Name: "e2e-web-agent-1", Hostname: "agent-1",
+				Ssh: &backendv1.SSHEndpoint{Host: "203.0.113.3", Port: 22, User: "centos"}, State: backendv1.NodeState_NODE_STATE_STOPPED},
+			{Role: backendv1.Role_ROLE_PUBLIC_AGENT, Index: 2, Name: "e2e-web-public-agent-2", Ssh: &backendv1.SSHEndpoint{},
+				State: backendv1.NodeState_NODE_STATE_MISSING},
+			{Role: backendv1.Role_ROLE_AGENT, Index: 0, Name: "e2e-web-agent-0", Ssh: &backendv1.SSHEndpoint{},
+				State: backendv1.NodeState_NODE_STATE_RUNNING},
+		},
+		Record:    []byte("{\"network\":\"e2e-web\"}\x00\xff"),
+		Details:   map[string]string{"network": "e2e-web", "image": "centos:7"},
+		CreatedAt: "2024-03-01T10:30:45.123456789Z",
+		Transport: backendv1.Transport_TRANSPORT_EXEC,
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pc := clusterToProto(tt.in)
-			b, err := proto.Marshal(pc)
-			if err != nil {
-				t.Fatalf("marshal: %v", err)
-			}
-			var wire backendv1.Cluster
-			if err := proto.Unmarshal(b, &wire); err != nil {
-				t.Fatalf("unmarshal: %v", err)
-			}
-			for how, got := range map[string]*Cluster{
-				"in process":    clusterFromProto(pc),
-				"over the wire": clusterFromProto(&wire),
-			} {
-				if !got.CreatedAt.Equal(tt.in.CreatedAt) {
-					t.Errorf("%s: CreatedAt = %v, want %v", how, got.CreatedAt, tt.in.CreatedAt)
-				}
-				if tt.in.CreatedAt.IsZero() != got.CreatedAt.IsZero() {
-					t.Errorf("%s: CreatedAt.IsZero() = %v, want %v", how, got.CreatedAt.IsZero(), tt.in.CreatedAt.IsZero())
-				}
-				// Times are compared with Equal above; the rest exactly.
-				c := *got
-				c.CreatedAt = tt.in.CreatedAt
-				if !reflect.DeepEqual(&c, tt.in) {
-					t.Errorf("%s: round trip\n got  %#v\n want %#v", how, &c, tt.in)
-				}
-			}
-		})
+	if got := clusterToProto(full); !proto.Equal(got, want) {
+		t.Errorf("clusterToProto\n got  %v\n want %v", got, want)
 	}
-
+	// Empty transport, state and time travel as unspecified and absent.
+	if got, want := clusterToProto(&Cluster{ID: "default", Nodes: []Node{{Name: "n"}}}),
+		(&backendv1.Cluster{Id: "default", Nodes: []*backendv1.Node{{Name: "n", Ssh: &backendv1.SSHEndpoint{}}}}); !proto.Equal(got, want) {
+		t.Errorf("clusterToProto of a bare cluster\n got  %v\n want %v", got, want)
+	}
 	if got := clusterToProto(nil); got != nil {
 		t.Errorf("clusterToProto(nil) = %v, want nil", got)
-	}
-	if got := clusterFromProto(nil); got != nil {
-		t.Errorf("clusterFromProto(nil) = %v, want nil", got)
-	}
-}
-
-// The plugin's message reaches the user once, not prefixed by the sentinel.
-func TestRemoteSentinelMessage(t *testing.T) {
-	for _, tc := range []struct {
-		err    error
-		target error
-	}{
-		{ErrNotFound, ErrNotFound},
-		{context.Canceled, context.Canceled},
-		{fmt.Errorf("cluster x: %w", ErrNotFound), ErrNotFound},
-	} {
-		got := fromStatus(toStatus(tc.err))
-		if got.Error() != tc.err.Error() || !errors.Is(got, tc.target) {
-			t.Errorf("round trip of %q = %q (is target: %v)", tc.err, got, errors.Is(got, tc.target))
-		}
 	}
 }

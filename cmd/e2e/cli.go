@@ -305,6 +305,9 @@ func (c *InspectCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
+	if cl.Transport != "" {
+		fmt.Fprintf(w, "transport: %s\n", cl.Transport)
+	}
 	for _, k := range slices.Sorted(maps.Keys(cl.Details)) {
 		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
 	}

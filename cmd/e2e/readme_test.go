@@ -45,8 +45,7 @@ func TestREADMEGoExample(t *testing.T) {
 	writeFile(t, filepath.Join(mod, "go.mod"), "module example.com/readme\n\ngo 1.26.0\n\n"+
 		"require github.com/e2e-tool/e2e v0.0.0\n\nreplace (\n"+
 		"\tgithub.com/e2e-tool/e2e => "+root+"\n"+
-		"\tgithub.com/e2e-tool/e2e/sdk => "+filepath.Join(root, "sdk")+"\n"+
-		"\tgithub.com/e2e-tool/e2e/shared/proto => "+filepath.Join(root, "shared", "proto")+"\n)\n")
+		"\tgithub.com/e2e-tool/e2e/sdk => "+filepath.Join(root, "sdk")+"\n)\n")
 	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)

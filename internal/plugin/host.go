@@ -16,6 +16,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 )
@@ -118,8 +119,8 @@ func (h *Host) socketTempDir() (string, error) {
 // Plugin is a running backend plugin.
 type Plugin struct {
 	Candidate
-	*sdk.Client
-	Desc   sdk.Description
+	*host.Client
+	Desc   host.Description
 	client *goplugin.Client
 	stderr *lastlines.Writer
 	pid    int
@@ -152,14 +153,14 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	} else if h.logger.IsInfo() {
 		level = "info"
 	}
-	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+level)
+	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level)
 	if h.home != "" {
 		cmd.Env = append(cmd.Env, homeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)
 	}
 	t := newTail(20)
 	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.ClientPlugins(),
+		HandshakeConfig:  host.Handshake(),
+		VersionedPlugins: host.ClientPlugins(),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -198,12 +199,12 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(host.PluginName)
 	if err != nil {
 		p.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", c.Path, err)
 	}
-	sc, ok := raw.(*sdk.Client)
+	sc, ok := raw.(*host.Client)
 	if !ok {
 		p.Kill()
 		return nil, fmt.Errorf("plugin %s does not serve the e2e backend service", c.Path)

@@ -30,9 +30,9 @@ func (backend) Info() sdk.Info {
 		Name:    "test",
 		Version: version,
 		Summary: "files that stand in for machines (e2e's own tests)",
-		Capabilities: sdk.Capabilities{
-			Destroy: true, TracksClusters: true, InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath},
-		},
+		// Its calls are the interfaces it implements: Destroyer, Lister,
+		// Cleaner, StartStopper, BaseConfiger. Its nodes have no sshd.
+		InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath},
 		Options: sdk.Schema{
 			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired().FromEnv("E2E_TEST_BACKEND_DIR"),
 			sdk.DurationOption("create_delay", "pause after each node is made").WithDefault("0s"),

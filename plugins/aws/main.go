@@ -22,9 +22,8 @@ type backend struct{}
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "aws", Version: version, Commit: commit,
-		Summary: "nodes are EC2 instances",
-		Capabilities: sdk.Capabilities{Destroy: true, TracksClusters: true,
-			InstallMethods: []sdk.InstallMethod{sdk.InstallFromURL}},
+		Summary:        "nodes are EC2 instances",
+		InstallMethods: []sdk.InstallMethod{sdk.InstallFromURL},
 		Options: sdk.Schema{
 			sdk.StringOption("region", "AWS region").FromEnv("AWS_REGION"),
 			sdk.StringOption("ami", "image id of the nodes"),

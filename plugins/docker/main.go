@@ -59,10 +59,10 @@ func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "docker", Version: version, Commit: commit,
 		Summary: "nodes are containers (systemd, sshd) on this machine's Docker engine",
-		Capabilities: sdk.Capabilities{
-			Destroy: true, TracksClusters: true, VerifySSH: true,
-			InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath, sdk.InstallFromURL},
-		},
+		// Calls: Destroyer, Lister, Executor, Cleaner, StartStopper,
+		// Validator, BaseConfiger (implemented, so declared).
+		NodesRunSSHD:   true,
+		InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath, sdk.InstallFromURL},
 		Options: sdk.Schema{
 			sdk.StringOption(optWorkspaceDir, "directory for large temporary files: a directory e2e-ID-UID per cluster inside it, removed on destroy (default: the system's temporary directory)"),
 			sdk.MountsOption(optMasterMounts, "bind mounts on masters, docker volume syntax SRC:DST[:ro|rw] (repeat -o for more)"),

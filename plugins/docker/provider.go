@@ -32,7 +32,7 @@ const (
 	labelCreated  = "e2e.created-at"   // RFC 3339
 	labelSecurity = "e2e.security"     // securityPrivileged or securityCaps
 	// labelTransport is how the core reaches the nodes: "ssh" or "exec";
-	// Get reports it in Cluster.Details["transport"].
+	// Get reports it in Cluster.Transport.
 	labelTransport = "e2e.transport"
 	// labelNodes is the number of nodes per role the cluster was made
 	// with ("master=1,agent=2,public_agent=0"), so that Get reports a node
@@ -126,9 +126,8 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 				"image":     c.Image,
 				"workspace": c.Labels[labelWorkspace],
 			}}
-			if t := c.Labels[labelTransport]; t != "" {
-				cl.Details["transport"] = t
-			}
+			// "ssh" or "exec"; none (a container of an older plugin) is SSH.
+			cl.Transport = sdk.Transport(c.Labels[labelTransport])
 			if c.Labels[labelSecurity] == securityCaps {
 				cl.Details["security"] = "every capability but SYS_RESOURCE (the engine refuses privileged containers)"
 			} else {

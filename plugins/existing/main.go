@@ -1,7 +1,7 @@
 // Command e2e-backend-existing makes clusters of machines that already
 // exist, as DC/OS E2E's Cluster.from_nodes did: it records their addresses
 // and never creates or destroys them. The core logs in to every node before
-// it records the cluster (capability verify_ssh).
+// it records the cluster (Info.NodesRunSSHD).
 package main
 
 import (
@@ -34,8 +34,11 @@ var hostOptions = map[sdk.Role]string{
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "existing", Version: version, Commit: commit,
-		Summary:      "machines that already exist, reached over SSH; e2e never creates or destroys them",
-		Capabilities: sdk.Capabilities{Destroy: false, TracksClusters: false, VerifySSH: true},
+		Summary: "machines that already exist, reached over SSH; e2e never creates or destroys them",
+		// The nodes are machines with sshd; the backend implements neither
+		// Destroy (it did not make them) nor List (the core's records are
+		// the only list of these clusters).
+		NodesRunSSHD: true,
 		Options: sdk.Schema{
 			sdk.ListOption("masters", "master hosts, HOST[:PORT] (repeat -o masters=... for more)"),
 			sdk.ListOption("agents", "agent hosts, HOST[:PORT]"),
@@ -158,8 +161,8 @@ func (backend) Get(_ context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) 
 	if len(ref.Record) == 0 {
 		return nil, fmt.Errorf("%w: no record of cluster %q was passed", sdk.ErrNotFound, ref.ClusterID)
 	}
-	var c sdk.Cluster
-	if err := json.Unmarshal(ref.Record, &c); err != nil {
+	c, err := decodeRecord(ref.Record)
+	if err != nil {
 		return nil, fmt.Errorf("the record of cluster %q is corrupt: %w", ref.ClusterID, err)
 	}
 	if c.ID != ref.ClusterID {
@@ -167,15 +170,6 @@ func (backend) Get(_ context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) 
 	}
 	c.Record = ref.Record
 	return &c, nil
-}
-
-// List finds nothing: the core's records are the only list of these clusters.
-func (backend) List(context.Context, sdk.Options) ([]*sdk.Cluster, error) { return nil, nil }
-
-// Destroy is never reached: the SDK refuses it for a backend without the
-// destroy capability.
-func (backend) Destroy(context.Context, sdk.ClusterRef, sdk.Reporter) error {
-	return errors.New("e2e did not create these machines")
 }
 
 func main() { sdk.Serve(backend{}) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"google.golang.org/grpc/codes"
 )
 
@@ -30,7 +31,7 @@ func (s *suite) testHandshake(t *testing.T) {
 }
 
 // describe calls Describe; the other checks need the capabilities.
-func (s *suite) describe(t *testing.T, c *sdk.Client) sdk.Description {
+func (s *suite) describe(t *testing.T, c *host.Client) host.Description {
 	t.Helper()
 	d, err := c.Describe(s.ctx(t))
 	if err != nil {
@@ -171,8 +172,8 @@ func (s *suite) testValidate(t *testing.T) {
 // check that stopped half-way leaves nothing behind. Destroy is idempotent,
 // so it does not matter how far the check got. It must be called after
 // start, so that it runs before the plugin is killed.
-func (s *suite) destroyOnFailure(t *testing.T, c *sdk.Client, d sdk.Description, ref *sdk.Ref) {
-	if !d.Capabilities.Destroy {
+func (s *suite) destroyOnFailure(t *testing.T, c *host.Client, d host.Description, ref *host.ClusterRef) {
+	if !d.Calls.Destroy {
 		return
 	}
 	t.Cleanup(func() {
@@ -194,7 +195,7 @@ func (s *suite) testCreateRejectsBadOptions(t *testing.T) {
 	_, c := s.start(t)
 	d := s.describe(t, c)
 	id := newClusterID()
-	ref := sdk.Ref{ClusterID: id, OptionsJSON: s.options}
+	ref := host.ClusterRef{ClusterID: id, OptionsJSON: s.options}
 	s.destroyOnFailure(t, c, d, &ref)
 
 	cl, err := c.Create(s.ctx(t), s.createCall(id, s.mustOptionsWith(t, unknownOption, "x")), logEvents(t))
@@ -208,12 +209,16 @@ func (s *suite) testCreateRejectsBadOptions(t *testing.T) {
 	default:
 		t.Errorf("Create with an unknown option: %v (%T), want a *sdk.DiagnosticsError", err, err)
 	}
-	s.checkListed(t, c, id, false)
+	s.checkListed(t, c, d, id, false)
 }
 
-// checkListed checks whether List shows the cluster id.
-func (s *suite) checkListed(t *testing.T, c *sdk.Client, id string, want bool) *sdk.Cluster {
+// checkListed checks whether List shows the cluster id, for backends that
+// list their clusters (sdk.Lister); for others there is nothing to check.
+func (s *suite) checkListed(t *testing.T, c *host.Client, d host.Description, id string, want bool) *sdk.Cluster {
 	t.Helper()
+	if !d.Calls.List {
+		return nil
+	}
 	clusters, err := c.List(s.ctx(t), s.options)
 	if err != nil {
 		t.Errorf("List: %v", err)
@@ -235,7 +240,7 @@ func (s *suite) checkListed(t *testing.T, c *sdk.Client, id string, want bool) *
 
 // checkGone checks that Get says the cluster does not exist, and List does
 // not show it.
-func (s *suite) checkGone(t *testing.T, c *sdk.Client, ref sdk.Ref) {
+func (s *suite) checkGone(t *testing.T, c *host.Client, d host.Description, ref host.ClusterRef) {
 	t.Helper()
 	if cl, err := c.Get(s.ctx(t), ref); !errors.Is(err, sdk.ErrNotFound) {
 		if err == nil {
@@ -244,7 +249,7 @@ func (s *suite) checkGone(t *testing.T, c *sdk.Client, ref sdk.Ref) {
 			t.Errorf("Get %q after Destroy: %v (%T); want an error wrapping sdk.ErrNotFound", ref.ClusterID, err, err)
 		}
 	}
-	s.checkListed(t, c, ref.ClusterID, false)
+	s.checkListed(t, c, d, ref.ClusterID, false)
 }
 
 // checkCluster checks a cluster as Create or Get returned it: the core
@@ -314,7 +319,7 @@ func (s *suite) checkClusterIn(t *testing.T, call string, cl *sdk.Cluster, id st
 }
 
 // create makes a cluster and checks it; the test stops if that fails.
-func (s *suite) create(t *testing.T, c *sdk.Client, d sdk.Description, ref *sdk.Ref) *sdk.Cluster {
+func (s *suite) create(t *testing.T, c *host.Client, d host.Description, ref *host.ClusterRef) *sdk.Cluster {
 	t.Helper()
 	s.destroyOnFailure(t, c, d, ref)
 	cl, err := c.Create(s.ctx(t), s.createCall(ref.ClusterID, s.options), logEvents(t))
@@ -330,7 +335,7 @@ func (s *suite) create(t *testing.T, c *sdk.Client, d sdk.Description, ref *sdk.
 func (s *suite) testLifecycle(t *testing.T) {
 	_, c := s.start(t)
 	d := s.describe(t, c)
-	ref := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	ref := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	created := s.create(t, c, d, &ref)
 
 	got, err := c.Get(s.ctx(t), ref)
@@ -345,18 +350,18 @@ func (s *suite) testLifecycle(t *testing.T) {
 		t.Errorf("Get: nodes %v, but Create returned %v", g, w)
 	}
 
-	if d.Capabilities.TracksClusters {
-		if listed := s.checkListed(t, c, ref.ClusterID, true); listed != nil && listed.UID != created.UID {
+	if d.Calls.List {
+		if listed := s.checkListed(t, c, d, ref.ClusterID, true); listed != nil && listed.UID != created.UID {
 			t.Errorf("List: cluster %q has UID %q, but Create returned %q", ref.ClusterID, listed.UID, created.UID)
 		}
 	}
 
-	if !d.Capabilities.Destroy {
+	if !d.Calls.Destroy {
 		err := c.Destroy(s.ctx(t), ref, logEvents(t))
-		var re *sdk.RemoteError
+		var re *host.RemoteError
 		switch {
 		case err == nil:
-			t.Error("Destroy succeeded, but the backend says it cannot destroy clusters")
+			t.Error("Destroy succeeded, but the backend does not implement sdk.Destroyer")
 		case errors.As(err, &re) && re.Code == codes.Internal:
 			t.Errorf("Destroy failed as a bug in the plugin does (a panic?): %v", err)
 		}
@@ -365,7 +370,7 @@ func (s *suite) testLifecycle(t *testing.T) {
 	if err := c.Destroy(s.ctx(t), ref, logEvents(t)); err != nil {
 		t.Fatalf("Destroy %q: %v", ref.ClusterID, err)
 	}
-	s.checkGone(t, c, ref)
+	s.checkGone(t, c, d, ref)
 }
 
 // testCancel cancels a Create half-way, as Ctrl-C does, then destroys the
@@ -374,10 +379,10 @@ func (s *suite) testLifecycle(t *testing.T) {
 func (s *suite) testCancel(t *testing.T) {
 	_, c := s.start(t)
 	d := s.describe(t, c)
-	if !d.Capabilities.Destroy {
-		t.Skip("the backend cannot destroy clusters")
+	if !d.Calls.Destroy {
+		t.Skip("the backend cannot destroy clusters (it does not implement sdk.Destroyer)")
 	}
-	ref := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	ref := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	s.destroyOnFailure(t, c, d, &ref)
 
 	ctx, cancel := context.WithCancel(s.ctx(t))
@@ -391,7 +396,7 @@ func (s *suite) testCancel(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		onEvent := logEvents(t)
-		cl, err := c.Create(ctx, s.createCall(ref.ClusterID, s.options), func(e sdk.Event) {
+		cl, err := c.Create(ctx, s.createCall(ref.ClusterID, s.options), func(e host.Event) {
 			onEvent(e)
 			once.Do(func() { close(firstEvent) })
 		})
@@ -418,7 +423,7 @@ func (s *suite) testCancel(t *testing.T) {
 		t.Fatalf("Destroy %q after a cancelled Create: %v", ref.ClusterID, err)
 	}
 	t.Logf("Destroy after the cancelled Create took %v", time.Since(start).Round(time.Millisecond))
-	s.checkGone(t, c, ref)
+	s.checkGone(t, c, d, ref)
 }
 
 // testIdempotentDestroy checks that Destroy succeeds for what is already
@@ -426,19 +431,19 @@ func (s *suite) testCancel(t *testing.T) {
 func (s *suite) testIdempotentDestroy(t *testing.T) {
 	_, c := s.start(t)
 	d := s.describe(t, c)
-	if !d.Capabilities.Destroy {
-		t.Skip("the backend cannot destroy clusters")
+	if !d.Calls.Destroy {
+		t.Skip("the backend cannot destroy clusters (it does not implement sdk.Destroyer)")
 	}
-	ref := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	ref := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	s.create(t, c, d, &ref)
 	for i := 1; i <= 2; i++ {
 		if err := c.Destroy(s.ctx(t), ref, logEvents(t)); err != nil {
 			t.Fatalf("Destroy %q (call %d): %v", ref.ClusterID, i, err)
 		}
 	}
-	s.checkGone(t, c, ref)
+	s.checkGone(t, c, d, ref)
 
-	never := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	never := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	if err := c.Destroy(s.ctx(t), never, logEvents(t)); err != nil {
 		t.Errorf("Destroy of %q, which never existed: %v", never.ClusterID, err)
 	}

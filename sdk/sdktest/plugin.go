@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 )
@@ -20,7 +20,7 @@ const exitWait = 5 * time.Second
 // start launches the plugin as the e2e host does and returns the go-plugin
 // client and the backend client. The process is killed when t ends, and
 // the test fails if it is still running afterwards.
-func (s *suite) start(t *testing.T) (*plugin.Client, *sdk.Client) {
+func (s *suite) start(t *testing.T) (*plugin.Client, *host.Client) {
 	t.Helper()
 	// t.TempDir paths are too long for unix sockets (108 bytes).
 	sockDir, err := os.MkdirTemp("", "e2e")
@@ -34,8 +34,8 @@ func (s *suite) start(t *testing.T) (*plugin.Client, *sdk.Client) {
 	t.Cleanup(logs.stop)
 
 	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.ClientPlugins(),
+		HandshakeConfig:  host.Handshake(),
+		VersionedPlugins: host.ClientPlugins(),
 		// Left empty, go-plugin would allow net/rpc only.
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -51,13 +51,13 @@ func (s *suite) start(t *testing.T) (*plugin.Client, *sdk.Client) {
 	if err != nil {
 		t.Fatalf("start plugin %s: %v", s.cfg.Binary, err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(host.PluginName)
 	if err != nil {
-		t.Fatalf("dispense %q from plugin %s: %v", sdk.PluginName, s.cfg.Binary, err)
+		t.Fatalf("dispense %q from plugin %s: %v", host.PluginName, s.cfg.Binary, err)
 	}
-	c, ok := raw.(*sdk.Client)
+	c, ok := raw.(*host.Client)
 	if !ok {
-		t.Fatalf("plugin %s dispensed a %T, not a *sdk.Client", s.cfg.Binary, raw)
+		t.Fatalf("plugin %s dispensed a %T, not a *host.Client", s.cfg.Binary, raw)
 	}
 	return pc, c
 }

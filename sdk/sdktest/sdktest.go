@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 )
 
 // Config says which plugin to check and how to make clusters with it.
@@ -135,8 +136,8 @@ func (s *suite) counts() sdk.CreateRequest {
 }
 
 // createCall is the Create request of the suite's clusters.
-func (s *suite) createCall(id string, options []byte) sdk.CreateCall {
-	return sdk.CreateCall{
+func (s *suite) createCall(id string, options []byte) host.CreateRequest {
+	return host.CreateRequest{
 		ClusterID: id, Masters: s.cfg.Masters, Agents: s.cfg.Agents, PublicAgents: s.cfg.PublicAgents,
 		OptionsJSON: options, SSHPublicKey: testPublicKey,
 	}
@@ -144,9 +145,9 @@ func (s *suite) createCall(id string, options []byte) sdk.CreateCall {
 
 // ref is how the core finds a created cluster again: the id, the UID and
 // the options, plus the record for backends that do not track clusters.
-func (s *suite) ref(d sdk.Description, c *sdk.Cluster) sdk.Ref {
-	ref := sdk.Ref{ClusterID: c.ID, UID: c.UID, OptionsJSON: s.options}
-	if !d.Capabilities.TracksClusters {
+func (s *suite) ref(d host.Description, c *sdk.Cluster) host.ClusterRef {
+	ref := host.ClusterRef{ClusterID: c.ID, UID: c.UID, OptionsJSON: s.options}
+	if !d.Calls.List {
 		ref.Record = c.Record
 	}
 	return ref
@@ -162,8 +163,8 @@ func newClusterID() string {
 
 // logEvents returns an event callback that shows a call's events in the
 // test log.
-func logEvents(t *testing.T) func(sdk.Event) {
-	return func(e sdk.Event) {
+func logEvents(t *testing.T) func(host.Event) {
+	return func(e host.Event) {
 		if e.Level != "" {
 			t.Logf("event: %s: %s", e.Level, e.Message)
 			return

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 )
 
 // testStartStop stops a cluster and starts it again, as `e2e stop` and
@@ -15,10 +16,10 @@ import (
 func (s *suite) testStartStop(t *testing.T) {
 	_, c := s.start(t)
 	d := s.describe(t, c)
-	if !d.StartStop {
+	if !d.Calls.StartStop {
 		t.Skip("the backend cannot stop and start clusters (it does not implement sdk.StartStopper)")
 	}
-	ref := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	ref := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	created := s.create(t, c, d, &ref)
 
 	// get returns the cluster and checks that it is still the same one,
@@ -44,9 +45,9 @@ func (s *suite) testStartStop(t *testing.T) {
 		}
 		get(t, "Stop", sdk.NodeStopped)
 	}
-	if d.Capabilities.TracksClusters {
+	if d.Calls.List {
 		// A stopped cluster still exists: e2e list shows it as stopped.
-		s.checkListed(t, c, ref.ClusterID, true)
+		s.checkListed(t, c, d, ref.ClusterID, true)
 	}
 	for i := 1; i <= 2; i++ {
 		if err := c.Start(s.ctx(t), ref, logEvents(t)); err != nil {
@@ -55,7 +56,7 @@ func (s *suite) testStartStop(t *testing.T) {
 		get(t, "Start", sdk.NodeRunning)
 	}
 
-	never := sdk.Ref{ClusterID: newClusterID(), OptionsJSON: s.options}
+	never := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}
 	if err := c.Stop(s.ctx(t), never, logEvents(t)); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("Stop of %q, which never existed: %v; want an error wrapping sdk.ErrNotFound", never.ClusterID, err)
 	}
@@ -63,10 +64,10 @@ func (s *suite) testStartStop(t *testing.T) {
 		t.Errorf("Start of %q, which never existed: %v; want an error wrapping sdk.ErrNotFound", never.ClusterID, err)
 	}
 
-	if d.Capabilities.Destroy {
+	if d.Calls.Destroy {
 		if err := c.Destroy(s.ctx(t), ref, logEvents(t)); err != nil {
 			t.Fatalf("Destroy %q: %v", ref.ClusterID, err)
 		}
-		s.checkGone(t, c, ref)
+		s.checkGone(t, c, d, ref)
 	}
 }

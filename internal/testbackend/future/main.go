@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/host"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
@@ -19,11 +20,11 @@ func (futurePlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Client
 }
 
 func main() {
-	hs := sdk.Handshake()
+	hs := host.Handshake()
 	hs.ProtocolVersion = sdk.ProtocolVersion + 1
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion + 1: {sdk.PluginName: futurePlugin{}}},
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion + 1: {host.PluginName: futurePlugin{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

@@ -305,6 +305,62 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{4}
 }
 
+// How the core reaches a cluster's nodes. A plugin built before this field
+// existed sends TRANSPORT_UNSPECIFIED and may say "exec" in
+// details["transport"] instead, which the core still honours.
+type Transport int32
+
+const (
+	// SSH, as TRANSPORT_SSH.
+	Transport_TRANSPORT_UNSPECIFIED Transport = 0
+	// The core dials each node's sshd (Node.ssh).
+	Transport_TRANSPORT_SSH Transport = 1
+	// The core runs commands and moves files through the backend's Exec;
+	// only for backends with Capabilities.exec.
+	Transport_TRANSPORT_EXEC Transport = 2
+)
+
+// Enum value maps for Transport.
+var (
+	Transport_name = map[int32]string{
+		0: "TRANSPORT_UNSPECIFIED",
+		1: "TRANSPORT_SSH",
+		2: "TRANSPORT_EXEC",
+	}
+	Transport_value = map[string]int32{
+		"TRANSPORT_UNSPECIFIED": 0,
+		"TRANSPORT_SSH":         1,
+		"TRANSPORT_EXEC":        2,
+	}
+)
+
+func (x Transport) Enum() *Transport {
+	p := new(Transport)
+	*p = x
+	return p
+}
+
+func (x Transport) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Transport) Descriptor() protoreflect.EnumDescriptor {
+	return file_e2e_backend_v1_backend_proto_enumTypes[5].Descriptor()
+}
+
+func (Transport) Type() protoreflect.EnumType {
+	return &file_e2e_backend_v1_backend_proto_enumTypes[5]
+}
+
+func (x Transport) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Transport.Descriptor instead.
+func (Transport) EnumDescriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{5}
+}
+
 type Log_Level int32
 
 const (
@@ -344,11 +400,11 @@ func (x Log_Level) String() string {
 }
 
 func (Log_Level) Descriptor() protoreflect.EnumDescriptor {
-	return file_e2e_backend_v1_backend_proto_enumTypes[5].Descriptor()
+	return file_e2e_backend_v1_backend_proto_enumTypes[6].Descriptor()
 }
 
 func (Log_Level) Type() protoreflect.EnumType {
-	return &file_e2e_backend_v1_backend_proto_enumTypes[5]
+	return &file_e2e_backend_v1_backend_proto_enumTypes[6]
 }
 
 func (x Log_Level) Number() protoreflect.EnumNumber {
@@ -360,13 +416,19 @@ func (Log_Level) EnumDescriptor() ([]byte, []int) {
 	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{14, 0}
 }
 
+// What a backend can do beyond Describe, Validate, Create and Get. The SDK
+// derives the calls (destroy, tracks_clusters, exec, clean, start_stop) from
+// the optional interfaces the backend implements, and the facts
+// (install_methods, verify_ssh) from what it declares about its nodes.
 type Capabilities struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The backend can destroy what it created (false for existing machines).
+	// The backend implements Destroy: it made its machines and can remove
+	// them (false for existing machines).
 	Destroy        bool            `protobuf:"varint,1,opt,name=destroy,proto3" json:"destroy,omitempty"`
 	InstallMethods []InstallMethod `protobuf:"varint,2,rep,packed,name=install_methods,json=installMethods,proto3,enum=e2e.backend.v1.InstallMethod" json:"install_methods,omitempty"`
-	// The backend finds its clusters itself (labels, tags). When false the core
-	// keeps the cluster record and passes it back in ClusterRef.record.
+	// The backend implements List: it finds its clusters itself (labels,
+	// tags). When false the core keeps the cluster record and passes it back
+	// in ClusterRef.record, and never calls List.
 	TracksClusters bool `protobuf:"varint,3,opt,name=tracks_clusters,json=tracksClusters,proto3" json:"tracks_clusters,omitempty"`
 	// The backend implements Exec.
 	Exec bool `protobuf:"varint,4,opt,name=exec,proto3" json:"exec,omitempty"`
@@ -1254,7 +1316,8 @@ type Cluster struct {
 	// Free-form facts for inspect (network name, region, ...).
 	Details map[string]string `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// RFC 3339.
-	CreatedAt     string `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt     string    `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Transport     Transport `protobuf:"varint,7,opt,name=transport,proto3,enum=e2e.backend.v1.Transport" json:"transport,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1329,6 +1392,13 @@ func (x *Cluster) GetCreatedAt() string {
 		return x.CreatedAt
 	}
 	return ""
+}
+
+func (x *Cluster) GetTransport() Transport {
+	if x != nil {
+		return x.Transport
+	}
+	return Transport_TRANSPORT_UNSPECIFIED
 }
 
 type Progress struct {
@@ -2371,7 +2441,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x03ssh\x18\x06 \x01(\v2\x1b.e2e.backend.v1.SSHEndpointR\x03ssh\x12\x1b\n" +
 	"\thost_keys\x18\a \x03(\tR\bhostKeys\x12\x1a\n" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12/\n" +
-	"\x05state\x18\t \x01(\x0e2\x19.e2e.backend.v1.NodeStateR\x05state\"\x8a\x02\n" +
+	"\x05state\x18\t \x01(\x0e2\x19.e2e.backend.v1.NodeStateR\x05state\"\xc3\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\tR\x03uid\x12*\n" +
@@ -2379,7 +2449,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x06record\x18\x04 \x01(\fR\x06record\x12>\n" +
 	"\adetails\x18\x05 \x03(\v2$.e2e.backend.v1.Cluster.DetailsEntryR\adetails\x12\x1d\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\tR\tcreatedAt\x1a:\n" +
+	"created_at\x18\x06 \x01(\tR\tcreatedAt\x127\n" +
+	"\ttransport\x18\a \x01(\x0e2\x19.e2e.backend.v1.TransportR\ttransport\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
@@ -2478,7 +2549,11 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12NODE_STATE_RUNNING\x10\x01\x12\x16\n" +
 	"\x12NODE_STATE_STOPPED\x10\x02\x12\x16\n" +
-	"\x12NODE_STATE_MISSING\x10\x032\x86\x06\n" +
+	"\x12NODE_STATE_MISSING\x10\x03*M\n" +
+	"\tTransport\x12\x19\n" +
+	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rTRANSPORT_SSH\x10\x01\x12\x12\n" +
+	"\x0eTRANSPORT_EXEC\x10\x022\x86\x06\n" +
 	"\aBackend\x12M\n" +
 	"\bDescribe\x12\x1f.e2e.backend.v1.DescribeRequest\x1a .e2e.backend.v1.DescribeResponse\x12M\n" +
 	"\bValidate\x12\x1f.e2e.backend.v1.ValidateRequest\x1a .e2e.backend.v1.ValidateResponse\x12@\n" +
@@ -2491,7 +2566,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01\x12>\n" +
 	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12>\n" +
 	"\x05Start\x12\x1c.e2e.backend.v1.StartRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12<\n" +
-	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B?Z=github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1;backendv1b\x06proto3"
+	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -2505,7 +2580,7 @@ func file_e2e_backend_v1_backend_proto_rawDescGZIP() []byte {
 	return file_e2e_backend_v1_backend_proto_rawDescData
 }
 
-var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(Role)(0),                  // 0: e2e.backend.v1.Role
@@ -2513,94 +2588,96 @@ var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(OptionType)(0),            // 2: e2e.backend.v1.OptionType
 	(Severity)(0),              // 3: e2e.backend.v1.Severity
 	(NodeState)(0),             // 4: e2e.backend.v1.NodeState
-	(Log_Level)(0),             // 5: e2e.backend.v1.Log.Level
-	(*Capabilities)(nil),       // 6: e2e.backend.v1.Capabilities
-	(*OptionSpec)(nil),         // 7: e2e.backend.v1.OptionSpec
-	(*DescribeRequest)(nil),    // 8: e2e.backend.v1.DescribeRequest
-	(*DescribeResponse)(nil),   // 9: e2e.backend.v1.DescribeResponse
-	(*Diagnostic)(nil),         // 10: e2e.backend.v1.Diagnostic
-	(*ValidateRequest)(nil),    // 11: e2e.backend.v1.ValidateRequest
-	(*ValidateResponse)(nil),   // 12: e2e.backend.v1.ValidateResponse
-	(*NodeCounts)(nil),         // 13: e2e.backend.v1.NodeCounts
-	(*CreateRequest)(nil),      // 14: e2e.backend.v1.CreateRequest
-	(*ClusterRef)(nil),         // 15: e2e.backend.v1.ClusterRef
-	(*SSHEndpoint)(nil),        // 16: e2e.backend.v1.SSHEndpoint
-	(*Node)(nil),               // 17: e2e.backend.v1.Node
-	(*Cluster)(nil),            // 18: e2e.backend.v1.Cluster
-	(*Progress)(nil),           // 19: e2e.backend.v1.Progress
-	(*Log)(nil),                // 20: e2e.backend.v1.Log
-	(*Event)(nil),              // 21: e2e.backend.v1.Event
-	(*GetRequest)(nil),         // 22: e2e.backend.v1.GetRequest
-	(*GetResponse)(nil),        // 23: e2e.backend.v1.GetResponse
-	(*ListRequest)(nil),        // 24: e2e.backend.v1.ListRequest
-	(*ListResponse)(nil),       // 25: e2e.backend.v1.ListResponse
-	(*DestroyRequest)(nil),     // 26: e2e.backend.v1.DestroyRequest
-	(*BaseConfigRequest)(nil),  // 27: e2e.backend.v1.BaseConfigRequest
-	(*BaseConfigResponse)(nil), // 28: e2e.backend.v1.BaseConfigResponse
-	(*ExecStart)(nil),          // 29: e2e.backend.v1.ExecStart
-	(*ExecInput)(nil),          // 30: e2e.backend.v1.ExecInput
-	(*ExecOutput)(nil),         // 31: e2e.backend.v1.ExecOutput
-	(*StartRequest)(nil),       // 32: e2e.backend.v1.StartRequest
-	(*StopRequest)(nil),        // 33: e2e.backend.v1.StopRequest
-	(*CleanRequest)(nil),       // 34: e2e.backend.v1.CleanRequest
-	nil,                        // 35: e2e.backend.v1.Cluster.DetailsEntry
-	nil,                        // 36: e2e.backend.v1.ExecStart.EnvEntry
+	(Transport)(0),             // 5: e2e.backend.v1.Transport
+	(Log_Level)(0),             // 6: e2e.backend.v1.Log.Level
+	(*Capabilities)(nil),       // 7: e2e.backend.v1.Capabilities
+	(*OptionSpec)(nil),         // 8: e2e.backend.v1.OptionSpec
+	(*DescribeRequest)(nil),    // 9: e2e.backend.v1.DescribeRequest
+	(*DescribeResponse)(nil),   // 10: e2e.backend.v1.DescribeResponse
+	(*Diagnostic)(nil),         // 11: e2e.backend.v1.Diagnostic
+	(*ValidateRequest)(nil),    // 12: e2e.backend.v1.ValidateRequest
+	(*ValidateResponse)(nil),   // 13: e2e.backend.v1.ValidateResponse
+	(*NodeCounts)(nil),         // 14: e2e.backend.v1.NodeCounts
+	(*CreateRequest)(nil),      // 15: e2e.backend.v1.CreateRequest
+	(*ClusterRef)(nil),         // 16: e2e.backend.v1.ClusterRef
+	(*SSHEndpoint)(nil),        // 17: e2e.backend.v1.SSHEndpoint
+	(*Node)(nil),               // 18: e2e.backend.v1.Node
+	(*Cluster)(nil),            // 19: e2e.backend.v1.Cluster
+	(*Progress)(nil),           // 20: e2e.backend.v1.Progress
+	(*Log)(nil),                // 21: e2e.backend.v1.Log
+	(*Event)(nil),              // 22: e2e.backend.v1.Event
+	(*GetRequest)(nil),         // 23: e2e.backend.v1.GetRequest
+	(*GetResponse)(nil),        // 24: e2e.backend.v1.GetResponse
+	(*ListRequest)(nil),        // 25: e2e.backend.v1.ListRequest
+	(*ListResponse)(nil),       // 26: e2e.backend.v1.ListResponse
+	(*DestroyRequest)(nil),     // 27: e2e.backend.v1.DestroyRequest
+	(*BaseConfigRequest)(nil),  // 28: e2e.backend.v1.BaseConfigRequest
+	(*BaseConfigResponse)(nil), // 29: e2e.backend.v1.BaseConfigResponse
+	(*ExecStart)(nil),          // 30: e2e.backend.v1.ExecStart
+	(*ExecInput)(nil),          // 31: e2e.backend.v1.ExecInput
+	(*ExecOutput)(nil),         // 32: e2e.backend.v1.ExecOutput
+	(*StartRequest)(nil),       // 33: e2e.backend.v1.StartRequest
+	(*StopRequest)(nil),        // 34: e2e.backend.v1.StopRequest
+	(*CleanRequest)(nil),       // 35: e2e.backend.v1.CleanRequest
+	nil,                        // 36: e2e.backend.v1.Cluster.DetailsEntry
+	nil,                        // 37: e2e.backend.v1.ExecStart.EnvEntry
 }
 var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	1,  // 0: e2e.backend.v1.Capabilities.install_methods:type_name -> e2e.backend.v1.InstallMethod
 	2,  // 1: e2e.backend.v1.OptionSpec.type:type_name -> e2e.backend.v1.OptionType
-	6,  // 2: e2e.backend.v1.DescribeResponse.capabilities:type_name -> e2e.backend.v1.Capabilities
-	7,  // 3: e2e.backend.v1.DescribeResponse.options:type_name -> e2e.backend.v1.OptionSpec
+	7,  // 2: e2e.backend.v1.DescribeResponse.capabilities:type_name -> e2e.backend.v1.Capabilities
+	8,  // 3: e2e.backend.v1.DescribeResponse.options:type_name -> e2e.backend.v1.OptionSpec
 	3,  // 4: e2e.backend.v1.Diagnostic.severity:type_name -> e2e.backend.v1.Severity
-	10, // 5: e2e.backend.v1.ValidateResponse.diagnostics:type_name -> e2e.backend.v1.Diagnostic
-	13, // 6: e2e.backend.v1.CreateRequest.counts:type_name -> e2e.backend.v1.NodeCounts
+	11, // 5: e2e.backend.v1.ValidateResponse.diagnostics:type_name -> e2e.backend.v1.Diagnostic
+	14, // 6: e2e.backend.v1.CreateRequest.counts:type_name -> e2e.backend.v1.NodeCounts
 	0,  // 7: e2e.backend.v1.Node.role:type_name -> e2e.backend.v1.Role
-	16, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
+	17, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
 	4,  // 9: e2e.backend.v1.Node.state:type_name -> e2e.backend.v1.NodeState
-	17, // 10: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
-	35, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
-	5,  // 12: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
-	19, // 13: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
-	20, // 14: e2e.backend.v1.Event.log:type_name -> e2e.backend.v1.Log
-	18, // 15: e2e.backend.v1.Event.cluster:type_name -> e2e.backend.v1.Cluster
-	15, // 16: e2e.backend.v1.GetRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	18, // 17: e2e.backend.v1.GetResponse.cluster:type_name -> e2e.backend.v1.Cluster
-	18, // 18: e2e.backend.v1.ListResponse.clusters:type_name -> e2e.backend.v1.Cluster
-	15, // 19: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	15, // 20: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	15, // 21: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
-	36, // 22: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
-	29, // 23: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
-	15, // 24: e2e.backend.v1.StartRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	15, // 25: e2e.backend.v1.StopRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	15, // 26: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
-	8,  // 27: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
-	11, // 28: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
-	14, // 29: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
-	22, // 30: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
-	24, // 31: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
-	26, // 32: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
-	27, // 33: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
-	30, // 34: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
-	34, // 35: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
-	32, // 36: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
-	33, // 37: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
-	9,  // 38: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
-	12, // 39: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
-	21, // 40: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
-	23, // 41: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
-	25, // 42: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
-	21, // 43: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
-	28, // 44: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
-	31, // 45: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
-	21, // 46: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
-	21, // 47: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
-	21, // 48: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
-	38, // [38:49] is the sub-list for method output_type
-	27, // [27:38] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	18, // 10: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
+	36, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
+	5,  // 12: e2e.backend.v1.Cluster.transport:type_name -> e2e.backend.v1.Transport
+	6,  // 13: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
+	20, // 14: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
+	21, // 15: e2e.backend.v1.Event.log:type_name -> e2e.backend.v1.Log
+	19, // 16: e2e.backend.v1.Event.cluster:type_name -> e2e.backend.v1.Cluster
+	16, // 17: e2e.backend.v1.GetRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	19, // 18: e2e.backend.v1.GetResponse.cluster:type_name -> e2e.backend.v1.Cluster
+	19, // 19: e2e.backend.v1.ListResponse.clusters:type_name -> e2e.backend.v1.Cluster
+	16, // 20: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	16, // 21: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	16, // 22: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
+	37, // 23: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
+	30, // 24: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
+	16, // 25: e2e.backend.v1.StartRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	16, // 26: e2e.backend.v1.StopRequest.ref:type_name -> e2e.backend.v1.ClusterRef
+	16, // 27: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
+	9,  // 28: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
+	12, // 29: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
+	15, // 30: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
+	23, // 31: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
+	25, // 32: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
+	27, // 33: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
+	28, // 34: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
+	31, // 35: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
+	35, // 36: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
+	33, // 37: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
+	34, // 38: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
+	10, // 39: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
+	13, // 40: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
+	22, // 41: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
+	24, // 42: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
+	26, // 43: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
+	22, // 44: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
+	29, // 45: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
+	32, // 46: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
+	22, // 47: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
+	22, // 48: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
+	22, // 49: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_e2e_backend_v1_backend_proto_init() }
@@ -2629,7 +2706,7 @@ func file_e2e_backend_v1_backend_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_e2e_backend_v1_backend_proto_rawDesc), len(file_e2e_backend_v1_backend_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,

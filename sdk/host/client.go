@@ -1,4 +1,4 @@
-package sdk
+package host
 
 import (
 	"context"
@@ -6,34 +6,43 @@ import (
 	"io"
 	"sync"
 
-	backendv1 "github.com/e2e-tool/e2e/shared/proto/e2e/backend/v1"
+	"github.com/e2e-tool/e2e/sdk"
+	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
+	"github.com/e2e-tool/e2e/sdk/internal/wire"
 	"google.golang.org/grpc"
 )
 
-// Client calls a backend plugin. The e2e core and sdktest use it; it speaks
-// in raw JSON options because the caller does not hold the schema's Go types.
+// Client calls a backend plugin; dispense it from a go-plugin client made
+// with ClientPlugins. It speaks in raw JSON options because the core does
+// not hold the schema's Go types: the plugin parses them, with its own
+// environment (secrets, defaults), at every call.
 type Client struct {
 	rpc backendv1.BackendClient
 }
 
-// NewClient wraps a gRPC client of the backend service.
-func NewClient(rpc backendv1.BackendClient) *Client { return &Client{rpc: rpc} }
-
-// Ref finds a cluster again after Create.
-type Ref struct {
-	ClusterID   string
-	UID         string
+// ClusterRef finds a cluster again after Create, as the core holds it: it
+// reaches the backend as an sdk.ClusterRef, with the options parsed.
+type ClusterRef struct {
+	ClusterID string
+	// UID is the sdk.Cluster.UID Create returned, when the core knows it.
+	UID string
+	// OptionsJSON is the JSON object of the options the user gave, without
+	// secrets; nil for none.
 	OptionsJSON []byte
-	Record      []byte
+	// Record is the sdk.Cluster.Record Create returned, for recorded
+	// clusters.
+	Record []byte
 }
 
-func (r Ref) proto() *backendv1.ClusterRef {
+func (r ClusterRef) proto() *backendv1.ClusterRef {
 	return &backendv1.ClusterRef{ClusterId: r.ClusterID, Uid: r.UID, OptionsJson: r.OptionsJSON, Record: r.Record}
 }
 
-// CreateCall is a Create request as the core sends it. A negative count
-// means not given.
-type CreateCall struct {
+// CreateRequest is a Create request as the core sends it: it reaches the
+// backend as an sdk.CreateRequest. A negative count means not given (the
+// backend then makes one node of the role, or as many as its options
+// name).
+type CreateRequest struct {
 	ClusterID    string
 	Masters      int
 	Agents       int
@@ -56,22 +65,22 @@ type Event struct {
 	Message string
 }
 
-// Describe asks the plugin who it is.
+// Describe asks the plugin who it is and what it can do.
 func (c *Client) Describe(ctx context.Context) (Description, error) {
 	resp, err := c.rpc.Describe(ctx, &backendv1.DescribeRequest{})
 	if err != nil {
 		return Description{}, fromStatus(err)
 	}
-	return infoFromProto(resp), nil
+	return descriptionFromProto(resp), nil
 }
 
 // Validate checks options; it returns the diagnostics (possibly none).
-func (c *Client) Validate(ctx context.Context, optionsJSON []byte) ([]Diagnostic, error) {
+func (c *Client) Validate(ctx context.Context, optionsJSON []byte) ([]sdk.Diagnostic, error) {
 	resp, err := c.rpc.Validate(ctx, &backendv1.ValidateRequest{OptionsJson: optionsJSON})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	diags := make([]Diagnostic, 0, len(resp.GetDiagnostics()))
+	diags := make([]sdk.Diagnostic, 0, len(resp.GetDiagnostics()))
 	for _, d := range resp.GetDiagnostics() {
 		diags = append(diags, diagFromProto(d))
 	}
@@ -85,10 +94,7 @@ func eventFromProto(ev *backendv1.Event) (Event, bool) {
 		return Event{Step: p.GetStep(), Message: p.GetMessage(), Current: p.GetCurrent(), Total: p.GetTotal()}, true
 	case ev.GetLog() != nil:
 		l := ev.GetLog()
-		level := map[backendv1.Log_Level]string{
-			backendv1.Log_LEVEL_DEBUG: "debug", backendv1.Log_LEVEL_INFO: "info",
-			backendv1.Log_LEVEL_WARN: "warn", backendv1.Log_LEVEL_ERROR: "error",
-		}[l.GetLevel()]
+		level := wire.Name(l.GetLevel())
 		if level == "" {
 			level = "info"
 		}
@@ -99,7 +105,7 @@ func eventFromProto(ev *backendv1.Event) (Event, bool) {
 
 // Create asks the plugin to make a cluster; onEvent (may be nil) sees
 // every progress and log event.
-func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event)) (*Cluster, error) {
+func (c *Client) Create(ctx context.Context, call CreateRequest, onEvent func(Event)) (*sdk.Cluster, error) {
 	stream, err := c.rpc.Create(ctx, &backendv1.CreateRequest{
 		ClusterId: call.ClusterID,
 		Counts: &backendv1.NodeCounts{Masters: count(call.Masters), Agents: count(call.Agents),
@@ -109,7 +115,7 @@ func (c *Client) Create(ctx context.Context, call CreateCall, onEvent func(Event
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	var cluster *Cluster
+	var cluster *sdk.Cluster
 	if err := readEvents(stream, onEvent, func(pc *backendv1.Cluster) { cluster = clusterFromProto(pc) }); err != nil {
 		return nil, err
 	}
@@ -151,8 +157,9 @@ func count(n int) *int32 {
 	return &v
 }
 
-// Get returns a cluster; the error wraps ErrNotFound when it does not exist.
-func (c *Client) Get(ctx context.Context, ref Ref) (*Cluster, error) {
+// Get returns a cluster; the error wraps sdk.ErrNotFound when it does not
+// exist.
+func (c *Client) Get(ctx context.Context, ref ClusterRef) (*sdk.Cluster, error) {
 	resp, err := c.rpc.Get(ctx, &backendv1.GetRequest{Ref: ref.proto()})
 	if err != nil {
 		return nil, fromStatus(err)
@@ -160,21 +167,24 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*Cluster, error) {
 	return clusterFromProto(resp.GetCluster()), nil
 }
 
-// List returns the clusters the plugin sees with the given options.
-func (c *Client) List(ctx context.Context, optionsJSON []byte) ([]*Cluster, error) {
+// List returns the clusters the plugin sees with the given options. Only
+// for backends whose Description.Calls.List is set (others answer with a
+// *RemoteError of code Unimplemented).
+func (c *Client) List(ctx context.Context, optionsJSON []byte) ([]*sdk.Cluster, error) {
 	resp, err := c.rpc.List(ctx, &backendv1.ListRequest{OptionsJson: optionsJSON})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	out := make([]*Cluster, 0, len(resp.GetClusters()))
+	out := make([]*sdk.Cluster, 0, len(resp.GetClusters()))
 	for _, pc := range resp.GetClusters() {
 		out = append(out, clusterFromProto(pc))
 	}
 	return out, nil
 }
 
-// Destroy removes a cluster; onEvent may be nil.
-func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) error {
+// Destroy removes a cluster; onEvent may be nil. Only for backends whose
+// Description.Calls.Destroy is set.
+func (c *Client) Destroy(ctx context.Context, ref ClusterRef, onEvent func(Event)) error {
 	stream, err := c.rpc.Destroy(ctx, &backendv1.DestroyRequest{Ref: ref.proto()})
 	if err != nil {
 		return fromStatus(err)
@@ -183,9 +193,9 @@ func (c *Client) Destroy(ctx context.Context, ref Ref, onEvent func(Event)) erro
 }
 
 // Start starts the nodes of a cluster that are not running; onEvent may be
-// nil. Only for backends whose Description.StartStop is set (others answer
-// with a *RemoteError of code Unimplemented).
-func (c *Client) Start(ctx context.Context, ref Ref, onEvent func(Event)) error {
+// nil. Only for backends whose Description.Calls.StartStop is set (others
+// answer with a *RemoteError of code Unimplemented).
+func (c *Client) Start(ctx context.Context, ref ClusterRef, onEvent func(Event)) error {
 	stream, err := c.rpc.Start(ctx, &backendv1.StartRequest{Ref: ref.proto()})
 	if err != nil {
 		return fromStatus(err)
@@ -194,8 +204,8 @@ func (c *Client) Start(ctx context.Context, ref Ref, onEvent func(Event)) error 
 }
 
 // Stop stops every node of a cluster; onEvent may be nil. Only for
-// backends whose Description.StartStop is set.
-func (c *Client) Stop(ctx context.Context, ref Ref, onEvent func(Event)) error {
+// backends whose Description.Calls.StartStop is set.
+func (c *Client) Stop(ctx context.Context, ref ClusterRef, onEvent func(Event)) error {
 	stream, err := c.rpc.Stop(ctx, &backendv1.StopRequest{Ref: ref.proto()})
 	if err != nil {
 		return fromStatus(err)
@@ -204,8 +214,9 @@ func (c *Client) Stop(ctx context.Context, ref Ref, onEvent func(Event)) error {
 }
 
 // Clean asks the plugin to remove (or list, dryRun) its leftovers; every
-// resource is reported through onEvent.
-func (c *Client) Clean(ctx context.Context, keep []Ref, dryRun bool, onEvent func(Event)) error {
+// resource is reported through onEvent. Only for backends whose
+// Description.Calls.Clean is set.
+func (c *Client) Clean(ctx context.Context, keep []ClusterRef, dryRun bool, onEvent func(Event)) error {
 	req := &backendv1.CleanRequest{DryRun: dryRun}
 	for _, r := range keep {
 		req.Keep = append(req.Keep, r.proto())
@@ -217,18 +228,21 @@ func (c *Client) Clean(ctx context.Context, keep []Ref, dryRun bool, onEvent fun
 	return readEvents(stream, onEvent, nil)
 }
 
-// BaseConfig returns the backend's DC/OS installer defaults.
-func (c *Client) BaseConfig(ctx context.Context, ref Ref) (BaseConfig, error) {
+// BaseConfig returns the backend's DC/OS installer defaults; a backend
+// that is no sdk.BaseConfiger answers with a *RemoteError of code
+// Unimplemented.
+func (c *Client) BaseConfig(ctx context.Context, ref ClusterRef) (sdk.BaseConfig, error) {
 	resp, err := c.rpc.BaseConfig(ctx, &backendv1.BaseConfigRequest{Ref: ref.proto()})
 	if err != nil {
-		return BaseConfig{}, fromStatus(err)
+		return sdk.BaseConfig{}, fromStatus(err)
 	}
-	return BaseConfig{ConfigYAML: resp.GetConfigYaml(), IPDetectScript: resp.GetIpDetectScript()}, nil
+	return sdk.BaseConfig{ConfigYAML: resp.GetConfigYaml(), IPDetectScript: resp.GetIpDetectScript()}, nil
 }
 
 // Exec runs a command on a node through the plugin's transport and returns
-// its exit code. req.Stdin may be nil.
-func (c *Client) Exec(ctx context.Context, ref Ref, req ExecRequest) (int, error) {
+// its exit code. req.Stdin may be nil. Only for backends whose
+// Description.Calls.Exec is set.
+func (c *Client) Exec(ctx context.Context, ref ClusterRef, req sdk.ExecRequest) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.rpc.Exec(ctx)
