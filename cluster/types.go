@@ -45,12 +45,9 @@ const (
 // Roles returns every role in node order (the SDK's Roles).
 func Roles() []Role { return sdk.Roles() }
 
-// SSHEndpoint is where the core dials a node's sshd.
-type SSHEndpoint struct {
-	Host string `json:"host"`
-	Port int    `json:"port"`
-	User string `json:"user"`
-}
+// SSHEndpoint is where the core dials a node's sshd: the SDK's
+// SSHEndpoint (Port is 0 for a node that does not run).
+type SSHEndpoint = sdk.SSHEndpoint
 
 // NodeState is whether a node is up, as its backend sees it: the SDK's
 // NodeState. Nodes a Manager returns carry one of the three states (a backend's
