@@ -37,25 +37,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newClient(t *testing.T) *cluster.Client {
+func newManager(t *testing.T) *cluster.Manager {
 	t.Helper()
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("E2E_PLUGIN_PATH", "")
-	e, err := cluster.New(cluster.Options{Home: t.TempDir(), PluginDirs: []string{pluginDir}})
+	m, err := cluster.New(cluster.Options{Home: t.TempDir(), PluginDirs: []string{pluginDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
-	return e
+	t.Cleanup(m.Close)
+	return m
 }
 
 // TestCreateAndDestroyFromGo is what a Go test author writes.
 func TestCreateAndDestroyFromGo(t *testing.T) {
 	ctx := context.Background()
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
 
-	c, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "gotest", Masters: 1, Agents: 2, PublicAgents: cluster.None,
+	c, err := m.Create(ctx, cluster.Spec{Backend: "test", ID: "gotest", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines, "tags": []string{"x"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -64,23 +64,23 @@ func TestCreateAndDestroyFromGo(t *testing.T) {
 		t.Errorf("nodes: %+v", c.Nodes)
 	}
 	n, err := c.Node("agent_1")
-	if err != nil || n.Role != cluster.Agent || n.Index != 1 {
+	if err != nil || n.Role != cluster.RoleAgent || n.Index != 1 {
 		t.Errorf("Node(agent_1) = %+v, %v", n, err)
 	}
-	if byName, err := c.Node(n.Name); err != nil || byName.Ref() != "agent_1" {
+	if byName, err := c.Node(n.Name); err != nil || byName.ID() != "agent_1" {
 		t.Errorf("Node(%s) = %+v, %v", n.Name, byName, err)
 	}
 	if _, err := c.Node("agent_7"); !cluster.IsInvalid(err) {
 		t.Errorf("Node(agent_7) error = %v, want an InvalidError", err)
 	}
-	got, err := e.Get(ctx, "gotest")
+	got, err := m.Get(ctx, "gotest")
 	if err != nil || got.UID != c.UID || len(got.Nodes) != 3 {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 	if err := c.Destroy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Get(ctx, "gotest"); !errors.Is(err, cluster.ErrUnknownCluster) || !cluster.IsInvalid(err) {
+	if _, err := m.Get(ctx, "gotest"); !errors.Is(err, cluster.ErrUnknownCluster) || !cluster.IsInvalid(err) {
 		t.Errorf("Get after Destroy: %v, want ErrUnknownCluster", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 0 {
@@ -91,7 +91,7 @@ func TestCreateAndDestroyFromGo(t *testing.T) {
 // TestConcurrentCreateSameID: two creators of one id, one wins.
 func TestConcurrentCreateSameID(t *testing.T) {
 	ctx := context.Background()
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
 	const n = 4
 	errs := make([]error, n)
@@ -100,7 +100,7 @@ func TestConcurrentCreateSameID(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = e.Create(ctx, cluster.Spec{Backend: "test", ID: "race",
+			_, errs[i] = m.Create(ctx, cluster.Spec{Backend: "test", ID: "race",
 				Options: map[string]any{"dir": machines, "create_delay": "20ms"}})
 		}()
 	}
@@ -120,17 +120,17 @@ func TestConcurrentCreateSameID(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 1 {
 		t.Errorf("%d stand-in clusters exist, want 1", len(entries))
 	}
-	if err := e.Destroy(ctx, "race"); err != nil {
+	if err := m.Destroy(ctx, "race"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestCancelledCreateLeavesNothing(t *testing.T) {
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	events := 0
-	e2, err := cluster.New(cluster.Options{Home: e.Home(), PluginDirs: []string{pluginDir},
+	e2, err := cluster.New(cluster.Options{Home: m.Home(), PluginDirs: []string{pluginDir},
 		Events: func(ev cluster.Event) {
 			if ev.Step != "" {
 				events++
@@ -154,7 +154,7 @@ func TestCancelledCreateLeavesNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(machines, "clusters")); len(entries) != 0 {
 		t.Errorf("cancelled create left %d stand-in clusters", len(entries))
 	}
-	if ids, _ := e.IDs(); len(ids) != 0 {
+	if ids, _ := m.IDs(); len(ids) != 0 {
 		t.Errorf("cancelled create recorded %v", ids)
 	}
 }
@@ -163,7 +163,7 @@ func TestCancelledCreateLeavesNothing(t *testing.T) {
 // CLI's default), cluster.None asks for no node of a role.
 func TestSpecCountsAsTheCLI(t *testing.T) {
 	ctx := context.Background()
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
 	tests := []struct {
 		name                   string
@@ -180,7 +180,7 @@ func TestSpecCountsAsTheCLI(t *testing.T) {
 			spec := tt.spec
 			spec.Backend, spec.ID = "test", fmt.Sprintf("counts-%d", i)
 			spec.Options = map[string]any{"dir": machines}
-			c, err := e.Create(ctx, spec)
+			c, err := m.Create(ctx, spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestSpecCountsAsTheCLI(t *testing.T) {
 		{Agents: -2},
 	} {
 		spec.Backend, spec.Options = "test", map[string]any{"dir": machines}
-		if _, err := e.Create(ctx, spec); !cluster.IsInvalid(err) {
+		if _, err := m.Create(ctx, spec); !cluster.IsInvalid(err) {
 			t.Errorf("Create(%+v) = %v, want an InvalidError", spec, err)
 		}
 	}

@@ -23,7 +23,7 @@ func (c *Cluster) execPlugin(ctx context.Context) (*plugin.Plugin, error) {
 	if c.conns.plugin != nil {
 		return c.conns.plugin, nil
 	}
-	p, err := c.client.open(ctx, c.Backend)
+	p, err := c.manager.open(ctx, c.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +32,7 @@ func (c *Cluster) execPlugin(ctx context.Context) (*plugin.Plugin, error) {
 		return nil, fmt.Errorf("cluster %q asks for the exec transport but the %s backend has none", c.ID, c.Backend)
 	}
 	c.conns.plugin = p
-	c.client.track(c)
+	c.manager.track(c)
 	return p, nil
 }
 
@@ -42,12 +42,12 @@ func (c *Cluster) execNode(ctx context.Context, n Node) (execNode, error) {
 	if err != nil {
 		return execNode{}, err
 	}
-	m, err := c.client.load(c.ID)
+	m, err := c.manager.load(c.ID)
 	if err != nil {
 		return execNode{}, err
 	}
 	return execNode{node: n.Name, user: n.SSH.User, exec: func(ctx context.Context, req sdk.ExecRequest) (int, error) {
-		code, err := p.Exec(ctx, ref(m), req)
+		code, err := p.Exec(ctx, clusterRef(m), req)
 		if err != nil && ctx.Err() == nil {
 			err = p.Wrap("exec", err)
 		}

@@ -80,7 +80,7 @@ func settled(want usage, slack int) usage {
 const goroutineSlack = 2
 
 // TestManyClustersLeaveNothingOpen is a Go program that uses e2e as a
-// library: one Client creates 20 one-node Docker clusters, runs a command
+// library: one Manager creates 20 one-node Docker clusters, runs a command
 // on each (over SSH, or over the plugin's exec transport for every other
 // one) and destroys it. Goroutines, open files and child processes end
 // where they started.
@@ -97,7 +97,7 @@ func TestManyClustersLeaveNothingOpen(t *testing.T) {
 	t.Cleanup(func() { removeDockerClusters(t, prefix) })
 
 	before := settled(measure(), 0)
-	e, err := cluster.New(cluster.Options{Home: t.TempDir(), PluginDirs: []string{pluginDir}})
+	m, err := cluster.New(cluster.Options{Home: t.TempDir(), PluginDirs: []string{pluginDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +111,9 @@ func TestManyClustersLeaveNothingOpen(t *testing.T) {
 			transport = "exec"
 			spec.Options = map[string]any{"transport": transport}
 		}
-		c, err := e.Create(ctx, spec)
+		c, err := m.Create(ctx, spec)
 		if err != nil {
-			e.Close()
+			m.Close()
 			t.Fatalf("cluster %d: %v", i, err)
 		}
 		out, err := c.Masters()[0].Output(ctx, "hostname")
@@ -121,26 +121,26 @@ func TestManyClustersLeaveNothingOpen(t *testing.T) {
 			t.Errorf("cluster %d (%s): hostname = %q, %v; want %q", i, transport, out, err, c.Masters()[0].Hostname)
 		}
 		if err := c.Destroy(ctx); err != nil {
-			e.Close()
+			m.Close()
 			t.Fatalf("destroying cluster %d: %v", i, err)
 		}
 		if i == 1 {
-			// Both transports used once: whatever a Client keeps for
+			// Both transports used once: whatever a Manager keeps for
 			// its life is there now.
 			second = settled(measure(), 0)
 		}
 	}
 	open := settled(second, 0)
-	t.Logf("before the Client: %s; after 2 clusters: %s; after %d: %s", before, second, clusters, open)
+	t.Logf("before the Manager: %s; after 2 clusters: %s; after %d: %s", before, second, clusters, open)
 	if open != second {
-		t.Errorf("the open Client grew between the 2nd and the %dth cluster: %s, then %s", clusters, second, open)
+		t.Errorf("the open Manager grew between the 2nd and the %dth cluster: %s, then %s", clusters, second, open)
 		logProcess(t)
 	}
-	e.Close()
+	m.Close()
 	after := settled(before, goroutineSlack)
-	t.Logf("after Client.Close: %s", after)
+	t.Logf("after Manager.Close: %s", after)
 	if after.goroutines > before.goroutines+goroutineSlack || after.fds != before.fds || after.children != before.children {
-		t.Errorf("before the Client: %s; after %d clusters and Close: %s", before, clusters, after)
+		t.Errorf("before the Manager: %s; after %d clusters and Close: %s", before, clusters, after)
 		logProcess(t)
 	}
 }

@@ -11,76 +11,6 @@ import (
 	"github.com/e2e-tool/e2e/sdk"
 )
 
-// hostKeyAlias is the name a node's host keys are pinned under in the
-// cluster's known_hosts: e2e-<cluster id>-<node>, such as
-// e2e-mine-master_0. It is the node's identity in e2e (every command names
-// nodes so), stable while the machine's address and port change, always a
-// valid known_hosts host name whatever the backend calls the machine, and
-// e2e-prefixed so that it matches no real host in a user's known_hosts.
-func hostKeyAlias(clusterID string, n sdk.Node) string {
-	return "e2e-" + clusterID + "-" + nodeRef(Role(n.Role), n.Index)
-}
-
-// vouchedKeys are the host keys a backend reported, pinned under each
-// node's alias.
-func vouchedKeys(clusterID string, nodes []sdk.Node) []state.HostKey {
-	var keys []state.HostKey
-	for _, n := range nodes {
-		for _, k := range n.HostKeys {
-			keys = append(keys, state.HostKey{Alias: hostKeyAlias(clusterID, n), Key: k})
-		}
-	}
-	return keys
-}
-
-// nodeStateOf reads a backend's node state; a backend that reports none
-// (one built before node states existed) means running.
-func nodeStateOf(s sdk.NodeState) NodeState {
-	switch s {
-	case sdk.NodeStopped:
-		return NodeStopped
-	case sdk.NodeMissing:
-		return NodeMissing
-	}
-	return NodeRunning
-}
-
-func nodeStates(nodes []Node) map[string]NodeState {
-	out := make(map[string]NodeState, len(nodes))
-	for _, n := range nodes {
-		out[n.Ref()] = n.State
-	}
-	return out
-}
-
-// clusterStatus sums up node states: "running", "stopped" when every node
-// is stopped, else "degraded (N of M nodes not running)".
-func clusterStatus(nodes []Node) string {
-	down, stopped := 0, 0
-	for _, n := range nodes {
-		if !n.Running() {
-			down++
-		}
-		if n.State == NodeStopped {
-			stopped++
-		}
-	}
-	switch {
-	case down == 0:
-		return "running"
-	case stopped == len(nodes):
-		return "stopped"
-	}
-	return fmt.Sprintf("degraded (%d of %d %s not running)", down, len(nodes), plural(len(nodes), "node"))
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // NotRunningError is the error of a command on a node that is not running
 // (stopped or missing, as the backend said when the Cluster was returned):
 // nothing was tried on the node. Node.Run, Upload and Download return it
@@ -89,13 +19,14 @@ func plural(n int, word string) string {
 type NotRunningError struct {
 	Cluster string
 	Backend string
-	// Node is the node's reference, such as agent_0.
+	// Node is the node's id, such as agent_0.
 	Node  string
 	State NodeState
 	// canStart says the backend can start the cluster (e2e start).
 	canStart bool
 }
 
+// Error says which node is not running and what to do about it.
 func (e *NotRunningError) Error() string {
 	if e.State == NodeMissing {
 		return fmt.Sprintf("%s of cluster %q is missing (the %s backend no longer has its machine): "+
@@ -113,16 +44,17 @@ func (n Node) notRunning() error {
 	if n.Running() {
 		return nil
 	}
-	e := &NotRunningError{Node: n.Ref(), State: n.State}
+	e := &NotRunningError{Node: n.ID(), State: n.State}
 	if n.cluster != nil {
 		e.Cluster, e.Backend, e.canStart = n.cluster.ID, n.cluster.Backend, n.cluster.startStop
 	}
 	return e
 }
 
-// requireRunning fails before work that needs all of nodes (installation,
-// waiting) when one does not run: the first one's error, naming the others.
-func requireRunning(nodes []Node) error {
+// RequireRunning fails before work that needs all of nodes (installation,
+// waiting) when one does not run: the first one's *NotRunningError,
+// naming the others that do not run either; nil when all run.
+func RequireRunning(nodes []Node) error {
 	var first error
 	var others []string
 	for _, n := range nodes {
@@ -132,7 +64,7 @@ func requireRunning(nodes []Node) error {
 		case first == nil:
 			first = err
 		default:
-			others = append(others, n.Ref()+" ("+string(n.State)+")")
+			others = append(others, n.ID()+" ("+string(n.State)+")")
 		}
 	}
 	if len(others) > 0 {
@@ -143,12 +75,12 @@ func requireRunning(nodes []Node) error {
 
 // openStartStop loads a cluster's record and starts its backend's plugin,
 // refusing backends that cannot start and stop clusters.
-func (e *Client) openStartStop(ctx context.Context, id, verb string) (state.Metadata, *plugin.Plugin, error) {
-	meta, err := e.load(id)
+func (m *Manager) openStartStop(ctx context.Context, id, verb string) (state.Metadata, *plugin.Plugin, error) {
+	meta, err := m.load(id)
 	if err != nil {
 		return meta, nil, err
 	}
-	p, err := e.open(ctx, meta.Backend)
+	p, err := m.open(ctx, meta.Backend)
 	if err != nil {
 		return meta, nil, err
 	}
@@ -170,13 +102,13 @@ func notFoundError(id, backend string) error {
 // footloose's and k3d's stop do. Stopping a stopped cluster succeeds. A
 // backend that cannot (BackendInfo.Capabilities.StartStop false) is an
 // *InvalidError naming it.
-func (e *Client) Stop(ctx context.Context, id string) error {
-	meta, p, err := e.openStartStop(ctx, id, "stop")
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	meta, p, err := m.openStartStop(ctx, id, "stop")
 	if err != nil {
 		return err
 	}
 	defer p.Kill()
-	err = p.Stop(ctx, ref(meta), e.emit(id))
+	err = p.Stop(ctx, clusterRef(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
@@ -197,37 +129,37 @@ func (e *Client) Stop(ctx context.Context, id string) error {
 // when no key is pinned there yet: clusters recorded by an e2e that pinned
 // them under the SSH address keep working after their ports change. A key
 // that differs from a pinned one is never added, so it stays refused.
-func (e *Client) Start(ctx context.Context, id string) error {
-	meta, p, err := e.openStartStop(ctx, id, "start")
+func (m *Manager) Start(ctx context.Context, id string) error {
+	meta, p, err := m.openStartStop(ctx, id, "start")
 	if err != nil {
 		return err
 	}
 	defer p.Kill()
-	err = p.Start(ctx, ref(meta), e.emit(id))
+	err = p.Start(ctx, clusterRef(meta), m.emit(id))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
 	if err != nil {
 		return fmt.Errorf("starting cluster %q: %w", id, p.Wrap("start", err))
 	}
-	sc, err := p.Get(ctx, ref(meta))
+	sc, err := p.Get(ctx, clusterRef(meta))
 	if errors.Is(err, sdk.ErrNotFound) {
 		return notFoundError(id, meta.Backend)
 	}
 	if err != nil {
 		return fmt.Errorf("getting cluster %q from the %s backend after starting it: %w", id, meta.Backend, p.Wrap("get", err))
 	}
-	if meta, err = e.pinAliases(ctx, meta, sc); err != nil {
+	if meta, err = m.pinAliases(ctx, meta, sc); err != nil {
 		return fmt.Errorf("starting cluster %q: %w", id, err)
 	}
-	c := e.toCluster(meta, sc, p.Desc)
-	if err := requireRunning(c.Nodes); err != nil {
+	c := m.toCluster(meta, sc, p.Desc)
+	if err := RequireRunning(c.Nodes); err != nil {
 		return fmt.Errorf("starting cluster %q: the %s backend did not start every node: %w", id, meta.Backend, err)
 	}
 	if !p.Desc.NodesRunSSHD {
 		return nil
 	}
-	e.events(Event{Cluster: id, Step: "check SSH on every node"})
+	m.events(Event{Cluster: id, Step: "check SSH on every node"})
 	if err := c.verifySSH(ctx, false, DefaultSSHTimeout); err != nil {
 		return fmt.Errorf("checking SSH on the nodes of cluster %q after starting it: %w", id, err)
 	}
@@ -236,7 +168,7 @@ func (e *Client) Start(ctx context.Context, id string) error {
 
 // pinAliases pins the host keys the backend vouches for under each node's
 // alias where none is pinned yet, and records the alias of every such node.
-func (e *Client) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cluster) (state.Metadata, error) {
+func (m *Manager) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cluster) (state.Metadata, error) {
 	keys := vouchedKeys(meta.ID, sc.Nodes)
 	if len(keys) == 0 {
 		return meta, nil
@@ -244,24 +176,24 @@ func (e *Client) pinAliases(ctx context.Context, meta state.Metadata, sc *sdk.Cl
 	aliases := map[string]string{}
 	for _, n := range sc.Nodes {
 		if len(n.HostKeys) > 0 {
-			aliases[nodeRef(Role(n.Role), n.Index)] = hostKeyAlias(meta.ID, n)
+			aliases[nodeID(n.Role, n.Index)] = hostKeyAlias(meta.ID, n)
 		}
 	}
 	var updated state.Metadata
-	err := e.store.Update(ctx, meta.ID, func(m *state.Metadata) error {
-		pinned, err := e.store.PinNewHostKeys(meta.ID, keys)
+	err := m.store.Update(ctx, meta.ID, func(rec *state.Metadata) error {
+		pinned, err := m.store.PinNewHostKeys(meta.ID, keys)
 		if err != nil {
 			return err
 		}
 		if len(pinned) > 0 {
-			e.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
+			m.logger.Info("pinned host keys the backend vouches for", "cluster", meta.ID, "names", strings.Join(pinned, ", "))
 		}
-		for i, n := range m.Nodes {
-			if a := aliases[nodeRef(Role(n.Role), n.Index)]; a != "" {
-				m.Nodes[i].HostKeyAlias = a
+		for i, n := range rec.Nodes {
+			if a := aliases[nodeID(n.Role, n.Index)]; a != "" {
+				rec.Nodes[i].HostKeyAlias = a
 			}
 		}
-		updated = *m
+		updated = *rec
 		return nil
 	})
 	if err != nil {

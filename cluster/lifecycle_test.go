@@ -12,26 +12,27 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/script"
 )
 
 // TestStopStartFromGo: a stopped cluster shows every node stopped, a
 // command on one fails at once saying what to do, and Start brings it back.
 func TestStopStartFromGo(t *testing.T) {
 	ctx := context.Background()
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
-	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "sleepy", Masters: 1, Agents: 2, PublicAgents: cluster.None,
+	if _, err := m.Create(ctx, cluster.Spec{Backend: "test", ID: "sleepy", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Destroy(context.Background(), "sleepy") })
+	t.Cleanup(func() { _ = m.Destroy(context.Background(), "sleepy") })
 
 	for i := 1; i <= 2; i++ { // Stop is idempotent
-		if err := e.Stop(ctx, "sleepy"); err != nil {
+		if err := m.Stop(ctx, "sleepy"); err != nil {
 			t.Fatalf("Stop (call %d): %v", i, err)
 		}
 	}
-	c, err := e.Get(ctx, "sleepy")
+	c, err := m.Get(ctx, "sleepy")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestStopStartFromGo(t *testing.T) {
 	}
 	for _, n := range c.Nodes {
 		if n.State != cluster.NodeStopped || n.Running() {
-			t.Errorf("%s: state %q, want stopped", n.Ref(), n.State)
+			t.Errorf("%s: state %q, want stopped", n.ID(), n.State)
 		}
 	}
 	agent, err := c.Node("agent_1")
@@ -66,11 +67,11 @@ func TestStopStartFromGo(t *testing.T) {
 	if err := agent.Download(ctx, "/etc/hostname", t.TempDir(), nil); !errors.As(err, &notRunning) {
 		t.Errorf("Download from a stopped node: %v, want a *NotRunningError", err)
 	}
-	if err := c.InstallScript(ctx, writeScript(t), nil); !errors.As(err, &notRunning) || !strings.Contains(err.Error(), "not running either: agent_0 (stopped), agent_1 (stopped)") {
-		t.Errorf("InstallScript on a stopped cluster: %v, want a *NotRunningError naming every node", err)
+	if err := script.Install(ctx, c, writeScript(t), nil); !errors.As(err, &notRunning) || !strings.Contains(err.Error(), "not running either: agent_0 (stopped), agent_1 (stopped)") {
+		t.Errorf("script.Install on a stopped cluster: %v, want a *NotRunningError naming every node", err)
 	}
 
-	rows, err := e.List(ctx, cluster.ListOptions{})
+	rows, err := m.List(ctx, cluster.ListOptions{})
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("List = %+v, %v", rows, err)
 	}
@@ -80,16 +81,16 @@ func TestStopStartFromGo(t *testing.T) {
 	}
 
 	for i := 1; i <= 2; i++ { // Start is idempotent
-		if err := e.Start(ctx, "sleepy"); err != nil {
+		if err := m.Start(ctx, "sleepy"); err != nil {
 			t.Fatalf("Start (call %d): %v", i, err)
 		}
 	}
-	if c, err = e.Get(ctx, "sleepy"); err != nil || c.Status != "running" {
+	if c, err = m.Get(ctx, "sleepy"); err != nil || c.Status != "running" {
 		t.Fatalf("Get after Start: status %q, %v; want running", c.Status, err)
 	}
 	for _, n := range c.Nodes {
 		if n.State != cluster.NodeRunning || n.SSH.Port == 0 {
-			t.Errorf("%s after Start: state %q, SSH port %d", n.Ref(), n.State, n.SSH.Port)
+			t.Errorf("%s after Start: state %q, SSH port %d", n.ID(), n.State, n.SSH.Port)
 		}
 	}
 }
@@ -98,13 +99,13 @@ func TestStopStartFromGo(t *testing.T) {
 // and the cluster degraded.
 func TestMissingNode(t *testing.T) {
 	ctx := context.Background()
-	e := newClient(t)
+	m := newManager(t)
 	machines := t.TempDir()
-	if _, err := e.Create(ctx, cluster.Spec{Backend: "test", ID: "holey", Masters: 1, Agents: 2, PublicAgents: cluster.None,
+	if _, err := m.Create(ctx, cluster.Spec{Backend: "test", ID: "holey", Masters: 1, Agents: 2, PublicAgents: cluster.None,
 		Options: map[string]any{"dir": machines}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Destroy(context.Background(), "holey") })
+	t.Cleanup(func() { _ = m.Destroy(context.Background(), "holey") })
 	// Fault injection: the test backend's record loses agent_0.
 	path := filepath.Join(machines, "clusters", "holey", "cluster.json")
 	b, err := os.ReadFile(path)
@@ -124,7 +125,7 @@ func TestMissingNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := e.Get(ctx, "holey")
+	c, err := m.Get(ctx, "holey")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestMissingNode(t *testing.T) {
 		t.Errorf("Run on a missing node: %v", err)
 	}
 	// Start cannot bring back what is gone, and says so.
-	if err := e.Start(ctx, "holey"); err == nil || !strings.Contains(err.Error(), "did not start every node: agent_0 of cluster \"holey\" is missing") {
+	if err := m.Start(ctx, "holey"); err == nil || !strings.Contains(err.Error(), "did not start every node: agent_0 of cluster \"holey\" is missing") {
 		t.Errorf("Start with a missing node: %v", err)
 	}
 }

@@ -28,8 +28,8 @@ type PluginInfo struct {
 
 // Plugins lists every plugin candidate, started in parallel to ask each
 // for its version.
-func (e *Client) Plugins(ctx context.Context) ([]PluginInfo, error) {
-	cands, err := e.host.Discover()
+func (m *Manager) Plugins(ctx context.Context) ([]PluginInfo, error) {
+	cands, err := m.host.Discover()
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (e *Client) Plugins(ctx context.Context) ([]PluginInfo, error) {
 					info.SHA256 = sum
 				}
 			}()
-			p, err := e.host.Launch(ctx, c)
+			p, err := m.host.Launch(ctx, c)
 			<-hashed
 			if err != nil {
 				info.Error = err.Error()
@@ -74,13 +74,13 @@ type BackendInfo struct {
 	Source   string `json:"source"`
 
 	Capabilities struct {
-		Destroy        bool     `json:"destroy"`
-		InstallMethods []string `json:"install_methods"`
-		TracksClusters bool     `json:"tracks_clusters"`
-		Exec           bool     `json:"exec"`
-		VerifySSH      bool     `json:"verify_ssh"`
-		Clean          bool     `json:"clean"`
-		// StartStop: e2e stop and e2e start work (Client.Stop, Start).
+		Destroy        bool            `json:"destroy"`
+		InstallMethods []InstallMethod `json:"install_methods"`
+		TracksClusters bool            `json:"tracks_clusters"`
+		Exec           bool            `json:"exec"`
+		VerifySSH      bool            `json:"verify_ssh"`
+		Clean          bool            `json:"clean"`
+		// StartStop: e2e stop and e2e start work (Manager.Stop, Start).
 		StartStop bool `json:"start_stop"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
@@ -98,8 +98,8 @@ type OptionInfo struct {
 }
 
 // Backend starts a backend's plugin and returns its description.
-func (e *Client) Backend(ctx context.Context, name string) (BackendInfo, error) {
-	p, err := e.open(ctx, name)
+func (m *Manager) Backend(ctx context.Context, name string) (BackendInfo, error) {
+	p, err := m.open(ctx, name)
 	if err != nil {
 		return BackendInfo{}, err
 	}
@@ -117,10 +117,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.VerifySSH = d.NodesRunSSHD
 	info.Capabilities.Clean = d.Calls.Clean
 	info.Capabilities.StartStop = d.Calls.StartStop
-	info.Capabilities.InstallMethods = []string{}
-	for _, m := range d.InstallMethods {
-		info.Capabilities.InstallMethods = append(info.Capabilities.InstallMethods, string(m))
-	}
+	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {
 		info.Options = append(info.Options, OptionInfo{Name: o.Name, Type: string(o.Type), Default: o.Default,
@@ -131,8 +128,8 @@ func describe(p *plugin.Plugin) BackendInfo {
 
 // InstallPlugin installs a plugin executable for the current user after
 // checking that it is an e2e backend plugin.
-func (e *Client) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
-	entry, name, err := e.host.Install(ctx, path, force)
+func (m *Manager) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
+	entry, name, err := m.host.Install(ctx, path, force)
 	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, fs.ErrNotExist) {
 		return BackendInfo{}, &InvalidError{Err: err}
 	}
@@ -140,13 +137,13 @@ func (e *Client) InstallPlugin(ctx context.Context, path string, force bool) (Ba
 		return BackendInfo{}, err
 	}
 	info := BackendInfo{Name: name, Version: entry.Version, Protocol: entry.Protocol, Source: string(plugin.SourceInstalled)}
-	info.Path = e.host.Dirs().Installed + "/" + entry.File
+	info.Path = m.host.Dirs().Installed + "/" + entry.File
 	return info, nil
 }
 
 // RemovePlugin removes an installed plugin.
-func (e *Client) RemovePlugin(name string) error {
-	err := e.host.Remove(name)
+func (m *Manager) RemovePlugin(name string) error {
+	err := m.host.Remove(name)
 	if errors.Is(err, plugin.ErrNotInstalled) {
 		return &InvalidError{Err: err}
 	}
@@ -156,7 +153,7 @@ func (e *Client) RemovePlugin(name string) error {
 // PluginDirs says where plugins are looked for, in discovery order:
 // --plugin-dir (Options.PluginDirs), $E2E_PLUGIN_PATH, the installed
 // plugins, beside the running executable, then $PATH.
-func (e *Client) PluginDirs() string { return e.host.Dirs().String() }
+func (m *Manager) PluginDirs() string { return m.host.Dirs().String() }
 
 // ProtocolVersion is the backend protocol major this e2e speaks.
 const ProtocolVersion = sdk.ProtocolVersion

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
 	"github.com/e2e-tool/e2e/internal/ssh/sshdtest"
 	"github.com/e2e-tool/e2e/internal/testbin"
+	"github.com/e2e-tool/e2e/internal/testdcos"
 )
 
 // benchEnv is an existing-nodes cluster "bench" of local sshd servers and
@@ -189,7 +189,7 @@ func BenchmarkInstall(b *testing.B) {
 	if err := os.MkdirAll(filepath.Join(dir, "fixture"), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	installer, err := dcosfixture.Build(context.Background(), filepath.Join(dir, "fixture"), dcosfixture.Options{})
+	installer, err := testdcos.Build(context.Background(), filepath.Join(dir, "fixture"), testdcos.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

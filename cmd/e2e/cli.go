@@ -15,9 +15,11 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/dcos"
 )
 
-// CLI is the command line. Commands call only the cluster package.
+// CLI is the command line. Commands call only the cluster packages
+// (cluster, cluster/script, cluster/dcos).
 type CLI struct {
 	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
 	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
@@ -205,7 +207,7 @@ func (c *CreateCmd) Run(e *env) error {
 		if _, err := c.waitFlags.options(); err != nil {
 			return err
 		}
-		if err := e.client.CheckInstaller(e.ctx, spec.Backend, opts); err != nil {
+		if err := dcos.CheckInstaller(e.ctx, e.manager, spec.Backend, opts); err != nil {
 			return err
 		}
 	}
@@ -215,7 +217,7 @@ func (c *CreateCmd) Run(e *env) error {
 		id = cluster.DefaultID
 	}
 	e.now("creating cluster %q", id)
-	cl, err := e.client.Create(e.ctx, spec)
+	cl, err := e.manager.Create(e.ctx, spec)
 	if err != nil {
 		if e.ctx.Err() != nil {
 			switch {
@@ -246,7 +248,7 @@ type ListCmd struct {
 
 func (c *ListCmd) Run(e *env) error {
 	e.now("listing clusters")
-	rows, err := e.client.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
+	rows, err := e.manager.List(e.ctx, cluster.ListOptions{Backend: c.Backend})
 	if err != nil {
 		return err
 	}
@@ -267,7 +269,7 @@ func (c *ListCmd) Run(e *env) error {
 		if !r.CreatedAt.IsZero() {
 			created = r.CreatedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.Public, r.Status, created)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status, created)
 	}
 	return tw.Flush()
 }
@@ -280,26 +282,26 @@ type InspectCmd struct {
 
 func (c *InspectCmd) Run(e *env) error {
 	e.now("inspecting cluster %q", c.ClusterID)
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
 	// The installed DC/OS, when there is one and the nodes answer.
-	var dcos *cluster.DCOSVersion
-	if v, err := cl.DCOSVersion(e.ctx); err == nil && v.Version != "" {
-		dcos = &v
+	var installed *dcos.Version
+	if v, err := dcos.InstalledVersion(e.ctx, cl); err == nil && v.Version != "" {
+		installed = &v
 	}
 	cl.Close()
 	if c.JSON {
 		return printJSON(e, struct {
 			*cluster.Cluster
-			DCOS *cluster.DCOSVersion `json:"dcos,omitempty"`
-		}{cl, dcos})
+			DCOS *dcos.Version `json:"dcos,omitempty"`
+		}{cl, installed})
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "cluster %s (backend %s %s), created %s\n", cl.ID, cl.Backend, cl.PluginVersion, cl.CreatedAt.Local().Format(time.DateTime))
-	if dcos != nil {
-		fmt.Fprintf(w, "DC/OS %s (%s)\n", dcos.Version, dcos.Variant)
+	if installed != nil {
+		fmt.Fprintf(w, "DC/OS %s (%s)\n", installed.Version, installed.Variant)
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
@@ -312,7 +314,7 @@ func (c *InspectCmd) Run(e *env) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tNAME\tPRIVATE_ADDRESS\tSSH")
 	for _, n := range cl.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Ref(), n.State, n.Name, orDash(n.PrivateAddress), sshColumn(n))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID(), n.State, n.Name, orDash(n.PrivateAddress), sshColumn(n))
 	}
 	return tw.Flush()
 }
@@ -343,7 +345,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	ids := c.ClusterID
 	if c.All {
 		var err error
-		if ids, err = e.client.IDs(); err != nil {
+		if ids, err = e.manager.IDs(); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
@@ -356,7 +358,7 @@ func (c *DestroyCmd) Run(e *env) error {
 	var errs []error
 	for _, id := range ids {
 		e.now("destroying cluster %q", id)
-		if err := e.client.Destroy(e.ctx, id); err != nil {
+		if err := e.manager.Destroy(e.ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -372,7 +374,7 @@ type ForgetCmd struct {
 }
 
 func (c *ForgetCmd) Run(e *env) error {
-	if err := e.client.Forget(e.ctx, c.ClusterID); err != nil {
+	if err := e.manager.Forget(e.ctx, c.ClusterID); err != nil {
 		return err
 	}
 	e.say("forgot %s (its machines were not touched)", c.ClusterID)
@@ -393,7 +395,7 @@ type CleanCmd struct {
 
 func (c *CleanCmd) Run(e *env) error {
 	e.now("looking for leftovers")
-	lines, err := e.client.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
+	lines, err := e.manager.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
 	for _, l := range lines {
 		fmt.Fprintln(e.stdout, l)
 	}

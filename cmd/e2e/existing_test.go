@@ -82,7 +82,7 @@ func TestExistingCluster(t *testing.T) {
 	}
 	for i, n := range c.Nodes {
 		if n.SSH.Port != ms[i].Endpoint.Port || n.SSH.User != "root" {
-			t.Errorf("node %s: %+v, want port %d as root", n.Ref(), n.SSH, ms[i].Endpoint.Port)
+			t.Errorf("node %s: %+v, want port %d as root", n.ID(), n.SSH, ms[i].Endpoint.Port)
 		}
 	}
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
 	"github.com/e2e-tool/e2e/internal/testbin"
+	"github.com/e2e-tool/e2e/internal/testdcos"
 )
 
 func readFileString(t *testing.T, path string) string {
@@ -106,7 +106,7 @@ func TestDottedIDOnDocker(t *testing.T) {
 		t.Errorf("the password was repeated:\n%s", r.Stderr)
 	}
 
-	ee, err := dcosfixture.Build(context.Background(), t.TempDir(), dcosfixture.Options{Variant: "enterprise"})
+	ee, err := testdcos.Build(context.Background(), t.TempDir(), testdcos.Options{Variant: "enterprise"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/dcos"
+	"github.com/e2e-tool/e2e/cluster/script"
 )
 
 // dcosFlags are the DC/OS installer flags of install, upgrade and create.
@@ -23,15 +25,15 @@ type dcosFlags struct {
 
 func (f dcosFlags) given() bool { return f.Installer != "" || f.InstallerURL != "" }
 
-func (f dcosFlags) options() (cluster.DCOSOptions, error) {
-	opts := cluster.DCOSOptions{Installer: f.Installer, InstallerURL: f.InstallerURL, GenconfDir: f.GenconfDir,
+func (f dcosFlags) options() (dcos.Options, error) {
+	opts := dcos.Options{Installer: f.Installer, InstallerURL: f.InstallerURL, GenconfDir: f.GenconfDir,
 		IPDetect: f.IPDetect, Variant: f.Variant}
 	if f.ExtraConfig != "" {
 		b, err := os.ReadFile(f.ExtraConfig)
 		if err != nil {
 			return opts, invalid(fmt.Errorf("--extra-config: %w", err))
 		}
-		if err := cluster.CheckExtraConfig(b); err != nil {
+		if err := dcos.CheckExtraConfig(b); err != nil {
 			return opts, err
 		}
 		opts.ExtraConfig = b
@@ -63,8 +65,8 @@ func (w *waitFlags) Validate() error {
 
 // options returns the wait options, with the superuser's password read
 // from --superuser-password-file or $E2E_SUPERUSER_PASSWORD.
-func (w waitFlags) options() (cluster.WaitOptions, error) {
-	opts := cluster.WaitOptions{Timeout: w.Timeout, SkipHTTPChecks: w.SkipHTTPChecks,
+func (w waitFlags) options() (dcos.WaitOptions, error) {
+	opts := dcos.WaitOptions{Timeout: w.Timeout, SkipHTTPChecks: w.SkipHTTPChecks,
 		SuperuserUsername: w.SuperuserUsername, SuperuserPassword: os.Getenv(superuserPasswordEnv)}
 	if w.SuperuserPasswordFile != "" {
 		b, err := os.ReadFile(w.SuperuserPasswordFile)
@@ -96,7 +98,7 @@ func (c *InstallCmd) Run(e *env) error {
 	if n != 1 {
 		return invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func (c *InstallCmd) Run(e *env) error {
 			return invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
 		}
 		e.now("running %s on cluster %q", filepath.Base(c.Script), cl.ID)
-		if err := cl.InstallScript(e.ctx, c.Script, c.ScriptArg); err != nil {
+		if err := script.Install(e.ctx, cl, c.Script, c.ScriptArg); err != nil {
 			return err
 		}
 		e.say("ran %s on %d nodes of %s in %s", c.Script, len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond))
@@ -126,12 +128,12 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 		return err
 	}
 	e.now("installing DC/OS on cluster %q", cl.ID)
-	if err := cl.InstallDCOS(e.ctx, opts); err != nil {
+	if err := dcos.Install(e.ctx, cl, opts); err != nil {
 		return err
 	}
 	variant := f.Variant
 	if variant == "auto" && f.Installer != "" {
-		version, v, err := cluster.InstallerVariant(e.ctx, f.Installer)
+		version, v, err := dcos.InstallerVariant(e.ctx, f.Installer)
 		if err != nil {
 			return err
 		}
@@ -147,19 +149,24 @@ func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlag
 	}
 	e.say("installed DC/OS on %d nodes of %s in %s (logs: %s/install)", len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond), cl.StateDir)
 	if wait {
-		return waitFor(e, cl, waitOpts)
+		return waitFor(e, cl, waitOpts, "", nil)
 	}
 	return nil
 }
 
-func waitFor(e *env, cl *cluster.Cluster, opts cluster.WaitOptions) error {
+// waitFor waits for DC/OS, or, when command is not empty, until command
+// succeeds on every node (of roles, when given).
+func waitFor(e *env, cl *cluster.Cluster, opts dcos.WaitOptions, command string, roles []cluster.Role) error {
 	start := time.Now()
-	if opts.Command != "" {
-		e.now("waiting for `%s` on cluster %q", opts.Command, cl.ID)
+	var err error
+	if command != "" {
+		e.now("waiting for `%s` on cluster %q", command, cl.ID)
+		err = script.Wait(e.ctx, cl, command, script.WaitOptions{Timeout: opts.Timeout, Roles: roles})
 	} else {
 		e.now("waiting for DC/OS on cluster %q", cl.ID)
+		err = dcos.Wait(e.ctx, cl, opts)
 	}
-	if err := cl.Wait(e.ctx, opts); err != nil {
+	if err != nil {
 		return err
 	}
 	e.say("cluster %s is ready (waited %s)", cl.ID, time.Since(start).Round(time.Millisecond))
@@ -176,7 +183,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 	if (c.Installer == "") == (c.InstallerURL == "") {
 		return invalid(errors.New("give exactly one of --installer PATH or --installer-url URL"))
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -187,7 +194,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 	}
 	start := time.Now()
 	e.now("upgrading DC/OS on cluster %q", cl.ID)
-	if err := cl.UpgradeDCOS(e.ctx, opts); err != nil {
+	if err := dcos.Upgrade(e.ctx, cl, opts); err != nil {
 		return err
 	}
 	e.say("upgraded DC/OS on %s in %s", cl.ID, time.Since(start).Round(time.Millisecond))
@@ -203,7 +210,7 @@ type WaitCmd struct {
 }
 
 func (c *WaitCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -212,16 +219,16 @@ func (c *WaitCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	opts.Command = c.Command
 	if len(c.Role) > 0 && c.Command == "" {
 		return invalid(errors.New("--role goes with --command"))
 	}
+	var roles []cluster.Role
 	for _, r := range c.Role {
 		role, err := parseRole(r)
 		if err != nil {
 			return err
 		}
-		opts.Roles = append(opts.Roles, role)
+		roles = append(roles, role)
 	}
-	return waitFor(e, cl, opts)
+	return waitFor(e, cl, opts, c.Command, roles)
 }

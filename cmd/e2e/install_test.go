@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture"
 	"github.com/e2e-tool/e2e/internal/testbin"
+	"github.com/e2e-tool/e2e/internal/testdcos"
 )
 
 // dockerReady stops the test when the Docker engine is not usable (see
@@ -48,10 +48,10 @@ func fixture(t *testing.T) (v1, v2 string) {
 				return
 			}
 		}
-		if fixtures.v1, fixtures.err = dcosfixture.Build(ctx, filepath.Join(fixtures.dir, "v1"), dcosfixture.Options{Version: "2.2.0-fixture"}); fixtures.err != nil {
+		if fixtures.v1, fixtures.err = testdcos.Build(ctx, filepath.Join(fixtures.dir, "v1"), testdcos.Options{Version: "2.2.0-fixture"}); fixtures.err != nil {
 			return
 		}
-		fixtures.v2, fixtures.err = dcosfixture.Build(ctx, filepath.Join(fixtures.dir, "v2"), dcosfixture.Options{Version: "2.3.0-fixture"})
+		fixtures.v2, fixtures.err = testdcos.Build(ctx, filepath.Join(fixtures.dir, "v2"), testdcos.Options{Version: "2.3.0-fixture"})
 	})
 	if fixtures.err != nil {
 		t.Fatal(fixtures.err)
@@ -162,7 +162,7 @@ func TestInstallFailuresAreClear(t *testing.T) {
 	oneErrorLine(t, r, "no DC/OS to wait for", "--command")
 
 	// The installer fails on agent_1: the error names the node and step.
-	failing, err := dcosfixture.Build(context.Background(), t.TempDir(), dcosfixture.Options{FailOnHost: "e2e-" + id + "-agent-1"})
+	failing, err := testdcos.Build(context.Background(), t.TempDir(), testdcos.Options{FailOnHost: "e2e-" + id + "-agent-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ type StopCmd struct {
 
 func (c *StopCmd) Run(e *env) error {
 	start := time.Now()
-	if err := e.client.Stop(e.ctx, c.ClusterID); err != nil {
+	if err := e.manager.Stop(e.ctx, c.ClusterID); err != nil {
 		return err
 	}
 	e.say("stopped cluster %s in %s (`e2e start -c %s` starts it again)", c.ClusterID, time.Since(start).Round(time.Millisecond), c.ClusterID)
@@ -27,7 +27,7 @@ type StartCmd struct {
 
 func (c *StartCmd) Run(e *env) error {
 	start := time.Now()
-	if err := e.client.Start(e.ctx, c.ClusterID); err != nil {
+	if err := e.manager.Start(e.ctx, c.ClusterID); err != nil {
 		return err
 	}
 	e.say("started cluster %s in %s", c.ClusterID, time.Since(start).Round(time.Millisecond))

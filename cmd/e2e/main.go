@@ -36,10 +36,10 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// env is what every command gets: the API client and where to write.
+// env is what every command gets: the cluster manager and where to write.
 type env struct {
 	ctx      context.Context
-	client   *cluster.Client
+	manager  *cluster.Manager
 	stdout   io.Writer
 	stderr   io.Writer
 	isTTY    bool
@@ -107,15 +107,15 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
 	})
 	prog := newProgress(stderr, isTerminal(stderr))
-	client, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
+	manager, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		return exitCode(ctx, err)
 	}
-	e := &env{ctx: ctx, client: client, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog}
+	e := &env{ctx: ctx, manager: manager, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog}
 	err = kctx.Run(e)
 	// Every plugin is stopped before e2e exits, whatever happened.
-	client.Close()
+	manager.Close()
 	prog.endLine()
 	var ee exitError
 	switch {

@@ -8,15 +8,16 @@ import (
 	"sync/atomic"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/cluster/dcos"
 	"golang.org/x/term"
 )
 
 // exitSSHFailed is ssh's code when SSH itself failed.
 const exitSSHFailed = 255
 
-// nodeSelection picks nodes by reference, role or all.
+// nodeSelection picks nodes by id, name or address, by role, or all.
 type nodeSelection struct {
-	Node []string `help:"Node: master_0, agent_1, public_agent_0, or a name or address as e2e inspect shows (repeatable)." placeholder:"REF" sep:"none"`
+	Node []string `help:"Node: master_0, agent_1, public_agent_0, or a name or address as e2e inspect shows (repeatable)." placeholder:"NODE" sep:"none"`
 	Role []string `help:"Every node of a role: master, agent, public_agent (repeatable)." placeholder:"ROLE" sep:"none"`
 	All  bool     `help:"Every node."`
 }
@@ -24,11 +25,11 @@ type nodeSelection struct {
 func parseRole(s string) (cluster.Role, error) {
 	switch strings.ReplaceAll(s, "-", "_") {
 	case "master", "masters":
-		return cluster.Master, nil
+		return cluster.RoleMaster, nil
 	case "agent", "agents":
-		return cluster.Agent, nil
+		return cluster.RoleAgent, nil
 	case "public_agent", "public_agents":
-		return cluster.PublicAgent, nil
+		return cluster.RolePublicAgent, nil
 	}
 	return "", invalid(fmt.Errorf("unknown role %q: use master, agent or public_agent", s))
 }
@@ -36,12 +37,12 @@ func parseRole(s string) (cluster.Role, error) {
 // pick returns the selected nodes in node order; none selected means def.
 func (s nodeSelection) pick(c *cluster.Cluster, def func() []cluster.Node) ([]cluster.Node, error) {
 	want := map[string]bool{}
-	for _, ref := range s.Node {
-		n, err := c.Node(ref)
+	for _, which := range s.Node {
+		n, err := c.Node(which)
 		if err != nil {
 			return nil, err
 		}
-		want[n.Ref()] = true
+		want[n.ID()] = true
 	}
 	for _, r := range s.Role {
 		role, err := parseRole(r)
@@ -53,12 +54,12 @@ func (s nodeSelection) pick(c *cluster.Cluster, def func() []cluster.Node) ([]cl
 			return nil, invalid(fmt.Errorf("cluster %q has no %s nodes", c.ID, role))
 		}
 		for _, n := range nodes {
-			want[n.Ref()] = true
+			want[n.ID()] = true
 		}
 	}
 	if s.All || (len(want) == 0 && def == nil) {
 		for _, n := range c.Nodes {
-			want[n.Ref()] = true
+			want[n.ID()] = true
 		}
 	}
 	if len(want) == 0 {
@@ -66,7 +67,7 @@ func (s nodeSelection) pick(c *cluster.Cluster, def func() []cluster.Node) ([]cl
 	}
 	var out []cluster.Node
 	for _, n := range c.Nodes {
-		if want[n.Ref()] {
+		if want[n.ID()] {
 			out = append(out, n)
 		}
 	}
@@ -119,7 +120,7 @@ func (c *RunCmd) Run(e *env) error {
 	if err := cmd.Validate(); err != nil {
 		return err
 	}
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func (c *RunCmd) Run(e *env) error {
 	}
 	e.now("running `%s` on %s of cluster %q", strings.Join(c.Command, " "), nodeList(nodes), cl.ID)
 	if c.TestEnv {
-		cmd = cl.WithTestEnv(cmd)
+		cmd = dcos.WithTestEnv(cl, cmd)
 	}
 	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 	if len(nodes) == 1 {
@@ -166,14 +167,14 @@ func runSummary(results []cluster.NodeResult) error {
 		switch {
 		case r.Err != nil:
 			msg := oneLine(r.Err)
-			if !strings.HasPrefix(msg, r.Node.Ref()) {
-				msg = r.Node.Ref() + ": " + msg
+			if !strings.HasPrefix(msg, r.Node.ID()) {
+				msg = r.Node.ID() + ": " + msg
 			}
 			failed = append(failed, msg)
 		case r.Status.Signal != "":
-			failed = append(failed, fmt.Sprintf("%s exited %d (signal %s)", r.Node.Ref(), r.Status.Code, r.Status.Signal))
+			failed = append(failed, fmt.Sprintf("%s exited %d (signal %s)", r.Node.ID(), r.Status.Code, r.Status.Signal))
 		default:
-			failed = append(failed, fmt.Sprintf("%s exited %d", r.Node.Ref(), r.Status.Code))
+			failed = append(failed, fmt.Sprintf("%s exited %d", r.Node.ID(), r.Status.Code))
 		}
 	}
 	if first == nil {
@@ -200,7 +201,7 @@ func (s summary) Unwrap() error { return s.first }
 // nodeList names the nodes a command runs on, briefly.
 func nodeList(nodes []cluster.Node) string {
 	if len(nodes) == 1 {
-		return nodes[0].Ref()
+		return nodes[0].ID()
 	}
 	return fmt.Sprintf("%d nodes", len(nodes))
 }
@@ -223,11 +224,11 @@ func exitFor(st cluster.ExitStatus, err error) error {
 // SSHCmd opens an interactive shell.
 type SSHCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
-	Node      string `help:"Node (default master_0)." placeholder:"REF"`
+	Node      string `help:"Node (default master_0)." placeholder:"NODE"`
 }
 
 func (c *SSHCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -238,7 +239,7 @@ func (c *SSHCmd) Run(e *env) error {
 			return err
 		}
 	}
-	e.now("in a shell on %s of cluster %q", n.Ref(), cl.ID)
+	e.now("in a shell on %s of cluster %q", n.ID(), cl.ID)
 	cmd := cluster.Command{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
 	// Without a terminal the shell reads commands from stdin, as ssh does.
 	cmd.TTY = term.IsTerminal(int(os.Stdin.Fd()))
@@ -255,7 +256,7 @@ type SendFileCmd struct {
 }
 
 func (c *SendFileCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -294,13 +295,13 @@ func sshExit(err error) error {
 // DownloadCmd copies a file or directory from a node.
 type DownloadCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
-	Node      string `required:"" help:"Node to copy from." placeholder:"REF"`
+	Node      string `required:"" help:"Node to copy from." placeholder:"NODE"`
 	Src       string `arg:"" help:"Path on the node (links followed)."`
 	Dst       string `arg:"" help:"Local path: it becomes a copy of SRC; ending in / means into that directory."`
 }
 
 func (c *DownloadCmd) Run(e *env) error {
-	cl, err := e.client.Get(e.ctx, c.ClusterID)
+	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
 	}
@@ -309,7 +310,7 @@ func (c *DownloadCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	e.now("downloading %s from %s of cluster %q", c.Src, n.Ref(), cl.ID)
+	e.now("downloading %s from %s of cluster %q", c.Src, n.ID(), cl.ID)
 	prog := e.transferProgress(cl.ID, "download", 1)
 	if err := n.Download(e.ctx, c.Src, c.Dst, prog.node(0)); err != nil {
 		return sshExit(err)

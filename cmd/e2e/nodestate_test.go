@@ -48,7 +48,7 @@ func listRow(t *testing.T, s *sandbox, id string) cluster.Summary {
 func nodeOf(t *testing.T, c cluster.Cluster, ref string) cluster.Node {
 	t.Helper()
 	for _, n := range c.Nodes {
-		if n.Ref() == ref {
+		if n.ID() == ref {
 			return n
 		}
 	}
@@ -181,8 +181,8 @@ func TestNodesStopRestartVanishOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range c.Nodes {
-		if want := "e2e-" + id + "-" + n.Ref(); n.HostKeyAlias != want || !strings.Contains(string(pinned), "\n"+want+" ") && !strings.HasPrefix(string(pinned), want+" ") {
-			t.Errorf("%s: host key alias %q, want %q pinned in known_hosts:\n%s", n.Ref(), n.HostKeyAlias, want, pinned)
+		if want := "e2e-" + id + "-" + n.ID(); n.HostKeyAlias != want || !strings.Contains(string(pinned), "\n"+want+" ") && !strings.HasPrefix(string(pinned), want+" ") {
+			t.Errorf("%s: host key alias %q, want %q pinned in known_hosts:\n%s", n.ID(), n.HostKeyAlias, want, pinned)
 		}
 	}
 	oldPort := nodeOf(t, c, "agent_0").SSH.Port

@@ -21,7 +21,7 @@ type PluginListCmd struct {
 }
 
 func (c *PluginListCmd) Run(e *env) error {
-	infos, err := e.client.Plugins(e.ctx)
+	infos, err := e.manager.Plugins(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func (c *PluginListCmd) Run(e *env) error {
 		return printJSON(e, infos)
 	}
 	if len(infos) == 0 {
-		e.say("no plugins found (looked in %s)", e.client.PluginDirs())
+		e.say("no plugins found (looked in %s)", e.manager.PluginDirs())
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -70,7 +70,7 @@ type PluginInfoCmd struct {
 }
 
 func (c *PluginInfoCmd) Run(e *env) error {
-	info, err := e.client.Backend(e.ctx, c.Name)
+	info, err := e.manager.Backend(e.ctx, c.Name)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,11 @@ func (c *PluginInfoCmd) Run(e *env) error {
 		fmt.Fprintf(w, "  %s\n", info.Summary)
 	}
 	fmt.Fprintf(w, "path: %s (%s)\n", info.Path, info.Source)
-	methods := strings.Join(info.Capabilities.InstallMethods, ", ")
+	names := make([]string, 0, len(info.Capabilities.InstallMethods))
+	for _, m := range info.Capabilities.InstallMethods {
+		names = append(names, string(m))
+	}
+	methods := strings.Join(names, ", ")
 	if methods == "" {
 		methods = "none"
 	}
@@ -130,7 +134,7 @@ type PluginInstallCmd struct {
 }
 
 func (c *PluginInstallCmd) Run(e *env) error {
-	info, err := e.client.InstallPlugin(e.ctx, c.Path, c.Force)
+	info, err := e.manager.InstallPlugin(e.ctx, c.Path, c.Force)
 	if err != nil {
 		return err
 	}
@@ -145,7 +149,7 @@ type PluginRemoveCmd struct {
 }
 
 func (c *PluginRemoveCmd) Run(e *env) error {
-	if err := e.client.RemovePlugin(c.Name); err != nil {
+	if err := e.manager.RemovePlugin(c.Name); err != nil {
 		return err
 	}
 	e.say("removed %s", c.Name)

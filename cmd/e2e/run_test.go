@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,14 +95,7 @@ func TestRunSummary(t *testing.T) {
 func TestInterruptedRunSaysWhat(t *testing.T) {
 	s, e2e, _ := runCluster(t)
 	started := filepath.Join(t.TempDir(), "started")
-	cmd := exec.Command(e2e, "run", "--node", "agent_1", "--", "sh", "-c", "touch "+started+"; sleep 30")
-	cmd.Env = s.env()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, stderr := s.start(e2e, "run", "--node", "agent_1", "--", "sh", "-c", "touch "+started+"; sleep 30")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(started); err == nil {

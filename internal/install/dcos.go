@@ -14,6 +14,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/internal/shell"
+	"github.com/e2e-tool/e2e/sdk"
 	"github.com/goccy/go-yaml"
 )
 
@@ -42,7 +43,7 @@ type DCOS struct {
 
 // Config returns the merged config.yaml: base config, then the node lists
 // and bootstrap_url, then the user's extra config (which wins).
-func Config(base string, nodes []Node, extra []byte) ([]byte, error) {
+func Config(base string, nodes []Target, extra []byte) ([]byte, error) {
 	merged := map[string]any{}
 	if strings.TrimSpace(base) != "" {
 		if err := yaml.Unmarshal([]byte(base), &merged); err != nil {
@@ -52,9 +53,9 @@ func Config(base string, nodes []Node, extra []byte) ([]byte, error) {
 	if merged == nil {
 		merged = map[string]any{}
 	}
-	merged["master_list"] = addresses(nodes, Master)
-	merged["agent_list"] = addresses(nodes, Agent)
-	merged["public_agent_list"] = addresses(nodes, PublicAgent)
+	merged["master_list"] = addresses(nodes, sdk.RoleMaster)
+	merged["agent_list"] = addresses(nodes, sdk.RoleAgent)
+	merged["public_agent_list"] = addresses(nodes, sdk.RolePublicAgent)
 	merged["bootstrap_url"] = "file://" + RemoteDir
 	if _, ok := merged["cluster_name"]; !ok {
 		merged["cluster_name"] = "e2e"
@@ -80,7 +81,7 @@ func (d DCOS) event(step, node, msg string) {
 }
 
 // prepare writes genconf/config.yaml and genconf/ip-detect into dir.
-func (d DCOS) prepare(dir string, nodes []Node) ([]byte, error) {
+func (d DCOS) prepare(dir string, nodes []Target) ([]byte, error) {
 	cfg, err := Config(d.BaseConfig, nodes, d.ExtraConfig)
 	if err != nil {
 		return nil, err
@@ -144,8 +145,8 @@ func (d DCOS) genconfLocal(ctx context.Context, dir string, extraArgs ...string)
 // Install runs the advanced installer: genconf once, genconf/serve to every
 // node in parallel, dcos_install.sh on all masters in parallel, then on all
 // agents and public agents in parallel.
-func (d DCOS) Install(ctx context.Context, nodes []Node) error {
-	masters := byRole(nodes, Master)
+func (d DCOS) Install(ctx context.Context, nodes []Target) error {
+	masters := byRole(nodes, sdk.RoleMaster)
 	if len(masters) == 0 {
 		return ErrNoMaster
 	}
@@ -171,30 +172,30 @@ func (d DCOS) Install(ctx context.Context, nodes []Node) error {
 	if err := d.distribute(ctx, nodes, serve); err != nil {
 		return err
 	}
-	installOn := func(ctx context.Context, n Node) error {
-		d.event("dcos_install.sh", n.Ref(), dcosRole(n.NodeRole()))
-		return runLogged(ctx, n, d.StateDir, "dcos_install.sh "+dcosRole(n.NodeRole()),
-			"cd "+RemoteDir+" && bash dcos_install.sh --no-block-dcos-setup "+dcosRole(n.NodeRole()), nil)
+	installOn := func(ctx context.Context, n Target) error {
+		d.event("dcos_install.sh", n.ID(), dcosRole(n.Role()))
+		return runLogged(ctx, n, d.StateDir, "dcos_install.sh "+dcosRole(n.Role()),
+			"cd "+RemoteDir+" && bash dcos_install.sh --no-block-dcos-setup "+dcosRole(n.Role()), nil)
 	}
 	d.event("install masters", "", "")
 	if err := parallel(ctx, masters, installOn); err != nil {
 		return err
 	}
 	d.event("install agents", "", "")
-	return parallel(ctx, byRole(nodes, Agent, PublicAgent), installOn)
+	return parallel(ctx, byRole(nodes, sdk.RoleAgent, sdk.RolePublicAgent), installOn)
 }
 
 // distribute replaces RemoteDir on every node, in parallel, with serve.
-func (d DCOS) distribute(ctx context.Context, nodes []Node, serve string) error {
+func (d DCOS) distribute(ctx context.Context, nodes []Target, serve string) error {
 	d.event("send the installer to every node", "", "")
-	return parallel(ctx, nodes, func(ctx context.Context, n Node) error {
+	return parallel(ctx, nodes, func(ctx context.Context, n Target) error {
 		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir, nil); err != nil {
 			return err
 		}
 		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
-			return &StepError{Node: n.Ref(), Step: "copy genconf/serve", Err: err}
+			return &StepError{Node: n.ID(), Step: "copy genconf/serve", Err: err}
 		}
-		d.event("send the installer to every node", n.Ref(), "done")
+		d.event("send the installer to every node", n.ID(), "done")
 		return nil
 	})
 }
@@ -202,34 +203,34 @@ func (d DCOS) distribute(ctx context.Context, nodes []Node, serve string) error 
 // genconfOnMaster fetches the installer on master_0 and runs genconf there
 // (DC/OS nodes have Docker, which the real installer needs); serve/ comes
 // back to work so it can go to the other nodes.
-func (d DCOS) genconfOnMaster(ctx context.Context, m Node, work string, args ...string) error {
+func (d DCOS) genconfOnMaster(ctx context.Context, m Target, work string, args ...string) error {
 	const remote = "/opt/dcos_genconf"
-	d.event("download the installer", m.Ref(), d.InstallerURL)
+	d.event("download the installer", m.ID(), d.InstallerURL)
 	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && mkdir -p "+remote, nil); err != nil {
 		return err
 	}
 	if err := m.Upload(ctx, filepath.Join(work, "genconf"), remote+"/genconf"); err != nil {
-		return &StepError{Node: m.Ref(), Step: "copy genconf", Err: err}
+		return &StepError{Node: m.ID(), Step: "copy genconf", Err: err}
 	}
 	if err := runLogged(ctx, m, d.StateDir, "download the installer",
 		"curl -fsSL --retry 3 -o "+remote+"/dcos_generate_config.sh "+shell.Quote(d.InstallerURL), nil); err != nil {
 		return err
 	}
-	d.event("genconf", m.Ref(), "on "+m.Ref())
-	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.Ref()+")",
+	d.event("genconf", m.ID(), "on "+m.ID())
+	if err := runLogged(ctx, m, d.StateDir, "genconf ("+strings.Join(args, " ")+", on "+m.ID()+")",
 		"cd "+remote+" && bash dcos_generate_config.sh "+shell.Quote(args...), nil); err != nil {
 		return err
 	}
 	if err := m.Download(ctx, remote+"/genconf/serve", filepath.Join(work, "genconf", "serve")); err != nil {
-		return &StepError{Node: m.Ref(), Step: "fetch genconf/serve", Err: err}
+		return &StepError{Node: m.ID(), Step: "fetch genconf/serve", Err: err}
 	}
 	return nil
 }
 
 // Upgrade generates the node upgrade script for the current version and
 // runs it on masters one at a time, then on agents.
-func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
-	masters := byRole(nodes, Master)
+func (d DCOS) Upgrade(ctx context.Context, nodes []Target, current string) error {
+	masters := byRole(nodes, sdk.RoleMaster)
 	if len(masters) == 0 {
 		return ErrNoMaster
 	}
@@ -260,16 +261,16 @@ func (d DCOS) Upgrade(ctx context.Context, nodes []Node, current string) error {
 	if err := d.distribute(ctx, nodes, filepath.Join(work, "genconf", "serve")); err != nil {
 		return err
 	}
-	upgrade := func(ctx context.Context, n Node) error {
-		d.event("upgrade", n.Ref(), "")
+	upgrade := func(ctx context.Context, n Target) error {
+		d.event("upgrade", n.ID(), "")
 		return runLogged(ctx, n, d.StateDir, "dcos_node_upgrade.sh", "cd "+RemoteDir+" && bash "+shell.Quote(rel), nil)
 	}
-	for _, m := range byRole(nodes, Master) {
+	for _, m := range byRole(nodes, sdk.RoleMaster) {
 		if err := upgrade(ctx, m); err != nil {
 			return err
 		}
 	}
-	return parallel(ctx, byRole(nodes, Agent, PublicAgent), upgrade)
+	return parallel(ctx, byRole(nodes, sdk.RoleAgent, sdk.RolePublicAgent), upgrade)
 }
 
 // Variant reads the installer's --version JSON, as DC/OS E2E did:

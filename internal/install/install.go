@@ -1,7 +1,7 @@
 // Package install puts a distribution on a cluster's nodes over SSH: the
 // DC/OS advanced installer (genconf once, payload to every node in
 // parallel, masters first, then all agents), and a generic script
-// installer. It knows nodes only through the small Node interface, so the
+// installer. It knows nodes only through the small Target interface, so the
 // cluster package owns how they are reached.
 package install
 
@@ -16,34 +16,27 @@ import (
 	"strings"
 
 	"github.com/e2e-tool/e2e/internal/lastlines"
+	"github.com/e2e-tool/e2e/sdk"
 	"golang.org/x/sync/errgroup"
 )
 
-// Role of a node, as e2e names it.
-type Role string
-
-// Roles.
-const (
-	Master      Role = "master"
-	Agent       Role = "agent"
-	PublicAgent Role = "public_agent"
-)
-
 // dcosRole translates a role at the installer boundary.
-func dcosRole(r Role) string {
+func dcosRole(r sdk.Role) string {
 	switch r {
-	case Master:
+	case sdk.RoleMaster:
 		return "master"
-	case PublicAgent:
+	case sdk.RolePublicAgent:
 		return "slave_public"
 	}
 	return "slave"
 }
 
-// Node is what installation needs of a node.
-type Node interface {
-	Ref() string
-	NodeRole() Role
+// Target is a node as an installer works on it: its id, role and address,
+// commands as root, files, and connections from it. The cluster package
+// makes one of each cluster.Node.
+type Target interface {
+	ID() string
+	Role() sdk.Role
 	Address() string
 	// Exec runs a shell command line as root and returns its exit code;
 	// the error is for failures of the transport only.
@@ -93,8 +86,8 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // runLogged runs a step on a node with its output appended to the node's
 // log file, and turns a failure into a StepError.
-func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[string]string) error {
-	logPath := filepath.Join(logDir, n.Ref()+".log")
+func runLogged(ctx context.Context, n Target, logDir, step, shell string, env map[string]string) error {
+	logPath := filepath.Join(logDir, n.ID()+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -105,17 +98,17 @@ func runLogged(ctx context.Context, n Node, logDir, step, shell string, env map[
 	w := io.MultiWriter(f, tail)
 	code, err := n.Exec(ctx, shell, env, w, w)
 	if err != nil {
-		return &StepError{Node: n.Ref(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
+		return &StepError{Node: n.ID(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
 	}
 	if code != 0 {
-		return &StepError{Node: n.Ref(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
+		return &StepError{Node: n.ID(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
 }
 
 // parallel runs fn on every node at once and returns the first error in
 // node order, after all have finished.
-func parallel(ctx context.Context, nodes []Node, fn func(ctx context.Context, n Node) error) error {
+func parallel(ctx context.Context, nodes []Target, fn func(ctx context.Context, n Target) error) error {
 	errs := make([]error, len(nodes))
 	var g errgroup.Group
 	for i, n := range nodes {
@@ -133,11 +126,11 @@ func parallel(ctx context.Context, nodes []Node, fn func(ctx context.Context, n 
 	return nil
 }
 
-func byRole(nodes []Node, roles ...Role) []Node {
-	var out []Node
+func byRole(nodes []Target, roles ...sdk.Role) []Target {
+	var out []Target
 	for _, n := range nodes {
 		for _, r := range roles {
-			if n.NodeRole() == r {
+			if n.Role() == r {
 				out = append(out, n)
 			}
 		}
@@ -145,7 +138,7 @@ func byRole(nodes []Node, roles ...Role) []Node {
 	return out
 }
 
-func addresses(nodes []Node, role Role) []string {
+func addresses(nodes []Target, role sdk.Role) []string {
 	out := []string{}
 	for _, n := range byRole(nodes, role) {
 		out = append(out, n.Address())

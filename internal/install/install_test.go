@@ -9,18 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2e-tool/e2e/sdk"
 	"github.com/goccy/go-yaml"
 )
 
 // fakeNode is a unit-test stand-in; real nodes are tested end to end.
 type fakeNode struct {
 	ref, addr string
-	role      Role
+	role      sdk.Role
 	exec      func(shell string) (int, string)
 }
 
-func (f fakeNode) Ref() string     { return f.ref }
-func (f fakeNode) NodeRole() Role  { return f.role }
+func (f fakeNode) ID() string      { return f.ref }
+func (f fakeNode) Role() sdk.Role  { return f.role }
 func (f fakeNode) Address() string { return f.addr }
 func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, _ io.Writer) (int, error) {
 	code, out := f.exec(shell)
@@ -33,13 +34,13 @@ func (f fakeNode) DialContext(context.Context, string, string) (net.Conn, error)
 	return nil, errors.New("no network in unit tests")
 }
 
-func nodes() []Node {
+func nodes() []Target {
 	ok := func(string) (int, string) { return 0, "" }
-	return []Node{
-		fakeNode{"master_0", "10.0.0.1", Master, ok},
-		fakeNode{"agent_0", "10.0.0.2", Agent, ok},
-		fakeNode{"agent_1", "10.0.0.3", Agent, ok},
-		fakeNode{"public_agent_0", "10.0.0.4", PublicAgent, ok},
+	return []Target{
+		fakeNode{"master_0", "10.0.0.1", sdk.RoleMaster, ok},
+		fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, ok},
+		fakeNode{"agent_1", "10.0.0.3", sdk.RoleAgent, ok},
+		fakeNode{"public_agent_0", "10.0.0.4", sdk.RolePublicAgent, ok},
 	}
 }
 
@@ -107,7 +108,7 @@ func TestScriptEnv(t *testing.T) {
 
 func TestWaitCommandTimesOutNamingTheNode(t *testing.T) {
 	ns := nodes()
-	ns[1] = fakeNode{"agent_0", "10.0.0.2", Agent, func(string) (int, string) { return 3, "not yet\nstill starting" }}
+	ns[1] = fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, func(string) (int, string) { return 3, "not yet\nstill starting" }}
 	err := Wait{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}.Command(context.Background(), ns, "check")
 	var te *TimeoutError
 	if !errors.As(err, &te) || te.Node != "agent_0" || !strings.Contains(err.Error(), "exit 3: still starting") {
@@ -117,7 +118,7 @@ func TestWaitCommandTimesOutNamingTheNode(t *testing.T) {
 
 func TestDCOSWaitNeedsCheckRunner(t *testing.T) {
 	ns := nodes()
-	ns[0] = fakeNode{"master_0", "10.0.0.1", Master, func(shell string) (int, string) {
+	ns[0] = fakeNode{"master_0", "10.0.0.1", sdk.RoleMaster, func(shell string) (int, string) {
 		if !strings.Contains(shell, "dcos-check-runner check node-poststart") {
 			t.Errorf("unexpected command %q", shell)
 		}

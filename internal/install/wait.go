@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/e2e-tool/e2e/sdk"
 )
 
 // Wait polls a cluster until it is ready.
@@ -81,16 +82,16 @@ func (w Wait) poll(ctx context.Context, deadline time.Time, start time.Time, nam
 // DCOS waits for DC/OS: the check runner's node-poststart checks on every
 // master, then the HTTP endpoints DC/OS E2E polled, reached through each
 // master's SSH connection.
-func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
-	masters := byRole(nodes, Master)
+func (w Wait) DCOS(ctx context.Context, nodes []Target) error {
+	masters := byRole(nodes, sdk.RoleMaster)
 	if len(masters) == 0 {
 		return ErrNoMaster
 	}
 	start := time.Now()
 	deadline := start.Add(w.timeout())
 	w.event("wait for the node-poststart checks", "", "")
-	if err := parallel(ctx, masters, func(ctx context.Context, m Node) error {
-		return w.poll(ctx, deadline, start, "dcos-check-runner check node-poststart", m.Ref(), func(ctx context.Context) error {
+	if err := parallel(ctx, masters, func(ctx context.Context, m Target) error {
+		return w.poll(ctx, deadline, start, "dcos-check-runner check node-poststart", m.ID(), func(ctx context.Context) error {
 			return succeeds(ctx, m, checkRunner)
 		})
 	}); err != nil {
@@ -99,16 +100,16 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 	if w.SkipHTTPChecks {
 		return nil
 	}
-	agents := len(byRole(nodes, Agent, PublicAgent))
+	agents := len(byRole(nodes, sdk.RoleAgent, sdk.RolePublicAgent))
 	w.event("wait for the HTTP endpoints", "", "")
-	return parallel(ctx, masters, func(ctx context.Context, m Node) error {
+	return parallel(ctx, masters, func(ctx context.Context, m Target) error {
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			DialContext: m.DialContext, DisableKeepAlives: true,
 		}}
 		base := "http://" + net.JoinHostPort(m.Address(), "80")
 		var token string
 		if w.SuperuserUsername != "" {
-			if err := w.poll(ctx, deadline, start, "the superuser login", m.Ref(), func(ctx context.Context) error {
+			if err := w.poll(ctx, deadline, start, "the superuser login", m.ID(), func(ctx context.Context) error {
 				t, err := login(ctx, client, base, w.SuperuserUsername, w.SuperuserPassword)
 				token = t
 				return err
@@ -127,7 +128,7 @@ func (w Wait) DCOS(ctx context.Context, nodes []Node) error {
 			{"the Mesos agents (/mesos/slaves)", "/mesos/slaves", agentsRegistered(agents)},
 		}
 		for _, c := range checks {
-			if err := w.poll(ctx, deadline, start, c.name, m.Ref(), func(ctx context.Context) error {
+			if err := w.poll(ctx, deadline, start, c.name, m.ID(), func(ctx context.Context) error {
 				return get(ctx, client, base+c.path, token, c.ok)
 			}); err != nil {
 				return err
@@ -145,12 +146,12 @@ func (w Wait) timeout() time.Duration {
 }
 
 // Command polls until shell succeeds on every node given.
-func (w Wait) Command(ctx context.Context, nodes []Node, shell string) error {
+func (w Wait) Command(ctx context.Context, nodes []Target, shell string) error {
 	start := time.Now()
 	deadline := start.Add(w.timeout())
 	w.event("wait for the command", "", shell)
-	return parallel(ctx, nodes, func(ctx context.Context, n Node) error {
-		return w.poll(ctx, deadline, start, fmt.Sprintf("%q to succeed", shell), n.Ref(), func(ctx context.Context) error {
+	return parallel(ctx, nodes, func(ctx context.Context, n Target) error {
+		return w.poll(ctx, deadline, start, fmt.Sprintf("%q to succeed", shell), n.ID(), func(ctx context.Context) error {
 			return succeeds(ctx, n, shell)
 		})
 	})
@@ -158,7 +159,7 @@ func (w Wait) Command(ctx context.Context, nodes []Node, shell string) error {
 
 // succeeds runs shell on n once; a non-zero exit is an error carrying the
 // last line of its output.
-func succeeds(ctx context.Context, n Node, shell string) error {
+func succeeds(ctx context.Context, n Target, shell string) error {
 	var out bytes.Buffer
 	code, err := n.Exec(ctx, shell, nil, &out, &out)
 	if err != nil {

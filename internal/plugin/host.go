@@ -35,9 +35,15 @@ type Config struct {
 	// StartTimeout bounds the handshake; zero means the default (or
 	// $E2E_PLUGIN_START_TIMEOUT).
 	StartTimeout time.Duration
-	// StateHome is passed to plugins as $E2E_STATE_HOME.
-	StateHome string
+	// Home is the state directory, passed to plugins as $E2E_HOME (and
+	// as the deprecated $E2E_STATE_HOME).
+	Home string
 }
+
+// homeEnv names the state directory for plugins as it does for the user.
+// Plugin binaries built before read $E2E_STATE_HOME (sdk.StateHomeEnv),
+// which is set to the same directory too; it is deprecated.
+const homeEnv = "E2E_HOME"
 
 // Host runs plugins and makes sure none outlives it: Close kills them all.
 // It holds only the plugins still running: Plugin.Kill drops one, so a
@@ -46,7 +52,7 @@ type Host struct {
 	dirs         Dirs
 	logger       hclog.Logger
 	startTimeout time.Duration
-	stateHome    string
+	home         string
 
 	mu        sync.Mutex
 	plugins   []*Plugin
@@ -55,7 +61,7 @@ type Host struct {
 
 // NewHost returns a host for the given configuration.
 func NewHost(cfg Config) (*Host, error) {
-	h := &Host{dirs: cfg.Dirs, logger: cfg.Logger, startTimeout: cfg.StartTimeout, stateHome: cfg.StateHome}
+	h := &Host{dirs: cfg.Dirs, logger: cfg.Logger, startTimeout: cfg.StartTimeout, home: cfg.Home}
 	if h.logger == nil {
 		h.logger = hclog.NewNullLogger()
 	}
@@ -148,8 +154,8 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 		level = "info"
 	}
 	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level)
-	if h.stateHome != "" {
-		cmd.Env = append(cmd.Env, sdk.StateHomeEnv+"="+h.stateHome)
+	if h.home != "" {
+		cmd.Env = append(cmd.Env, homeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)
 	}
 	t := newTail(20)
 	cfg := &goplugin.ClientConfig{

@@ -79,17 +79,18 @@ type Counts struct {
 	PublicAgents int `json:"public_agents"`
 }
 
-// Node is what the core remembers of a node.
-type Node struct {
-	Role           string `json:"role"`
-	Index          int    `json:"index"`
-	Name           string `json:"name"`
-	Hostname       string `json:"hostname"`
-	PrivateAddress string `json:"private_address"`
-	PublicAddress  string `json:"public_address"`
-	SSHHost        string `json:"ssh_host"`
-	SSHPort        int    `json:"ssh_port"`
-	SSHUser        string `json:"ssh_user"`
+// NodeRecord is what the core remembers of a node: the record a cluster's
+// handle on the node (cluster.Node) is made from again on every Get.
+type NodeRecord struct {
+	Role           sdk.Role `json:"role"`
+	Index          int      `json:"index"`
+	Name           string   `json:"name"`
+	Hostname       string   `json:"hostname"`
+	PrivateAddress string   `json:"private_address"`
+	PublicAddress  string   `json:"public_address"`
+	SSHHost        string   `json:"ssh_host"`
+	SSHPort        int      `json:"ssh_port"`
+	SSHUser        string   `json:"ssh_user"`
 	// HostKeyAlias is the name the node's host keys are pinned under in the
 	// cluster's known_hosts, instead of its SSH address; empty when they
 	// are pinned by address (keys the backend did not vouch for, or a
@@ -107,9 +108,9 @@ type Metadata struct {
 	// them. Load returns them in compact form.
 	Options json.RawMessage `json:"options,omitempty"`
 	// Record is the backend's opaque cluster record (base64 in JSON).
-	Record []byte `json:"record,omitempty"`
-	Counts Counts `json:"counts"`
-	Nodes  []Node `json:"nodes"`
+	Record []byte       `json:"record,omitempty"`
+	Counts Counts       `json:"counts"`
+	Nodes  []NodeRecord `json:"nodes"`
 	// SSHUser and SSHKeyPath are the credentials the core uses: the generated
 	// key in the cluster directory, or the user's own.
 	SSHUser    string `json:"ssh_user"`

@@ -93,7 +93,7 @@ func sampleMetadata(id string) Metadata {
 		Options:       json.RawMessage(`{"image":"debian:bookworm","mounts":["/a:/b"]}`),
 		Record:        []byte{0, 1, 2, 0xff},
 		Counts:        Counts{Masters: 1, Agents: 2, PublicAgents: 1},
-		Nodes: []Node{{
+		Nodes: []NodeRecord{{
 			Role: "master", Index: 0, Name: "e2e-" + id + "-master-0", Hostname: "master-0",
 			PrivateAddress: "172.18.0.2", PublicAddress: "172.18.0.2",
 			SSHHost: "127.0.0.1", SSHPort: 32768, SSHUser: "root",
@@ -319,7 +319,7 @@ func TestUpdate(t *testing.T) {
 	ctx := t.Context()
 
 	if err := s.Update(ctx, "upd", func(m *Metadata) error {
-		m.Nodes = append(m.Nodes, Node{Role: "agent", Index: 0, SSHHost: "127.0.0.1", SSHPort: 32769})
+		m.Nodes = append(m.Nodes, NodeRecord{Role: "agent", Index: 0, SSHHost: "127.0.0.1", SSHPort: 32769})
 		m.Counts.Agents = 3
 		return nil
 	}); err != nil {

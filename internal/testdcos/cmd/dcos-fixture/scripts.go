@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 //go:embed templates/*.tmpl

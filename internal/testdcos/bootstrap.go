@@ -1,4 +1,4 @@
-package dcosfixture
+package testdcos
 
 import (
 	"archive/tar"
@@ -18,7 +18,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 //go:embed templates
@@ -38,7 +38,7 @@ const mib = 1 << 20
 func writeBootstrap(ctx context.Context, path, bin string, m layout.Manifest) (string, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return "", fmt.Errorf("dcosfixture: %w", err)
+		return "", fmt.Errorf("testdcos: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -51,7 +51,7 @@ func writeBootstrap(ctx context.Context, path, bin string, m layout.Manifest) (s
 		BootstrapID: m.BootstrapID,
 	}, "", "  ")
 	if err != nil {
-		return "", fmt.Errorf("dcosfixture: %w", err)
+		return "", fmt.Errorf("testdcos: %w", err)
 	}
 	payloadPkg := "dcos-fixture-payload--" + m.BootstrapID
 	pkginfo := fmt.Sprintf("{\n  \"package\": %q,\n  \"size_mib\": %d\n}\n", payloadPkg, m.PayloadMiB)
@@ -80,11 +80,11 @@ func writeBootstrap(ctx context.Context, path, bin string, m layout.Manifest) (s
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return "", fmt.Errorf("dcosfixture: writing bootstrap payload: %w", err)
+			return "", fmt.Errorf("testdcos: writing bootstrap payload: %w", err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("dcosfixture: %w", err)
+		return "", fmt.Errorf("testdcos: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -169,24 +169,24 @@ func writeInstaller(ctx context.Context, out string, m layout.Manifest, bin, boo
 	}
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("dcosfixture: %w", err)
+		return fmt.Errorf("testdcos: %w", err)
 	}
 
 	f, err := os.CreateTemp(filepath.Dir(out), ".dcos_generate_config-*.sh")
 	if err != nil {
-		return fmt.Errorf("dcosfixture: %w", err)
+		return fmt.Errorf("testdcos: %w", err)
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 
 	if _, err := f.Write(header); err != nil {
-		return fmt.Errorf("dcosfixture: %w", err)
+		return fmt.Errorf("testdcos: %w", err)
 	}
 	// BestSpeed: the bulk is random and does not compress; the binary
 	// shrinks by half either way.
 	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
 	if err != nil {
-		return fmt.Errorf("dcosfixture: %w", err)
+		return fmt.Errorf("testdcos: %w", err)
 	}
 	tw := tarWriter{tar.NewWriter(zw)}
 	steps := []func() error{
@@ -213,7 +213,7 @@ func writeInstaller(ctx context.Context, out string, m layout.Manifest, bin, boo
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return fmt.Errorf("dcosfixture: writing %s: %w", out, err)
+			return fmt.Errorf("testdcos: writing %s: %w", out, err)
 		}
 	}
 	return nil
@@ -224,7 +224,7 @@ func writeInstaller(ctx context.Context, out string, m layout.Manifest, bin, boo
 func renderHeader(m layout.Manifest) ([]byte, error) {
 	t, err := template.ParseFS(templates, "templates/dcos_generate_config.sh.tmpl")
 	if err != nil {
-		return nil, fmt.Errorf("dcosfixture: %w", err)
+		return nil, fmt.Errorf("testdcos: %w", err)
 	}
 	data := struct {
 		layout.Manifest
@@ -234,14 +234,14 @@ func renderHeader(m layout.Manifest) ([]byte, error) {
 	for range 5 {
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {
-			return nil, fmt.Errorf("dcosfixture: %w", err)
+			return nil, fmt.Errorf("testdcos: %w", err)
 		}
 		if b.Len() == data.Offset {
 			return b.Bytes(), nil
 		}
 		data.Offset = b.Len()
 	}
-	return nil, fmt.Errorf("dcosfixture: installer header length does not settle")
+	return nil, fmt.Errorf("testdcos: installer header length does not settle")
 }
 
 // tarWriter writes root-owned entries with a fixed time.

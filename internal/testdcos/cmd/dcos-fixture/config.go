@@ -14,7 +14,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // loadConfig reads genconf/config.yaml. On failure it returns the real

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // Versions the stand-in services claim, from DC/OS 2.2's components.

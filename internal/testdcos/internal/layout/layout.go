@@ -1,5 +1,5 @@
 // Package layout holds what the fixture's two halves must agree on: the
-// build side (package dcosfixture, on the machine running the tests) and the
+// build side (package testdcos, on the machine running the tests) and the
 // node side (cmd/dcos-fixture, inside the installer and on every node). It
 // names the paths of a DC/OS node, the ports the stand-in services listen
 // on, and the JSON documents passed between genconf and the nodes.

@@ -1,10 +1,11 @@
-// Package dcosfixture builds a stand-in for DC/OS's advanced installer,
+// Package testdcos builds a stand-in for DC/OS's advanced installer,
 // dcos_generate_config.sh, for tests: real installers cannot be downloaded
 // here. The stand-in honours the installer's contract (--version JSON,
 // --genconf validating genconf/config.yaml and genconf/ip-detect and writing
 // genconf/serve, --generate-node-upgrade-script) and its dcos_install.sh
 // installs, on a systemd node, a small static Go program that answers the
-// endpoints a DC/OS readiness wait polls.
+// endpoints a DC/OS readiness wait polls. Only tests and benchmarks use
+// it (TestOnlyTestsUseIt keeps it so).
 //
 // Layout:
 //
@@ -16,24 +17,23 @@
 //	                  dcos_node_upgrade.sh); on nodes the stand-in services (serve)
 //	                  and dcos-check-runner (check)
 //	internal/layout   paths, ports and documents both halves share
-package dcosfixture
+package testdcos
 
 import (
 	"context"
 	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/plugin"
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // Options choose what the built installer claims to be and how it behaves.
@@ -80,16 +80,16 @@ func (o Options) withDefaults() (Options, error) {
 		o.PayloadMiB = DefaultPayloadMiB
 	}
 	if !versionRe.MatchString(o.Version) {
-		return o, fmt.Errorf("dcosfixture: version %q: use letters, digits and . _ + - only", o.Version)
+		return o, fmt.Errorf("testdcos: version %q: use letters, digits and . _ + - only", o.Version)
 	}
 	if o.Variant != "oss" && o.Variant != "enterprise" {
-		return o, fmt.Errorf("dcosfixture: variant %q: must be oss or enterprise", o.Variant)
+		return o, fmt.Errorf("testdcos: variant %q: must be oss or enterprise", o.Variant)
 	}
 	if o.PayloadMiB < 0 || o.PayloadMiB > maxPayloadMiB {
-		return o, fmt.Errorf("dcosfixture: payload size %d MiB: must be between 1 and %d", o.PayloadMiB, maxPayloadMiB)
+		return o, fmt.Errorf("testdcos: payload size %d MiB: must be between 1 and %d", o.PayloadMiB, maxPayloadMiB)
 	}
 	if o.FailOnHost != "" && !hostnameRe.MatchString(o.FailOnHost) {
-		return o, fmt.Errorf("dcosfixture: fail-on host %q is not a hostname", o.FailOnHost)
+		return o, fmt.Errorf("testdcos: fail-on host %q is not a hostname", o.FailOnHost)
 	}
 	return o, nil
 }
@@ -107,7 +107,7 @@ func Build(ctx context.Context, dir string, opts Options) (string, error) {
 	}
 	work, err := os.MkdirTemp(dir, ".dcos-fixture-build-")
 	if err != nil {
-		return "", fmt.Errorf("dcosfixture: %w", err)
+		return "", fmt.Errorf("testdcos: %w", err)
 	}
 	defer os.RemoveAll(work)
 
@@ -115,9 +115,9 @@ func Build(ctx context.Context, dir string, opts Options) (string, error) {
 	if err := compile(ctx, bin); err != nil {
 		return "", err
 	}
-	binSum, err := fileSHA256(bin)
+	binSum, err := plugin.FileSHA256(bin)
 	if err != nil {
-		return "", fmt.Errorf("dcosfixture: %w", err)
+		return "", fmt.Errorf("testdcos: %w", err)
 	}
 
 	m := layout.Manifest{
@@ -147,14 +147,14 @@ func Build(ctx context.Context, dir string, opts Options) (string, error) {
 func compile(ctx context.Context, out string) error {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return errors.New("dcosfixture: cannot locate the fixture's source")
+		return errors.New("testdcos: cannot locate the fixture's source")
 	}
 	cmd := proc.Command(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/dcos-fixture")
 	cmd.Dir = filepath.Dir(file)
 	// Static, so it runs on any Linux node whatever its libc.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("dcosfixture: go build ./cmd/dcos-fixture: %w\n%s", err, b)
+		return fmt.Errorf("testdcos: go build ./cmd/dcos-fixture: %w\n%s", err, b)
 	}
 	return nil
 }
@@ -166,17 +166,4 @@ func sha1Hex(parts ...string) string {
 		fmt.Fprintf(h, "%d:%s;", len(p), p)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

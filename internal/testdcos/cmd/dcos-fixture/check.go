@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // Check statuses, as dcos-check-runner reports them.

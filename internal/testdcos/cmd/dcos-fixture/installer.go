@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/e2e-tool/e2e/internal/install/dcosfixture/internal/layout"
+	"github.com/e2e-tool/e2e/internal/testdcos/internal/layout"
 )
 
 // Paths relative to the directory the installer runs in, as the real one.
