@@ -91,9 +91,8 @@ func nodeFromRecord(n state.NodeRecord, st NodeState) Node {
 // sortNodes puts nodes in node order: by role in the SDK's order (Roles),
 // then by index.
 func sortNodes(nodes []Node) {
-	order := Roles()
 	slices.SortStableFunc(nodes, func(a, b Node) int {
-		return cmp.Or(cmp.Compare(slices.Index(order, a.Role), slices.Index(order, b.Role)), cmp.Compare(a.Index, b.Index))
+		return cmp.Or(sdk.CompareRoles(a.Role, b.Role), cmp.Compare(a.Index, b.Index))
 	})
 }
 

@@ -34,9 +34,11 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -57,6 +59,19 @@ const (
 
 // Roles lists every role in the order nodes are usually shown.
 func Roles() []Role { return []Role{RoleMaster, RoleAgent, RolePublicAgent} }
+
+// CompareRoles orders roles as Roles lists them (an unknown role last), for
+// slices.SortFunc: negative when a comes first, 0 when equal, positive
+// otherwise. Node order is this, then the index.
+func CompareRoles(a, b Role) int {
+	rank := func(r Role) int {
+		if i := slices.Index(Roles(), r); i >= 0 {
+			return i
+		}
+		return len(Roles())
+	}
+	return cmp.Compare(rank(a), rank(b))
+}
 
 // InstallMethod is a way the core may install a distribution on the nodes.
 type InstallMethod string

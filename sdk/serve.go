@@ -21,9 +21,16 @@ import (
 	"google.golang.org/grpc"
 )
 
-// StateHomeEnv is the environment variable the core sets to its state
-// directory, so a backend can label what it makes with the e2e state that
-// owns it (and Clean of one state directory leaves another's alone).
+// HomeEnv is the environment variable the core sets to its state
+// directory (the user's E2E_HOME), so a backend can label what it makes
+// with the e2e state that owns it (and Clean of one state directory leaves
+// another's alone).
+const HomeEnv = "E2E_HOME"
+
+// StateHomeEnv is the name the core used for HomeEnv before; it still sets
+// it, for plugins built then.
+//
+// Deprecated: read HomeEnv.
 const StateHomeEnv = "E2E_STATE_HOME"
 
 // grpcPlugin is go-plugin's glue on the plugin's side: it serves a Backend.

@@ -40,11 +40,6 @@ type Config struct {
 	Home string
 }
 
-// homeEnv names the state directory for plugins as it does for the user.
-// Plugin binaries built before read $E2E_STATE_HOME (sdk.StateHomeEnv),
-// which is set to the same directory too; it is deprecated.
-const homeEnv = "E2E_HOME"
-
 // Host runs plugins and makes sure none outlives it: Close kills them all.
 // It holds only the plugins still running: Plugin.Kill drops one, so a
 // long-lived Host (a Go program that creates many clusters) does not grow.
@@ -155,7 +150,8 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	}
 	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level)
 	if h.home != "" {
-		cmd.Env = append(cmd.Env, homeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)
+		//lint:ignore SA1019 still set for plugin binaries built before HomeEnv
+		cmd.Env = append(cmd.Env, sdk.HomeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)
 	}
 	t := newTail(20)
 	cfg := &goplugin.ClientConfig{

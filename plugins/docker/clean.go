@@ -34,11 +34,11 @@ const (
 const labelStateHome = "e2e.state-home"
 
 // creatorLabels name this process as the creator, and the state directory
-// of the e2e that started it (sdk.StateHomeEnv).
+// of the e2e that started it (sdk.HomeEnv).
 func creatorLabels() map[string]string {
 	host, _ := os.Hostname()
 	labels := map[string]string{labelCreatorHost: host, labelCreatorPID: strconv.Itoa(os.Getpid())}
-	if home := os.Getenv(sdk.StateHomeEnv); home != "" {
+	if home := os.Getenv(sdk.HomeEnv); home != "" {
 		labels[labelStateHome] = home
 	}
 	return labels
@@ -46,7 +46,7 @@ func creatorLabels() map[string]string {
 
 // otherHome reports whether a resource belongs to another state directory.
 func otherHome(labels map[string]string) bool {
-	home, mine := labels[labelStateHome], os.Getenv(sdk.StateHomeEnv)
+	home, mine := labels[labelStateHome], os.Getenv(sdk.HomeEnv)
 	return home != "" && mine != "" && home != mine
 }
 

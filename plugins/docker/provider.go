@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -265,12 +266,8 @@ func nodeOf(c container.Summary) sdk.Node {
 }
 
 func sortNodes(nodes []sdk.Node) {
-	order := map[sdk.Role]int{sdk.RoleMaster: 0, sdk.RoleAgent: 1, sdk.RolePublicAgent: 2}
-	sort.SliceStable(nodes, func(i, j int) bool {
-		if nodes[i].Role != nodes[j].Role {
-			return order[nodes[i].Role] < order[nodes[j].Role]
-		}
-		return nodes[i].Index < nodes[j].Index
+	slices.SortStableFunc(nodes, func(a, b sdk.Node) int {
+		return cmp.Or(sdk.CompareRoles(a.Role, b.Role), cmp.Compare(a.Index, b.Index))
 	})
 }
 
