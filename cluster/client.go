@@ -184,6 +184,13 @@ type Spec struct {
 	SSHTimeout time.Duration
 	// Retain keeps whatever was made when Create fails or is cancelled.
 	Retain bool
+	// SSHProxyCommand, when set, is run for every SSH connection to a node
+	// and carries it over its stdin and stdout instead of a dial, as
+	// OpenSSH's ProxyCommand (run as `/bin/sh -c "exec COMMAND"`), with
+	// the tokens %h (the node's SSH host), %p (port), %r (user), %n (node
+	// reference, such as master_0) and %% (a literal %). It is stored with
+	// the cluster and used by every later command.
+	SSHProxyCommand string
 }
 
 func (e *Client) emit(cluster string) func(host.Event) {
@@ -242,6 +249,9 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.Masters == None && spec.Agents == None && spec.PublicAgents == None {
 		return nil, invalidf("a cluster needs at least one node")
 	}
+	if err := checkProxyCommand(spec.SSHProxyCommand); err != nil {
+		return nil, err
+	}
 	masters, agents, public := sdkCount(spec.Masters), sdkCount(spec.Agents), sdkCount(spec.PublicAgents)
 	p, err := e.open(ctx, spec.Backend)
 	if err != nil {
@@ -293,6 +303,7 @@ func (e *Client) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
 		Counts:  state.Counts{Masters: max(masters, 0), Agents: max(agents, 0), PublicAgents: max(public, 0)},
 		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
+		SSHProxyCommand: spec.SSHProxyCommand,
 	}
 	sc, err := p.Create(ctx, call, e.emit(spec.ID))
 	if err != nil {
@@ -555,7 +566,7 @@ func nodesToState(nodes []sdk.Node, sshUser string) []state.Node {
 func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Description) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
 		CreatedAt: meta.CreatedAt, StateDir: e.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, client: e,
-		Installed: meta.Installed, startStop: desc.Calls.StartStop,
+		Installed: meta.Installed, startStop: desc.Calls.StartStop, SSHProxyCommand: meta.SSHProxyCommand,
 		access: accessOf(e, meta), conns: &conns{}}
 	recorded := map[string]state.Node{}
 	for _, n := range meta.Nodes {

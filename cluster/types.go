@@ -105,6 +105,9 @@ type Cluster struct {
 	SSHKeyPath string `json:"ssh_key_path,omitempty"`
 	// Installed names what e2e installed on the nodes ("dcos"), if anything.
 	Installed string `json:"installed,omitempty"`
+	// SSHProxyCommand carries SSH to the nodes, when the cluster was
+	// created with one (Spec.SSHProxyCommand).
+	SSHProxyCommand string `json:"ssh_proxy_command,omitempty"`
 	// Status is "running", "stopped", or "degraded (N of M nodes not
 	// running)" (see Summary.Status).
 	Status string `json:"status"`

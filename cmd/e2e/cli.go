@@ -90,6 +90,7 @@ type CreateCmd struct {
 	SSHAgent     bool          `name:"ssh-agent" help:"Also offer the keys of your ssh-agent (SSH_AUTH_SOCK)."`
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
+	SSHProxy     string        `name:"ssh-proxy-command" placeholder:"CMD" help:"Reach the nodes over the stdin and stdout of CMD instead of dialling them, as OpenSSH's ProxyCommand (tokens %h host, %p port, %r user, %n node such as master_0, %% a literal %); stored with the cluster, e.g. 'ssh -W %h:%p bastion'."`
 	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
 	dcosFlags    `group:"DC/OS (create and install in one go)"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
@@ -166,7 +167,7 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain,
 		SSHKey: c.SSHKey, SSHAgent: c.SSHAgent, KnownHosts: c.KnownHosts, AcceptNewHostKeys: c.AcceptNew,
-		SSHTimeout: c.SSHTimeout}
+		SSHTimeout: c.SSHTimeout, SSHProxyCommand: c.SSHProxy}
 	if spec.Backend == "" {
 		spec.Backend = file.Backend
 	}
@@ -305,6 +306,9 @@ func (c *InspectCmd) Run(e *env) error {
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
 	if cl.Transport != "" {
 		fmt.Fprintf(w, "transport: %s\n", cl.Transport)
+	}
+	if cl.SSHProxyCommand != "" {
+		fmt.Fprintf(w, "ssh proxy command: %s\n", cl.SSHProxyCommand)
 	}
 	for _, k := range slices.Sorted(maps.Keys(cl.Details)) {
 		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
