@@ -574,7 +574,7 @@ func (e *Client) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Descr
 	}
 	seen := map[string]bool{}
 	if sc != nil {
-		c.Details, c.Transport = sc.Details, sc.Transport
+		c.Details, c.Transport, c.ExpiresAt = sc.Details, sc.Transport, sc.ExpiresAt
 		for i, n := range nodesToState(sc.Nodes, meta.SSHUser) {
 			node := nodeFromState(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.Ref()].HostKeyAlias
@@ -666,6 +666,9 @@ type Summary struct {
 	// Nodes maps each node (master_0, ...) to its state, when the backend
 	// was asked.
 	Nodes map[string]NodeState `json:"nodes,omitempty"`
+	// ExpiresAt is when the cluster's lifespan ends, as its backend
+	// reports it (zero: no lifespan, or the backend was not asked).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // ListOptions filter List.
@@ -742,7 +745,7 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 		default:
 			c := e.toCluster(m, sc, p.Desc)
 			row := summary(m, c.Status)
-			row.Nodes = nodeStates(c.Nodes)
+			row.Nodes, row.ExpiresAt = nodeStates(c.Nodes), sc.ExpiresAt
 			rows = append(rows, row)
 		}
 	}
@@ -775,7 +778,7 @@ func (e *Client) listBackend(ctx context.Context, backend string, metas []state.
 				states[nodeRef(Role(node.Role), node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states})
+				Masters: n.Masters, Agents: n.Agents, Public: n.PublicAgents, Nodes: states, ExpiresAt: c.ExpiresAt})
 		}
 	}
 	return rows

@@ -108,6 +108,9 @@ type Cluster struct {
 	// SSHProxyCommand carries SSH to the nodes, when the cluster was
 	// created with one (Spec.SSHProxyCommand).
 	SSHProxyCommand string `json:"ssh_proxy_command,omitempty"`
+	// ExpiresAt is when the cluster's lifespan ends, as its backend
+	// reports it (zero: none); see Client.DestroyExpired.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Status is "running", "stopped", or "degraded (N of M nodes not
 	// running)" (see Summary.Status).
 	Status string `json:"status"`

@@ -262,13 +262,11 @@ func (c *ListCmd) Run(e *env) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tCREATED")
+	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tAGE\tEXPIRES")
+	now := time.Now()
 	for _, r := range rows {
-		created := "-"
-		if !r.CreatedAt.IsZero() {
-			created = r.CreatedAt.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.Public, r.Status, created)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.Public, r.Status,
+			ageColumn(r.CreatedAt, now), expiresColumn(r.ExpiresAt, now))
 	}
 	return tw.Flush()
 }
@@ -303,6 +301,9 @@ func (c *InspectCmd) Run(e *env) error {
 		fmt.Fprintf(w, "DC/OS %s (%s)\n", dcos.Version, dcos.Variant)
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
+	if !cl.ExpiresAt.IsZero() {
+		fmt.Fprintf(w, "expires: %s (%s)\n", cl.ExpiresAt.Local().Format(time.DateTime), expiresColumn(cl.ExpiresAt, time.Now()))
+	}
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
 	if cl.Transport != "" {
 		fmt.Fprintf(w, "transport: %s\n", cl.Transport)
@@ -341,9 +342,13 @@ func orDash(s string) string {
 type DestroyCmd struct {
 	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which" sep:"none"`
 	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
+	Expired   bool     `help:"Destroy every cluster whose lifespan has passed, as its backend reports it (recorded here or not; see EXPIRES in e2e list)." xor:"which"`
 }
 
 func (c *DestroyCmd) Run(e *env) error {
+	if c.Expired {
+		return destroyExpired(e)
+	}
 	ids := c.ClusterID
 	if c.All {
 		var err error
@@ -355,7 +360,7 @@ func (c *DestroyCmd) Run(e *env) error {
 			return nil
 		}
 	} else if len(ids) == 0 {
-		return invalid(errors.New("which cluster? give -c ID (repeatable) or --all"))
+		return invalid(errors.New("which cluster? give -c ID (repeatable), --all or --expired"))
 	}
 	var errs []error
 	for _, id := range ids {
