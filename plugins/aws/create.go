@@ -290,6 +290,7 @@ func (m *making) waitRunning(ctx context.Context) (map[string]types.Instance, er
 	ctx, cancel := context.WithTimeout(ctx, launchTimeout)
 	defer cancel()
 	timedOut := func() bool { return parent.Err() == nil && ctx.Err() != nil }
+	m.r.Progress("wait for the instances to run", fmt.Sprintf("0 of %d running", len(ids)), 0, int64(len(ids)))
 	wait := time.Second
 	for {
 		running := map[string]types.Instance{}

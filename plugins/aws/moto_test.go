@@ -120,6 +120,9 @@ type fault struct {
 	Times  int
 	Status int
 	Code   string
+	// Delay holds the call that long; with no Status, it then goes on
+	// to moto.
+	Delay time.Duration
 }
 
 // faults is the proxy's state: the faults to inject and the calls seen.
@@ -186,7 +189,14 @@ func (f *faults) handler(next http.Handler) http.Handler {
 			}
 		}
 		f.mu.Unlock()
-		if hit == nil {
+		if hit != nil && hit.Delay > 0 {
+			select {
+			case <-time.After(hit.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if hit == nil || hit.Status == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -58,6 +58,8 @@ type standin struct {
 	Config    cloudConfig // what cloud-init would apply
 	Index     int         // launch index
 	Address   string      // %h: the address the backend reports
+	// terminated: the instance is gone, and so is the stand-in.
+	terminated bool
 }
 
 // cloudConfig is the part of the user data's cloud-config a stand-in
@@ -200,16 +202,21 @@ func (h *hypervisor) watch(ctx context.Context) {
 						wg.Add(1)
 						go func() {
 							defer wg.Done()
-							if err := h.boot(ctx, inst); err != nil && ctx.Err() == nil {
-								h.mu.Lock()
+							err := h.boot(ctx, inst)
+							h.mu.Lock()
+							// An instance terminated while its stand-in
+							// booted takes the stand-in with it.
+							if err != nil && ctx.Err() == nil && !h.booted[id].terminated {
 								h.failures = append(h.failures, fmt.Errorf("%s: %w", id, err))
-								h.mu.Unlock()
 							}
+							h.mu.Unlock()
 						}()
 					}
-					if known && s.Container != "" && (inst.State.Name == types.InstanceStateNameTerminated || inst.State.Name == types.InstanceStateNameShuttingDown) {
-						_ = exec.Command("docker", "rm", "-f", "-v", s.Container).Run()
-						s.Container = ""
+					if known && !s.terminated && (inst.State.Name == types.InstanceStateNameTerminated || inst.State.Name == types.InstanceStateNameShuttingDown) {
+						s.terminated = true
+						if s.Container != "" {
+							_ = exec.Command("docker", "rm", "-f", "-v", s.Container).Run()
+						}
 					}
 					h.mu.Unlock()
 				}
@@ -279,7 +286,12 @@ func (h *hypervisor) boot(ctx context.Context, inst types.Instance) error {
 	}
 	h.mu.Lock()
 	h.booted[id].Container = name
+	gone := h.booted[id].terminated
 	h.mu.Unlock()
+	if gone {
+		_ = exec.Command("docker", "rm", "-f", "-v", name).Run()
+		return nil
+	}
 	// cloud-init's ssh module: the host key from the user data.
 	priv, pub := cfg.SSHKeys["ed25519_private"], cfg.SSHKeys["ed25519_public"]
 	if priv == "" || pub == "" {
