@@ -53,7 +53,7 @@ func testMain(m *testing.M) int {
 // the endpoint of the test's moto (through the fault proxy) and a secret
 // key no test ever passes on a command line.
 type sandbox struct {
-	t      *testing.T
+	t      testing.TB
 	home   string
 	secret string
 	env    []string
@@ -63,7 +63,7 @@ type sandbox struct {
 // finding it anywhere proves it leaked from here.
 func testSecret() string { return "e2eTestSecret" + randomHex(16) }
 
-func newSandbox(t *testing.T, m *moto) *sandbox {
+func newSandbox(t testing.TB, m *moto) *sandbox {
 	t.Helper()
 	home := t.TempDir()
 	empty := filepath.Join(t.TempDir(), "empty")
