@@ -101,4 +101,3 @@ exec cat >&3
 		t.Errorf("records after a refused create: %v", recs)
 	}
 }
-
