@@ -385,5 +385,11 @@ func (m *making) abort(ctx context.Context, err error) error {
 	if derr := destroyCluster(cctx, m.conn, m.r, m.req.ClusterID, m.uid); derr != nil {
 		log.Error("cleanup failed", "cluster", m.req.ClusterID, "error", derr.Error())
 	}
+	// Made before any tagged resource could name it.
+	if m.workspace != "" {
+		if werr := removeWorkspace(m.workspace, m.req.ClusterID, m.uid); werr != nil {
+			log.Error("cleanup failed", "cluster", m.req.ClusterID, "error", werr.Error())
+		}
+	}
 	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -411,5 +413,51 @@ func TestSSHUserOfImage(t *testing.T) {
 	img, err := findImage(t.Context(), newFake(), settingsOf(options(t, nil)))
 	if err != nil || img.ID != "ami-0123456789abcdef1" {
 		t.Errorf("default image %+v, %v; want the newest", img, err)
+	}
+}
+
+// The workspace: made per cluster with a marker, removed on destroy and
+// after a failed create; a directory without the cluster's marker is
+// never removed.
+func TestWorkspace(t *testing.T) {
+	root := t.TempDir()
+	f := newFake()
+	c, err := fakeBackend(f).Create(t.Context(), createReq(t, 1, 0, 0, map[string]any{"workspace_dir": root}), &reporter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := c.Details["workspace"]
+	if filepath.Dir(ws) != root || !strings.HasPrefix(filepath.Base(ws), "e2e-unit-") {
+		t.Fatalf("workspace %q, want e2e-unit-UID in %s", ws, root)
+	}
+	if _, err := os.Stat(ws); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's directory, named as ours.
+	foreign := filepath.Join(root, "e2e-unit-0000000000000000")
+	if err := os.Mkdir(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeWorkspace(foreign, "unit", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := fakeBackend(f).Destroy(t.Context(), sdk.ClusterRef{ClusterID: "unit", Options: options(t, nil)}, &reporter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ws); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("workspace after destroy: %v", err)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("a directory without the marker was removed: %v", err)
+	}
+	// A create that fails before any resource exists leaves no workspace.
+	f = newFake()
+	f.errs["ImportKeyPair"] = []error{apiErr("InternalError")}
+	if _, err := fakeBackend(f).Create(t.Context(), createReq(t, 1, 0, 0, map[string]any{"workspace_dir": root}), &reporter{}); err == nil {
+		t.Fatal("create succeeded")
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 1 {
+		t.Errorf("after a failed create the workspace root holds %d entries, want only the foreign one", len(entries))
 	}
 }
