@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
@@ -278,31 +280,22 @@ func (m *making) batch(role sdk.Role, first, count int) ([]hostKey, string, erro
 }
 
 // waitRunning polls the launched instances until every one runs with its
-// addresses, and returns them by id. Instances just launched may be
-// unknown to DescribeInstances for a moment (InvalidInstanceID.NotFound):
-// that is retried.
+// addresses, at most launchTimeout, and returns them by id. Instances just
+// launched may be unknown to DescribeInstances for a moment
+// (InvalidInstanceID.NotFound): that is retried.
 func (m *making) waitRunning(ctx context.Context) (map[string]types.Instance, error) {
 	ids := make([]string, 0, len(m.launched))
 	for _, l := range m.launched {
 		ids = append(ids, l.instanceID)
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, launchTimeout)
-	defer cancel()
-	timedOut := func() bool { return parent.Err() == nil && ctx.Err() != nil }
 	m.r.Progress("wait for the instances to run", fmt.Sprintf("0 of %d running", len(ids)), 0, int64(len(ids)))
-	wait := time.Second
-	for {
-		running := map[string]types.Instance{}
-		var pending []string
+	return backoff.Retry(ctx, func() (map[string]types.Instance, error) {
 		out, err := m.conn.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids},
 			retryCodes(0, "InvalidInstanceID.NotFound"))
 		if err != nil {
-			if timedOut() {
-				return nil, fmt.Errorf("the instances did not run within %s", launchTimeout)
-			}
-			return nil, apiError("waiting for the instances", err)
+			return nil, backoff.Permanent(apiError("waiting for the instances", err))
 		}
+		running := map[string]types.Instance{}
 		for _, res := range out.Reservations {
 			for _, inst := range res.Instances {
 				id := aws.ToString(inst.InstanceId)
@@ -316,29 +309,29 @@ func (m *making) waitRunning(ctx context.Context) (map[string]types.Instance, er
 					if inst.StateReason != nil {
 						reason = aws.ToString(inst.StateReason.Message)
 					}
-					return nil, fmt.Errorf("instance %s ended while starting: %s", id, reason)
+					return nil, backoff.Permanent(fmt.Errorf("instance %s ended while starting: %s", id, reason))
 				}
 			}
 		}
+		m.r.Progress("wait for the instances to run", fmt.Sprintf("%d of %d running", len(running), len(ids)), int64(len(running)), int64(len(ids)))
+		var pending []string
 		for _, id := range ids {
 			if _, ok := running[id]; !ok {
 				pending = append(pending, id)
 			}
 		}
-		m.r.Progress("wait for the instances to run", fmt.Sprintf("%d of %d running", len(running), len(ids)), int64(len(running)), int64(len(ids)))
-		if len(pending) == 0 {
-			return running, nil
+		if len(pending) > 0 {
+			// Retried until launchTimeout, when this is the error.
+			return nil, fmt.Errorf("the instances did not run within %s (still waiting for %s)", launchTimeout, strings.Join(pending, ", "))
 		}
-		select {
-		case <-ctx.Done():
-			if timedOut() {
-				return nil, fmt.Errorf("the instances did not run within %s (still waiting for %v)", launchTimeout, pending)
-			}
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+		return running, nil
+	}, backoff.WithBackOff(pollBackOff()), backoff.WithMaxElapsedTime(launchTimeout))
+}
+
+// pollBackOff is how often the backend looks again at instances that are
+// starting or terminating: after 1 s, then doubling up to 5 s.
+func pollBackOff() backoff.BackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 5 * time.Second}
 }
 
 // cluster is what Create returns: the nodes with their addresses and the

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
@@ -90,19 +91,12 @@ func destroyCluster(ctx context.Context, c conn, r sdk.Reporter, id, uid string)
 }
 
 // waitTerminated polls until every instance of ids is terminated (or
-// unknown: gone from the listing).
+// unknown: gone from the listing), at most terminateTimeout.
 func waitTerminated(ctx context.Context, c conn, r sdk.Reporter, ids []string) error {
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, terminateTimeout)
-	defer cancel()
-	wait := time.Second
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		out, err := c.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
 		if err != nil && apiErrorCode(err) != "InvalidInstanceID.NotFound" {
-			if parent.Err() == nil && ctx.Err() != nil {
-				return fmt.Errorf("the instances did not terminate within %s", terminateTimeout)
-			}
-			return apiError("waiting for the instances to terminate", err)
+			return struct{}{}, backoff.Permanent(apiError("waiting for the instances to terminate", err))
 		}
 		left := 0
 		if out != nil {
@@ -115,19 +109,13 @@ func waitTerminated(ctx context.Context, c conn, r sdk.Reporter, ids []string) e
 			}
 		}
 		r.Progress("terminate instances", fmt.Sprintf("%d of %d terminated", len(ids)-left, len(ids)), int64(len(ids)-left), int64(len(ids)))
-		if left == 0 {
-			return nil
+		if left > 0 {
+			// Retried until terminateTimeout, when this is the error.
+			return struct{}{}, fmt.Errorf("%d %s did not terminate within %s", left, plural(left, "instance"), terminateTimeout)
 		}
-		select {
-		case <-ctx.Done():
-			if parent.Err() == nil {
-				return fmt.Errorf("%d instances did not terminate within %s", left, terminateTimeout)
-			}
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(pollBackOff()), backoff.WithMaxElapsedTime(terminateTimeout))
+	return err
 }
 
 func dedupe(list []string) []string {
