@@ -133,10 +133,9 @@ func (c *proxyConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ended explains the end of the command's output: when the command
-// exited, err comes back wrapped with its exit status and last stderr, so
-// the user sees why (still matching io.EOF, which retries while a node
-// boots).
+// ended explains why reading or writing failed: when the command exited,
+// err comes back wrapped with its exit status and last stderr, so the user
+// sees why.
 func (c *proxyConn) ended(err error) error {
 	t := time.NewTimer(200 * time.Millisecond)
 	defer t.Stop()
@@ -160,14 +159,17 @@ func (c *proxyConn) ended(err error) error {
 	return &proxyEndedError{msg: msg, err: err}
 }
 
-// proxyEndedError is the end of a ProxyCommand's output, with why.
+// proxyEndedError is the end of a ProxyCommand, with why. It is the end
+// of the connection (io.EOF) whether reading saw the end of its output or
+// writing a broken pipe, so that Dial retries a command that exits while
+// the node boots.
 type proxyEndedError struct {
 	msg string
 	err error
 }
 
-func (e *proxyEndedError) Error() string { return e.msg }
-func (e *proxyEndedError) Unwrap() error { return e.err }
+func (e *proxyEndedError) Error() string   { return e.msg }
+func (e *proxyEndedError) Unwrap() []error { return []error{e.err, io.EOF} }
 
 // Close closes the command's stdin and stdout and ends its process group
 // (OpenSSH sends SIGHUP), since a relay such as `nc` may not notice the end
