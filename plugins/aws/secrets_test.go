@@ -154,6 +154,9 @@ func scanHome(t *testing.T, home, secret string) int {
 func TestConformance(t *testing.T) {
 	m := startMoto(t)
 	ami := debianImage(t, m)
+	// Slow enough for the Cancel check to cancel Create half-way, however
+	// busy the machine: moto answers in milliseconds.
+	m.Inject(fault{Action: "RunInstances", Delay: 300 * time.Millisecond})
 	for _, kv := range newSandbox(t, m).env {
 		k, v, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "AWS_") {
