@@ -274,7 +274,20 @@ func (h *hypervisor) boot(ctx context.Context, inst types.Instance) error {
 		}
 		return string(out), nil
 	}
-	if _, err := run("create", "--name", name, "--label", "e2e.cluster-id="+tags[tagClusterID],
+	// Known before it exists, and made whole even when the test ends
+	// meanwhile (a killed docker create may still leave the container),
+	// so that the cleanup finds it.
+	h.mu.Lock()
+	h.booted[id].Container = name
+	h.mu.Unlock()
+	create := func(args ...string) (string, error) {
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("docker %s: %w: %s", args[0], err, out)
+		}
+		return string(out), nil
+	}
+	if _, err := create("create", "--name", name, "--label", "e2e.cluster-id="+tags[tagClusterID],
 		"--label", "e2e.standin-network="+h.network, "--label", "e2e.standin-for="+id,
 		"--hostname", "ip-"+strings.ReplaceAll(aws.ToString(inst.PrivateIpAddress), ".", "-"),
 		"--network", h.network, "--cgroupns", "private",
@@ -285,7 +298,6 @@ func (h *hypervisor) boot(ctx context.Context, inst types.Instance) error {
 		return err
 	}
 	h.mu.Lock()
-	h.booted[id].Container = name
 	gone := h.booted[id].terminated
 	h.mu.Unlock()
 	if gone {
