@@ -67,6 +67,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plugin/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/e2e/
 	$(GO) test -run '^$$' -bench BenchmarkCreate -benchtime 3x -timeout 20m ./plugins/docker
+	$(GO) test -run '^$$' -bench BenchmarkCreateCalls -benchtime 1x -timeout 20m ./plugins/aws
 
 # Removes build output and anything e2e's tests left behind.
 clean:

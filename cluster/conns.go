@@ -22,11 +22,14 @@ type sshAccess struct {
 	keyPath    string
 	agent      bool
 	knownHosts []string
+	// proxyCommand carries SSH instead of a dial (--ssh-proxy-command).
+	proxyCommand string
 }
 
 func accessOf(e *Manager, meta state.Metadata) sshAccess {
 	return sshAccess{keyPath: meta.SSHKeyPath, agent: meta.SSHAgent,
-		knownHosts: append([]string{e.store.KnownHostsPath(meta.ID)}, meta.KnownHosts...)}
+		knownHosts:   append([]string{e.store.KnownHostsPath(meta.ID)}, meta.KnownHosts...),
+		proxyCommand: meta.SSHProxyCommand}
 }
 
 // config builds the SSH client configuration; closers must be closed after
@@ -105,7 +108,11 @@ func (c *Cluster) connect(ctx context.Context, n Node) (*ssh.Client, error) {
 		cfg := *c.conns.cfg
 		c.conns.mu.Unlock()
 
-		cl, err := ssh.Dial(ctx, endpoint(n), cfg)
+		ep, err := c.nodeEndpoint(n)
+		var cl *ssh.Client
+		if err == nil {
+			cl, err = ssh.Dial(ctx, ep, cfg)
+		}
 		c.conns.mu.Lock()
 		delete(c.conns.dialing, key)
 		if err == nil {
@@ -175,7 +182,11 @@ func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.D
 		if err := n.notRunning(); err != nil {
 			return err
 		}
-		cl, err := ssh.Dial(ctx, endpoint(n), cfg)
+		ep, err := c.nodeEndpoint(n)
+		if err != nil {
+			return err
+		}
+		cl, err := ssh.Dial(ctx, ep, cfg)
 		if err != nil {
 			return nodeError(n, err)
 		}

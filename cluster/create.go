@@ -55,6 +55,13 @@ type Spec struct {
 	SSHTimeout time.Duration
 	// Retain keeps whatever was made when Create fails or is cancelled.
 	Retain bool
+	// SSHProxyCommand, when set, is run for every SSH connection to a node
+	// and carries it over its stdin and stdout instead of a dial, as
+	// OpenSSH's ProxyCommand (run as `/bin/sh -c "exec COMMAND"`), with
+	// the tokens %h (the node's SSH host), %p (port), %r (user), %n (node
+	// id, such as master_0) and %% (a literal %). It is stored with the
+	// cluster and used by every later command.
+	SSHProxyCommand string
 }
 
 // ErrCleanupFailed is wrapped when Create failed or was interrupted and
@@ -107,6 +114,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	if spec.Masters == None && spec.Agents == None && spec.PublicAgents == None {
 		return nil, invalidf("a cluster needs at least one node")
 	}
+	if err := checkProxyCommand(spec.SSHProxyCommand); err != nil {
+		return nil, err
+	}
 	masters, agents, public := sdkCount(spec.Masters), sdkCount(spec.Agents), sdkCount(spec.PublicAgents)
 	p, err := m.open(ctx, spec.Backend)
 	if err != nil {
@@ -158,6 +168,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		ID: spec.ID, Backend: spec.Backend, PluginVersion: p.Desc.Version, Options: optsJSON,
 		Counts:  state.Counts{Masters: max(masters, 0), Agents: max(agents, 0), PublicAgents: max(public, 0)},
 		SSHUser: spec.SSHUser, SSHKeyPath: keyPath, SSHAgent: spec.SSHAgent, CreatedAt: time.Now().UTC(),
+		SSHProxyCommand: spec.SSHProxyCommand,
 	}
 	sc, err := p.Create(ctx, call, m.emit(spec.ID))
 	if err != nil {

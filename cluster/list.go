@@ -50,6 +50,9 @@ type Summary struct {
 	// Nodes maps each node (master_0, ...) to its state, when the backend
 	// was asked.
 	Nodes map[string]NodeState `json:"nodes,omitempty"`
+	// ExpiresAt is when the cluster's lifespan ends, as its backend
+	// reports it (zero: no lifespan, or the backend was not asked).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // ListOptions filter List.
@@ -126,7 +129,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 		default:
 			c := m.toCluster(meta, sc, p.Desc)
 			row := summary(meta, c.Status)
-			row.Nodes = nodeStates(c.Nodes)
+			row.Nodes, row.ExpiresAt = nodeStates(c.Nodes), sc.ExpiresAt
 			rows = append(rows, row)
 		}
 	}
@@ -159,7 +162,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 				states[nodeID(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states})
+				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states, ExpiresAt: c.ExpiresAt})
 		}
 	}
 	return rows

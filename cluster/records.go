@@ -49,7 +49,7 @@ func nodeRecords(nodes []sdk.Node, sshUser string) []state.NodeRecord {
 func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Description) *Cluster {
 	c := &Cluster{ID: meta.ID, UID: meta.UID, Backend: meta.Backend, PluginVersion: desc.Version,
 		CreatedAt: meta.CreatedAt, StateDir: m.store.ClusterDir(meta.ID), SSHKeyPath: meta.SSHKeyPath, manager: m,
-		Installed: meta.Installed, startStop: desc.Calls.StartStop,
+		Installed: meta.Installed, startStop: desc.Calls.StartStop, SSHProxyCommand: meta.SSHProxyCommand,
 		access: accessOf(m, meta), conns: &conns{}}
 	recorded := map[string]state.NodeRecord{}
 	for _, n := range meta.Nodes {
@@ -57,7 +57,7 @@ func (m *Manager) toCluster(meta state.Metadata, sc *sdk.Cluster, desc host.Desc
 	}
 	seen := map[string]bool{}
 	if sc != nil {
-		c.Details, c.Transport = sc.Details, sc.Transport
+		c.Details, c.Transport, c.ExpiresAt = sc.Details, sc.Transport, sc.ExpiresAt
 		for i, n := range nodeRecords(sc.Nodes, meta.SSHUser) {
 			node := nodeFromRecord(n, nodeStateOf(sc.Nodes[i].State))
 			node.HostKeyAlias = recorded[node.ID()].HostKeyAlias

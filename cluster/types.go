@@ -119,6 +119,12 @@ type Cluster struct {
 	// Installed names what an installer put on the nodes (SetInstalled;
 	// "dcos" for cluster/dcos), if anything.
 	Installed string `json:"installed,omitempty"`
+	// SSHProxyCommand carries SSH to the nodes, when the cluster was
+	// created with one (Spec.SSHProxyCommand).
+	SSHProxyCommand string `json:"ssh_proxy_command,omitempty"`
+	// ExpiresAt is when the cluster's lifespan ends, as its backend
+	// reports it (zero: none); see Client.DestroyExpired.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Status is "running", "stopped", or "degraded (N of M nodes not
 	// running)" (see Summary.Status).
 	Status string `json:"status"`

@@ -36,6 +36,13 @@ if [ ${#need[@]} -gt 0 ]; then
 	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# moto_server (an EC2 emulator, Python) stands in for AWS in the tests of
+# the aws backend; it comes with Python's packages, not Debian's: say so
+# early when it is missing (under CI=true its tests fail then).
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+	echo "make deps: warning: moto_server is missing (python3 -m moto.server; pip install 'moto[server]'): the aws backend's tests need it" >&2
+fi
+
 # The Docker engine cannot be installed from here: say so early.
 if ! have docker || ! docker info >/dev/null 2>&1; then
 	echo "make deps: warning: no running Docker engine reachable (docker info failed): the Docker backend and its tests need one" >&2

@@ -234,6 +234,11 @@ type Cluster struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Transport is how the core reaches the nodes; empty means SSH.
 	Transport Transport `json:"transport,omitempty"`
+	// ExpiresAt is when the cluster's lifespan ends, for backends whose
+	// clusters remove themselves (an EC2 instance that shuts down and
+	// terminates); zero when it has none. `e2e list` shows it and
+	// `e2e destroy --expired` destroys the clusters whose time has passed.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Reporter sends progress and log events of a long call to the core.

@@ -61,6 +61,9 @@ func clusterToProto(c *Cluster) *backendv1.Cluster {
 	if !c.CreatedAt.IsZero() {
 		pc.CreatedAt = c.CreatedAt.UTC().Format(time.RFC3339Nano)
 	}
+	if !c.ExpiresAt.IsZero() {
+		pc.ExpiresAt = c.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
 	for _, n := range c.Nodes {
 		pc.Nodes = append(pc.Nodes, &backendv1.Node{
 			Role: wire.Value[backendv1.Role](string(n.Role)), Index: int32(n.Index), Name: n.Name, Hostname: n.Hostname,

@@ -376,6 +376,7 @@ func TestClusterToProto(t *testing.T) {
 		Details:   map[string]string{"network": "e2e-web", "image": "centos:7"},
 		CreatedAt: time.Date(2024, 3, 1, 12, 30, 45, 123456789, zone),
 		Transport: TransportExec,
+		ExpiresAt: time.Date(2024, 3, 1, 13, 30, 45, 0, zone),
 	}
 	want := &backendv1.Cluster{
 		Id: "web", Uid: "3f2a9c",
@@ -395,6 +396,7 @@ func TestClusterToProto(t *testing.T) {
 		Details:   map[string]string{"network": "e2e-web", "image": "centos:7"},
 		CreatedAt: "2024-03-01T10:30:45.123456789Z",
 		Transport: backendv1.Transport_TRANSPORT_EXEC,
+		ExpiresAt: "2024-03-01T11:30:45Z",
 	}
 	if got := clusterToProto(full); !proto.Equal(got, want) {
 		t.Errorf("clusterToProto\n got  %v\n want %v", got, want)

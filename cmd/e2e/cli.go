@@ -92,6 +92,7 @@ type CreateCmd struct {
 	SSHAgent     bool          `name:"ssh-agent" help:"Also offer the keys of your ssh-agent (SSH_AUTH_SOCK)."`
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
+	SSHProxy     string        `name:"ssh-proxy-command" placeholder:"CMD" help:"Reach the nodes over the stdin and stdout of CMD instead of dialling them, as OpenSSH's ProxyCommand (tokens %h host, %p port, %r user, %n node such as master_0, %% a literal %); stored with the cluster, e.g. 'ssh -W %h:%p bastion'."`
 	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
 	dcosFlags    `group:"DC/OS (create and install in one go)"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
@@ -168,7 +169,7 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain,
 		SSHKey: c.SSHKey, SSHAgent: c.SSHAgent, KnownHosts: c.KnownHosts, AcceptNewHostKeys: c.AcceptNew,
-		SSHTimeout: c.SSHTimeout}
+		SSHTimeout: c.SSHTimeout, SSHProxyCommand: c.SSHProxy}
 	if spec.Backend == "" {
 		spec.Backend = file.Backend
 	}
@@ -263,13 +264,11 @@ func (c *ListCmd) Run(e *env) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tCREATED")
+	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tAGE\tEXPIRES")
+	now := time.Now()
 	for _, r := range rows {
-		created := "-"
-		if !r.CreatedAt.IsZero() {
-			created = r.CreatedAt.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status, created)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status,
+			ageColumn(r.CreatedAt, now), expiresColumn(r.ExpiresAt, now))
 	}
 	return tw.Flush()
 }
@@ -304,9 +303,15 @@ func (c *InspectCmd) Run(e *env) error {
 		fmt.Fprintf(w, "DC/OS %s (%s)\n", installed.Version, installed.Variant)
 	}
 	fmt.Fprintf(w, "status: %s\n", cl.Status)
+	if !cl.ExpiresAt.IsZero() {
+		fmt.Fprintf(w, "expires: %s (%s)\n", cl.ExpiresAt.Local().Format(time.DateTime), expiresColumn(cl.ExpiresAt, time.Now()))
+	}
 	fmt.Fprintf(w, "state: %s\n", cl.StateDir)
 	if cl.Transport != "" {
 		fmt.Fprintf(w, "transport: %s\n", cl.Transport)
+	}
+	if cl.SSHProxyCommand != "" {
+		fmt.Fprintf(w, "ssh proxy command: %s\n", cl.SSHProxyCommand)
 	}
 	for _, k := range slices.Sorted(maps.Keys(cl.Details)) {
 		fmt.Fprintf(w, "%s: %s\n", k, cl.Details[k])
@@ -339,9 +344,13 @@ func orDash(s string) string {
 type DestroyCmd struct {
 	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which" sep:"none"`
 	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
+	Expired   bool     `help:"Destroy every cluster whose lifespan has passed, as its backend reports it (recorded here or not; see EXPIRES in e2e list)." xor:"which"`
 }
 
 func (c *DestroyCmd) Run(e *env) error {
+	if c.Expired {
+		return destroyExpired(e)
+	}
 	ids := c.ClusterID
 	if c.All {
 		var err error
@@ -353,7 +362,7 @@ func (c *DestroyCmd) Run(e *env) error {
 			return nil
 		}
 	} else if len(ids) == 0 {
-		return invalid(errors.New("which cluster? give -c ID (repeatable) or --all"))
+		return invalid(errors.New("which cluster? give -c ID (repeatable), --all or --expired"))
 	}
 	var errs []error
 	for _, id := range ids {

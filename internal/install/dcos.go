@@ -189,7 +189,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Target) error {
 func (d DCOS) distribute(ctx context.Context, nodes []Target, serve string) error {
 	d.event("send the installer to every node", "", "")
 	return parallel(ctx, nodes, func(ctx context.Context, n Target) error {
-		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir, nil); err != nil {
+		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir+" && "+ownedDir(RemoteDir), nil); err != nil {
 			return err
 		}
 		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
@@ -206,7 +206,7 @@ func (d DCOS) distribute(ctx context.Context, nodes []Target, serve string) erro
 func (d DCOS) genconfOnMaster(ctx context.Context, m Target, work string, args ...string) error {
 	const remote = "/opt/dcos_genconf"
 	d.event("download the installer", m.ID(), d.InstallerURL)
-	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && mkdir -p "+remote, nil); err != nil {
+	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && "+ownedDir(remote), nil); err != nil {
 		return err
 	}
 	if err := m.Upload(ctx, filepath.Join(work, "genconf"), remote+"/genconf"); err != nil {
@@ -300,6 +300,13 @@ func lastJSON(out []byte) []byte {
 		return out[i:]
 	}
 	return out
+}
+
+// ownedDir is a command (run with sudo) that makes dir, owned by the login
+// user, so that files can be sent into it as that user: cloud images log
+// in as admin or ec2-user, not root.
+func ownedDir(dir string) string {
+	return "mkdir -p " + dir + ` && chown "${SUDO_USER:-$(id -un)}" ` + dir
 }
 
 func copyTree(src, dst string) error {

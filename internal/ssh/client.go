@@ -64,12 +64,12 @@ func Dial(ctx context.Context, ep Endpoint, cfg Config) (*Client, error) {
 	start := time.Now()
 	permanent := false
 	conn, err := backoff.Retry(ctx, func() (*gossh.Client, error) {
-		conn, err := dialOnce(ctx, addr, cc, timeout)
+		conn, err := dialOnce(ctx, ep, cc, timeout)
 		if err != nil && cc.HostKeyAlgorithms != nil && strings.Contains(err.Error(), "no common algorithm for host key") {
 			// The host no longer has a key of the pinned types: ask for any
 			// key once more, so the check reports the changed key.
 			cc.HostKeyAlgorithms = nil
-			conn, err = dialOnce(ctx, addr, cc, timeout)
+			conn, err = dialOnce(ctx, ep, cc, timeout)
 		}
 		if err == nil || ctx.Err() != nil || retryable(err) {
 			return conn, err
@@ -109,10 +109,17 @@ func (b *untilDeadline) NextBackOff() time.Duration {
 
 // dialOnce makes one attempt, bounded by timeout and ctx for both the TCP
 // connect and the SSH handshake.
-func dialOnce(ctx context.Context, addr string, cc *gossh.ClientConfig, timeout time.Duration) (*gossh.Client, error) {
+func dialOnce(ctx context.Context, ep Endpoint, cc *gossh.ClientConfig, timeout time.Duration) (*gossh.Client, error) {
+	addr := ep.Addr()
 	deadline := time.Now().Add(timeout)
-	d := net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if ep.ProxyCommand != "" {
+		conn, err = dialProxyCommand(ep.ProxyCommand, addr)
+	} else {
+		d := net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

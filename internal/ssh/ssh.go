@@ -27,6 +27,11 @@ type Endpoint struct {
 	// the node's identity stays valid when its address or port changes (a
 	// restarted container gets a new published port).
 	HostKeyAlias string
+	// ProxyCommand, when set, is a command line (its % tokens already
+	// expanded, see ExpandProxyCommand) whose stdin and stdout carry the
+	// SSH connection instead of a TCP connection to Host and Port, as
+	// OpenSSH's ProxyCommand: a bastion's `ssh -W %h:%p`, an SSM session.
+	ProxyCommand string
 }
 
 // Addr is the endpoint's host:port, with IPv6 addresses bracketed.

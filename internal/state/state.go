@@ -120,6 +120,9 @@ type Metadata struct {
 	// KnownHosts are the user's known_hosts files consulted besides the
 	// cluster's own.
 	KnownHosts []string `json:"known_hosts,omitempty"`
+	// SSHProxyCommand, when set, carries SSH to the nodes instead of a
+	// dial (OpenSSH's ProxyCommand, with its % tokens unexpanded).
+	SSHProxyCommand string `json:"ssh_proxy_command,omitempty"`
 	// Installed names what e2e installed on the nodes ("dcos"), if anything.
 	Installed string    `json:"installed,omitempty"`
 	CreatedAt time.Time `json:"created_at"`

@@ -1,12 +1,18 @@
-// Command e2e-backend-aws is e2e's EC2 backend.
+// Command e2e-backend-aws is e2e's EC2 backend: each node is an EC2
+// instance, launched with one RunInstances per role, found again from its
+// tags alone, and terminated by itself when the cluster's lifespan
+// (deploy_timeout) ends even if nobody destroys it.
 //
-// This build declares the backend's options; launching instances arrives
-// with the AWS backend issue, and until then Create says so clearly.
+// The files: options.go declares and checks the options, ec2.go builds
+// the EC2 client (credentials, region, endpoint, retries), create.go makes
+// a cluster, userdata.go writes what each instance runs at first boot
+// (host keys, lifespan), find.go turns tagged resources back into
+// clusters, destroy.go removes them, image.go picks the image and its SSH
+// user, errors.go turns EC2's errors into one line.
 package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/e2e-tool/e2e/sdk"
 )
@@ -17,38 +23,24 @@ var (
 	commit  = ""
 )
 
-type backend struct{}
+// backend is stateless: every call builds its own EC2 client and finds
+// what exists from tags, so a cluster made by one e2e process (or machine)
+// is found by another.
+type backend struct {
+	// newEC2 makes the EC2 client of a call; tests put a fake here.
+	newEC2 func(ctx context.Context, s settings) (ec2API, error)
+}
 
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "aws", Version: version, Commit: commit,
-		Summary:        "nodes are EC2 instances",
+		Summary: "nodes are EC2 instances",
+		// The backend is a Destroyer and a Lister (tags) by its methods.
+		NodesRunSSHD: true,
+		// The nodes fetch the installer themselves.
 		InstallMethods: []sdk.InstallMethod{sdk.InstallFromURL},
-		Options: sdk.Schema{
-			sdk.StringOption("region", "AWS region").FromEnv("AWS_REGION"),
-			sdk.StringOption("ami", "image id of the nodes"),
-			sdk.StringOption("instance_type", "EC2 instance type").WithDefault("m5.xlarge"),
-			sdk.StringOption("endpoint_url", "EC2 API endpoint (for an emulator)").FromEnv("E2E_AWS_ENDPOINT_URL"),
-			sdk.StringOption("access_key_id", "AWS access key id").MarkSecret("AWS_ACCESS_KEY_ID"),
-			sdk.StringOption("secret_access_key", "AWS secret access key").MarkSecret("AWS_SECRET_ACCESS_KEY"),
-			sdk.MapOption("tags", "extra tags KEY=VALUE on every resource"),
-		},
+		Options:        schema(),
 	}
 }
 
-var errNotYet = errors.New("the aws backend cannot create clusters yet in this build of e2e-backend-aws (EC2 support lands with the AWS backend issue)")
-
-func (backend) Create(context.Context, sdk.CreateRequest, sdk.Reporter) (*sdk.Cluster, error) {
-	return nil, errNotYet
-}
-
-func (backend) Get(context.Context, sdk.ClusterRef) (*sdk.Cluster, error) {
-	return nil, sdk.ErrNotFound
-}
-
-func (backend) List(context.Context, sdk.Options) ([]*sdk.Cluster, error) { return nil, nil }
-
-// Destroy has nothing to remove: this build never creates anything.
-func (backend) Destroy(context.Context, sdk.ClusterRef, sdk.Reporter) error { return nil }
-
-func main() { sdk.Serve(backend{}) }
+func main() { sdk.Serve(backend{newEC2: newEC2Client}) }

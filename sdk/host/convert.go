@@ -98,6 +98,9 @@ func clusterFromProto(pc *backendv1.Cluster) *sdk.Cluster {
 	if t, err := time.Parse(time.RFC3339Nano, pc.GetCreatedAt()); err == nil {
 		c.CreatedAt = t
 	}
+	if t, err := time.Parse(time.RFC3339Nano, pc.GetExpiresAt()); err == nil {
+		c.ExpiresAt = t
+	}
 	for _, n := range pc.GetNodes() {
 		c.Nodes = append(c.Nodes, sdk.Node{
 			Role: sdk.Role(wire.Name(n.GetRole())), Index: int(n.GetIndex()), Name: n.GetName(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
@@ -111,5 +112,20 @@ func TestFromStatus(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(got, &re) || re.Code != codes.FailedPrecondition || got.Error() != "the existing backend cannot destroy clusters" {
 		t.Errorf("got %T %v", got, got)
+	}
+}
+
+// Times travel as RFC 3339; an absent one (an older plugin, or a cluster
+// without a lifespan) is the zero time.
+func TestClusterTimesFromProto(t *testing.T) {
+	got := clusterFromProto(&backendv1.Cluster{Id: "x", CreatedAt: "2026-11-30T10:30:45.5Z", ExpiresAt: "2026-11-30T11:30:45Z"})
+	if want := time.Date(2026, 11, 30, 10, 30, 45, 5e8, time.UTC); !got.CreatedAt.Equal(want) {
+		t.Errorf("CreatedAt %v, want %v", got.CreatedAt, want)
+	}
+	if want := time.Date(2026, 11, 30, 11, 30, 45, 0, time.UTC); !got.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, want)
+	}
+	if got := clusterFromProto(&backendv1.Cluster{Id: "x"}); !got.CreatedAt.IsZero() || !got.ExpiresAt.IsZero() {
+		t.Errorf("absent times: %v, %v", got.CreatedAt, got.ExpiresAt)
 	}
 }

@@ -1316,8 +1316,12 @@ type Cluster struct {
 	// Free-form facts for inspect (network name, region, ...).
 	Details map[string]string `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// RFC 3339.
-	CreatedAt     string    `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Transport     Transport `protobuf:"varint,7,opt,name=transport,proto3,enum=e2e.backend.v1.Transport" json:"transport,omitempty"`
+	CreatedAt string    `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Transport Transport `protobuf:"varint,7,opt,name=transport,proto3,enum=e2e.backend.v1.Transport" json:"transport,omitempty"`
+	// When the cluster's lifespan ends (RFC 3339): the backend removes it by
+	// itself then, and `e2e destroy --expired` removes it once passed. Empty
+	// when the cluster has no lifespan.
+	ExpiresAt     string `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1399,6 +1403,13 @@ func (x *Cluster) GetTransport() Transport {
 		return x.Transport
 	}
 	return Transport_TRANSPORT_UNSPECIFIED
+}
+
+func (x *Cluster) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
 }
 
 type Progress struct {
@@ -2441,7 +2452,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x03ssh\x18\x06 \x01(\v2\x1b.e2e.backend.v1.SSHEndpointR\x03ssh\x12\x1b\n" +
 	"\thost_keys\x18\a \x03(\tR\bhostKeys\x12\x1a\n" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12/\n" +
-	"\x05state\x18\t \x01(\x0e2\x19.e2e.backend.v1.NodeStateR\x05state\"\xc3\x02\n" +
+	"\x05state\x18\t \x01(\x0e2\x19.e2e.backend.v1.NodeStateR\x05state\"\xe2\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\tR\x03uid\x12*\n" +
@@ -2450,7 +2461,9 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\adetails\x18\x05 \x03(\v2$.e2e.backend.v1.Cluster.DetailsEntryR\adetails\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\tR\tcreatedAt\x127\n" +
-	"\ttransport\x18\a \x01(\x0e2\x19.e2e.backend.v1.TransportR\ttransport\x1a:\n" +
+	"\ttransport\x18\a \x01(\x0e2\x19.e2e.backend.v1.TransportR\ttransport\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\tR\texpiresAt\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
