@@ -106,13 +106,27 @@ func TestScriptEnv(t *testing.T) {
 	}
 }
 
+// TestWaitCommandTimesOutNamingTheNode: the timeout names the node and
+// what the last check printed, or says it printed nothing.
 func TestWaitCommandTimesOutNamingTheNode(t *testing.T) {
-	ns := nodes()
-	ns[1] = fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, func(string) (int, string) { return 3, "not yet\nstill starting" }}
-	err := Wait{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}.Command(context.Background(), ns, "check")
-	var te *TimeoutError
-	if !errors.As(err, &te) || te.Node != "agent_0" || !strings.Contains(err.Error(), "exit 3: still starting") {
-		t.Fatalf("err = %v, want a timeout on agent_0 with its last output", err)
+	for _, tc := range []struct {
+		name   string
+		code   int
+		output string
+		want   string
+	}{
+		{"output", 3, "not yet\nstill starting\n", `last result: exited 3; last output line: "still starting"`},
+		{"no output", 1, "", "last result: exited 1 with no output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := nodes()
+			ns[1] = fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, func(string) (int, string) { return tc.code, tc.output }}
+			err := Wait{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}.Command(context.Background(), ns, "check")
+			var te *TimeoutError
+			if !errors.As(err, &te) || te.Node != "agent_0" || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a timeout on agent_0 ending %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -166,7 +166,10 @@ func succeeds(ctx context.Context, n Target, shell string) error {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("exit %d: %s", code, lastLine(out.String()))
+		if last := lastLine(out.String()); last != "" {
+			return fmt.Errorf("exited %d; last output line: %q", code, last)
+		}
+		return fmt.Errorf("exited %d with no output", code)
 	}
 	return nil
 }
