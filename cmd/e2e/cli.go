@@ -21,9 +21,9 @@ import (
 // CLI is the command line. Commands call only the cluster packages
 // (cluster, cluster/script, cluster/dcos).
 type CLI struct {
-	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
-	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
-	ShowVersion versionFlag `name:"version" help:"Show the version (as e2e version does) and exit."`
+	PluginDir   []string    `name:"plugin-dir" group:"global" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
+	Verbose     int         `short:"v" type:"counter" group:"global" help:"More logs on stderr (-v info: what is made, each step's time; -vv debug: e2e's and the plugins'; -vvv also the plugin machinery's)."`
+	ShowVersion versionFlag `name:"version" group:"global" help:"Show the version (as e2e version does) and exit."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
@@ -93,9 +93,9 @@ type CreateCmd struct {
 	KnownHosts   string        `name:"known-hosts" help:"known_hosts file with the nodes' host keys (default ~/.ssh/known_hosts when the backend reports none)." type:"existingfile"`
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
 	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
-	dcosFlags    `group:"DC/OS (create and install in one go)"`
+	dcosFlags    `group:"DC/OS (create and install in one go):"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
-	waitFlags    `group:"DC/OS (create and install in one go)"`
+	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 }
 
@@ -231,7 +231,20 @@ func (c *CreateCmd) Run(e *env) error {
 		}
 		return err
 	}
-	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	if e.verbose > 0 {
+		for _, n := range cl.Nodes {
+			e.info(cl.ID, "%s: %s, address %s, SSH %s", n.ID(), n.Name, orDash(n.PrivateAddress), sshColumn(n))
+		}
+		e.info(cl.ID, "state (key pair, known_hosts): %s", cl.StateDir)
+	}
+	nodes := fmt.Sprintf("%d %s", len(cl.Nodes), plural(len(cl.Nodes), "node"))
+	if info, err := e.manager.Backend(e.ctx, cl.Backend); err == nil && !info.Capabilities.Destroy {
+		// The backend found machines that exist; e2e made none.
+		e.say("recorded cluster %s (%d existing %s, backend %s) in %s", cl.ID, len(cl.Nodes), plural(len(cl.Nodes), "node"), cl.Backend, took)
+	} else {
+		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
+	}
 	fmt.Fprintln(e.stdout, cl.ID)
 	if c.dcosFlags.given() {
 		defer cl.Close()
@@ -370,7 +383,16 @@ func (c *DestroyCmd) Run(e *env) error {
 
 // ForgetCmd drops a cluster's record.
 type ForgetCmd struct {
-	ClusterID string `name:"cluster-id" short:"c" required:"" help:"Cluster id."`
+	ClusterID string `name:"cluster-id" short:"c" placeholder:"ID" help:"Cluster id (required)."`
+}
+
+// Validate asks for the cluster: forget has no default, so that a record
+// is never dropped by accident.
+func (c *ForgetCmd) Validate() error {
+	if c.ClusterID == "" {
+		return invalid(errors.New("which cluster? give -c ID (e2e list shows them)"))
+	}
+	return nil
 }
 
 func (c *ForgetCmd) Run(e *env) error {
