@@ -120,6 +120,7 @@ func (c *RunCmd) Run(e *env) error {
 	if err := cmd.Validate(); err != nil {
 		return err
 	}
+	e.now("running `%s` on cluster %q", strings.Join(c.Command, " "), c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err

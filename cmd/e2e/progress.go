@@ -137,7 +137,7 @@ func (p *progress) endLineLocked() {
 // the plugins' info events.
 func (e *env) info(cluster, format string, args ...any) {
 	if e.verbose > 0 {
-		e.progress.endLine()
+		e.progress.finish(true)
 		fmt.Fprintf(e.stderr, "[%s] %s\n", cluster, fmt.Sprintf(format, args...))
 	}
 }
