@@ -219,6 +219,7 @@ func (c *CreateCmd) Run(e *env) error {
 	e.now("creating cluster %q", id)
 	cl, err := e.manager.Create(e.ctx, spec)
 	if err != nil {
+		err = file.locateOptions(err, flagOpts)
 		if e.ctx.Err() != nil {
 			switch {
 			case spec.Retain:
