@@ -50,6 +50,10 @@ type Summary struct {
 	// Nodes maps each node (master_0, ...) to its state, when the backend
 	// was asked.
 	Nodes map[string]NodeState `json:"nodes,omitempty"`
+	// Home is, for an untracked cluster, the E2E_HOME (state directory)
+	// whose e2e made it, when the backend knows it (sdk.HomeDetail): on
+	// a shared engine, whose cluster it is.
+	Home string `json:"e2e_home,omitempty"`
 }
 
 // ListOptions filter List.
@@ -159,7 +163,7 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 				states[nodeID(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states})
+				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states, Home: c.Details[sdk.HomeDetail]})
 		}
 	}
 	return rows

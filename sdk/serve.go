@@ -27,6 +27,12 @@ import (
 // another's alone).
 const HomeEnv = "E2E_HOME"
 
+// HomeDetail is the key of Cluster.Details under which a backend that
+// labels what it makes with HomeEnv reports that state directory from Get
+// and List, so that `e2e list` can say whose a cluster it has no record of
+// is (another user's, another test run's).
+const HomeDetail = "e2e_home"
+
 // StateHomeEnv is the name the core used for HomeEnv before; it still sets
 // it, for plugins built then.
 //

@@ -283,7 +283,13 @@ func (c *ListCmd) Run(e *env) error {
 		if !r.CreatedAt.IsZero() {
 			created = r.CreatedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status, created)
+		status := r.Status
+		if r.Home != "" && r.Home != e.manager.Home() {
+			// Made from another state directory: another user's, or
+			// another test run's (list --json names it).
+			status += " (other E2E_HOME)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, status, created)
 	}
 	return tw.Flush()
 }

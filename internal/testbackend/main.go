@@ -79,6 +79,9 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 	_, _ = rand.Read(uid)
 	c := &sdk.Cluster{ID: req.ClusterID, UID: hex.EncodeToString(uid), CreatedAt: time.Now().UTC(),
 		Details: map[string]string{"dir": dir, "memory": strconv.Itoa(opts.Int("memory"))}}
+	if home := os.Getenv(sdk.HomeEnv); home != "" {
+		c.Details[sdk.HomeDetail] = home
+	}
 	total := int64(req.Masters + req.Agents + req.PublicAgents)
 	made := 0
 	for _, role := range sdk.Roles() {
