@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +24,34 @@ type fakeNode struct {
 func (f fakeNode) ID() string      { return f.ref }
 func (f fakeNode) Role() sdk.Role  { return f.role }
 func (f fakeNode) Address() string { return f.addr }
-func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, _ io.Writer) (int, error) {
+// Exec writes the output as SSH does: stdout and stderr are copied at
+// once, each with io.Copy (which uses a writer's ReadFrom); here stderr's
+// copy is reading, and ends only after stdout's is done.
+func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, stderr io.Writer) (int, error) {
 	code, out := f.exec(shell)
-	_, _ = io.WriteString(stdout, out)
+	reading, stdoutDone := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = io.Copy(stderr, &emptyAfter{reading: reading, done: stdoutDone}) })
+	wg.Go(func() {
+		<-reading
+		_, _ = io.Copy(stdout, strings.NewReader(out))
+		close(stdoutDone)
+	})
+	wg.Wait()
 	return code, nil
+}
+
+// emptyAfter is a stream with nothing in it that ends once done is closed;
+// reading is closed at its first Read.
+type emptyAfter struct {
+	reading, done chan struct{}
+	once          sync.Once
+}
+
+func (r *emptyAfter) Read([]byte) (int, error) {
+	r.once.Do(func() { close(r.reading) })
+	<-r.done
+	return 0, io.EOF
 }
 func (f fakeNode) Upload(context.Context, string, string) error   { return nil }
 func (f fakeNode) Download(context.Context, string, string) error { return nil }

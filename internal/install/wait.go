@@ -161,7 +161,8 @@ func (w Wait) Command(ctx context.Context, nodes []Target, shell string) error {
 // last line of its output.
 func succeeds(ctx context.Context, n Target, shell string) error {
 	var out bytes.Buffer
-	code, err := n.Exec(ctx, shell, nil, &out, &out)
+	w := oneWriter(&out)
+	code, err := n.Exec(ctx, shell, nil, w, w)
 	if err != nil {
 		return err
 	}
