@@ -353,6 +353,8 @@ func TestShellAndUsers(t *testing.T) {
 		{[]string{"--user", "nobody", "--", "id", "-un"}, "nobody"},
 		{[]string{"--sudo", "--", "id", "-un"}, "root"},
 		{[]string{"--", "sh", "-c", "cat | wc -c"}, "11"},
+		// As the README says, each command gets an E2E_RUN_ID.
+		{[]string{"--", "sh", "-c", `test -n "$E2E_RUN_ID" && echo has-a-run-id`}, "has-a-run-id"},
 	} {
 		c := exec.Command(e2e, append([]string{"run"}, tc.args...)...)
 		c.Env = s.env()
