@@ -24,6 +24,7 @@ type fakeNode struct {
 func (f fakeNode) ID() string      { return f.ref }
 func (f fakeNode) Role() sdk.Role  { return f.role }
 func (f fakeNode) Address() string { return f.addr }
+
 // Exec writes the output as SSH does: stdout and stderr are copied at
 // once, each with io.Copy (which uses a writer's ReadFrom); here stderr's
 // copy is reading, and ends only after stdout's is done.
