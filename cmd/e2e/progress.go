@@ -118,14 +118,8 @@ func (p *progress) finish(succeeded bool) {
 	p.endLineLocked()
 }
 
-// endLine ends an in-place progress line so that other output starts on a
-// line of its own.
-func (p *progress) endLine() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.endLineLocked()
-}
-
+// endLineLocked ends an in-place progress line so that other output
+// starts on a line of its own.
 func (p *progress) endLineLocked() {
 	if p.inPlace {
 		fmt.Fprintln(p.w)
