@@ -155,10 +155,18 @@ func TestCluster(t *testing.T) {
 	if err := json.Unmarshal([]byte(other.mustE2E("list", "--backend", "docker", "--json")), &rows); err != nil {
 		t.Fatal(err)
 	}
+	home := filepath.Join(s.home, "state") // the sandbox's E2E_HOME
+	found := false
 	for _, r := range rows {
-		if r.ID == id && (r.Status != "untracked" || r.Home != s.home) {
-			t.Errorf("list --json from another E2E_HOME: %+v, want untracked with e2e_home %s", r, s.home)
+		if r.ID == id {
+			found = true
+			if r.Status != "untracked" || r.Home != home {
+				t.Errorf("list --json from another E2E_HOME: %+v, want untracked with e2e_home %s", r, home)
+			}
 		}
+	}
+	if !found {
+		t.Errorf("list --json from another E2E_HOME does not show cluster %s: %+v", id, rows)
 	}
 
 	s.mustE2E("destroy", "-c", id)
