@@ -35,7 +35,7 @@ type CLI struct {
 	Start   StartCmd   `cmd:"" help:"Start a stopped cluster's nodes and wait until every node answers."`
 
 	Run      RunCmd      `cmd:"" help:"Run a command on nodes (exit code: the remote command's)."`
-	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node."`
+	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node, or run a command line there (as ssh HOST COMMAND)."`
 	SendFile SendFileCmd `cmd:"" name:"send-file" help:"Copy a file or directory to nodes (default: every node)."`
 	Download DownloadCmd `cmd:"" help:"Copy a file or directory from a node."`
 	Forget   ForgetCmd   `cmd:"" help:"Drop the record of a cluster without touching its machines."`
