@@ -241,7 +241,8 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	nodes := fmt.Sprintf("%d %s", len(cl.Nodes), plural(len(cl.Nodes), "node"))
 	if info, err := e.manager.Backend(e.ctx, cl.Backend); err == nil && !info.Capabilities.Destroy {
-		// The backend found machines that exist; e2e made none.
+		// A backend that cannot destroy found machines that exist: e2e
+		// made none, it recorded them.
 		e.say("recorded cluster %s (%d existing %s, backend %s) in %s", cl.ID, len(cl.Nodes), plural(len(cl.Nodes), "node"), cl.Backend, took)
 	} else {
 		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
