@@ -69,7 +69,10 @@ bench: deps
 	$(GO) test -run '^$$' -bench BenchmarkCreate -benchtime 3x -timeout 20m ./plugins/docker
 	$(GO) test -run '^$$' -bench BenchmarkCreateCalls -benchtime 1x -timeout 20m ./plugins/aws
 
-# Removes build output and anything e2e's tests left behind.
+# Removes build output and EVERY Docker container, network and volume
+# labelled e2e.cluster-id on the engine: the live clusters of every user and
+# every E2E_HOME included, not only what e2e's tests left behind. For the
+# leftovers of interrupted runs only, use `e2e clean`.
 clean:
 	rm -rf $(BINDIR) .tools
 	@ids=$$(docker ps -aq --filter label=e2e.cluster-id 2>/dev/null); [ -z "$$ids" ] || docker rm -f -v $$ids

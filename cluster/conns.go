@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +189,10 @@ func (c *Cluster) verifySSH(ctx context.Context, acceptNew bool, retryFor time.D
 			return err
 		}
 		cl, err := ssh.Dial(ctx, ep, cfg)
+		var unknown *ssh.UnknownHostError
+		if errors.As(err, &unknown) {
+			return &unknownHostKeyError{node: n, userFiles: c.access.knownHosts[1:], err: unknown}
+		}
 		if err != nil {
 			return nodeError(n, err)
 		}
@@ -209,12 +215,53 @@ func sshUsageError(err error) error {
 		unknown *ssh.UnknownHostError
 	)
 	switch {
-	case errors.As(err, &unknown):
-		return &InvalidError{Err: fmt.Errorf("%w (give its key with --known-hosts FILE, or record it with --accept-new-host-keys)", err)}
-	case errors.As(err, &auth) || errors.As(err, &changed):
+	case errors.As(err, &unknown) || errors.As(err, &auth) || errors.As(err, &changed):
 		return &InvalidError{Err: err}
 	}
 	return err
+}
+
+// unknownHostKeyError is a node's host key that no known_hosts file has,
+// met while checking SSH on a new cluster, said in one sentence: the node,
+// its address, the key, the user's known_hosts files (the cluster's own,
+// which only e2e writes, is not named) and the two ways out.
+type unknownHostKeyError struct {
+	node      Node
+	userFiles []string
+	err       *ssh.UnknownHostError
+}
+
+func (e *unknownHostKeyError) Error() string {
+	key := "no key"
+	if e.err.Key != nil {
+		key = e.err.Key.Type() + " " + gossh.FingerprintSHA256(e.err.Key)
+	}
+	where := "which no known_hosts file has (there is no ~/.ssh/known_hosts)"
+	if len(e.userFiles) > 0 {
+		files := make([]string, len(e.userFiles))
+		for i, f := range e.userFiles {
+			files[i] = tildePath(f)
+		}
+		where = "which is not in " + strings.Join(files, " or ")
+	}
+	return fmt.Sprintf("%s at %s presents host key %s, %s: give a known_hosts file that has it with --known-hosts FILE, or accept it on first contact with --accept-new-host-keys",
+		e.node.ID(), net.JoinHostPort(e.node.SSH.Host, fmt.Sprint(e.node.SSH.Port)), key, where)
+}
+
+// Unwrap returns the SSH layer's error.
+func (e *unknownHostKeyError) Unwrap() error { return e.err }
+
+// tildePath writes a path under the home directory as ~/..., as a user
+// types it.
+func tildePath(path string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return path
+	}
+	if rel, ok := strings.CutPrefix(path, home+string(filepath.Separator)); ok {
+		return "~/" + rel
+	}
+	return path
 }
 
 // publicKeyOf returns the authorized_keys line of a key, without the

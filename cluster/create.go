@@ -325,17 +325,73 @@ func (m *Manager) cleanupAfterBadNodes(spec Spec, p *plugin.Plugin, optsJSON []b
 	return err
 }
 
-// sdkInvalid turns the backend's refusal of the input into an InvalidError;
-// when options are at fault it points to where they are described.
+// OptionError is a backend's refusal of the options of a Spec: an unknown
+// name, a value of the wrong type, a required option left out (when it
+// checks them), or a value it cannot use (when it creates: a Docker
+// network that does not exist). It is inside an *InvalidError; the CLI
+// uses Problems to say where each refused option was given.
+type OptionError struct {
+	Backend  string
+	Problems []OptionProblem
+}
+
+// OptionProblem is one refused option, as the backend words it; Option
+// is empty when the problem is not one option's.
+type OptionProblem struct {
+	Option  string
+	Message string
+}
+
+// Error is "BACKEND: MESSAGE; MESSAGE", with one hint: where options are
+// described, unless a message has a hint of its own.
+func (e *OptionError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Message
+	}
+	return e.Backend + ": " + strings.Join(msgs, "; ") + e.Hint()
+}
+
+// Hint is " (see `e2e plugin info BACKEND`)" when an option is at fault and
+// no message has a hint ("(see ...)") of its own, else empty.
+func (e *OptionError) Hint() string {
+	named := false
+	for _, p := range e.Problems {
+		if strings.Contains(p.Message, "(see ") {
+			return ""
+		}
+		named = named || p.Option != ""
+	}
+	if !named {
+		return ""
+	}
+	return fmt.Sprintf(" (see `e2e plugin info %s`)", e.Backend)
+}
+
+// optionError turns the error diagnostics of a backend into an
+// *InvalidError holding an *OptionError; nil when there are none.
+func optionError(backend string, diags []sdk.Diagnostic) error {
+	oe := &OptionError{Backend: backend}
+	for _, d := range diags {
+		if d.Severity != sdk.SeverityWarning {
+			oe.Problems = append(oe.Problems, OptionProblem{Option: d.Option, Message: d.Summary})
+		}
+	}
+	if len(oe.Problems) == 0 {
+		return nil
+	}
+	return &InvalidError{Err: oe}
+}
+
+// sdkInvalid turns the backend's refusal of the input into an InvalidError
+// (an *OptionError inside); nil when err is no refusal.
 func sdkInvalid(err error, backend string) error {
 	var de *sdk.DiagnosticsError
 	if !errors.As(err, &de) {
 		return nil
 	}
-	for _, d := range de.Diagnostics {
-		if d.Option != "" {
-			return invalidf("%s (see `e2e plugin info %s`)", de.Error(), backend)
-		}
+	if oe := optionError(backend, de.Diagnostics); oe != nil {
+		return oe
 	}
 	return &InvalidError{Err: de}
 }
@@ -380,16 +436,13 @@ func (m *Manager) checkOptions(ctx context.Context, p *plugin.Plugin, opts map[s
 	if err != nil {
 		return nil, p.Wrap("validate", err)
 	}
-	var msgs []string
 	for _, d := range diags {
 		if d.Severity == sdk.SeverityWarning {
 			m.logger.Warn(d.Summary, "backend", p.Name, "option", d.Option)
-			continue
 		}
-		msgs = append(msgs, d.Summary)
 	}
-	if len(msgs) > 0 {
-		return nil, invalidf("%s: %s (see `e2e plugin info %s`)", p.Name, strings.Join(msgs, "; "), p.Name)
+	if err := optionError(p.Name, diags); err != nil {
+		return nil, err
 	}
 	return raw, nil
 }

@@ -53,6 +53,10 @@ type Summary struct {
 	// ExpiresAt is when the cluster's lifespan ends, as its backend
 	// reports it (zero: no lifespan, or the backend was not asked).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Home is, for an untracked cluster, the E2E_HOME (state directory)
+	// whose e2e made it, when the backend knows it (sdk.HomeDetail): on
+	// a shared engine, whose cluster it is.
+	Home string `json:"e2e_home,omitempty"`
 }
 
 // ListOptions filter List.
@@ -162,7 +166,8 @@ func (m *Manager) listBackend(ctx context.Context, backend string, metas []state
 				states[nodeID(node.Role, node.Index)] = nodeStateOf(node.State)
 			}
 			rows = append(rows, Summary{ID: c.ID, Backend: backend, CreatedAt: c.CreatedAt, Status: "untracked",
-				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states, ExpiresAt: c.ExpiresAt})
+				Masters: n.Masters, Agents: n.Agents, PublicAgents: n.PublicAgents, Nodes: states, ExpiresAt: c.ExpiresAt,
+				Home: c.Details[sdk.HomeDetail]})
 		}
 	}
 	return rows

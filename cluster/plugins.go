@@ -130,7 +130,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 // checking that it is an e2e backend plugin.
 func (m *Manager) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
 	entry, name, err := m.host.Install(ctx, path, force)
-	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, plugin.ErrNameMismatch) || errors.Is(err, fs.ErrNotExist) {
 		return BackendInfo{}, &InvalidError{Err: err}
 	}
 	if err != nil {

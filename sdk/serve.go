@@ -27,6 +27,12 @@ import (
 // another's alone).
 const HomeEnv = "E2E_HOME"
 
+// HomeDetail is the key of Cluster.Details under which a backend that
+// labels what it makes with HomeEnv reports that state directory from Get
+// and List, so that `e2e list` can say whose a cluster it has no record of
+// is (another user's, another test run's).
+const HomeDetail = "e2e_home"
+
 // StateHomeEnv is the name the core used for HomeEnv before; it still sets
 // it, for plugins built then.
 //
@@ -124,13 +130,27 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 				grpc.ChainStreamInterceptor(recoverStream(info.Name, logger)))
 			return grpc.NewServer(o...)
 		},
-		Logger: logger,
+		Logger: machineryLogger{logger},
 	})
 	// The server stopped (the core shut it down): let running calls finish
 	// their cleanup before the process exits.
 	stopAll()
 	waitInflight(srv, StopTimeout)
 	return 0
+}
+
+// machineryLogger keeps go-plugin's own debug and info messages
+// (configuring mTLS, the plugin's address) at trace level: e2e -vv shows
+// the backend's debug logs, and only -vvv the plugin machinery's.
+type machineryLogger struct{ hclog.Logger }
+
+func (l machineryLogger) Debug(msg string, args ...any) { l.Logger.Trace(msg, args...) }
+func (l machineryLogger) Info(msg string, args ...any)  { l.Logger.Trace(msg, args...) }
+func (l machineryLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Debug || level == hclog.Info {
+		level = hclog.Trace
+	}
+	l.Logger.Log(level, msg, args...)
 }
 
 func waitInflight(s *server, limit time.Duration) {
@@ -170,10 +190,17 @@ func checkInfo(info Info) error {
 	return info.Options.Check()
 }
 
+// runByHand is the plugin executable started by a person: it answers
+// --version and the WithCommand commands, and otherwise says what it is
+// and how it is used (exit 0 for --help or -h, 2 for anything else given,
+// 1 for nothing given).
 func runByHand(info Info, args []string, sc *serveConfig) int {
 	self := filepath.Base(args[0])
+	help := false
 	if len(args) > 1 {
 		switch args[1] {
+		case "--help", "-help", "-h", "help":
+			help = true
 		case "--version", "-version", "version":
 			fmt.Printf("%s %s (protocol %d", self, info.Version, ProtocolVersion)
 			if info.Commit != "" {
@@ -186,17 +213,38 @@ func runByHand(info Info, args []string, sc *serveConfig) int {
 			return c.Run(context.Background(), args[2:])
 		}
 	}
-	fmt.Fprintf(os.Stderr, "%s is the %q backend plugin of e2e; e2e starts it itself.\n", self, info.Name)
-	fmt.Fprintf(os.Stderr, "Use it with: e2e create --backend %s (see: e2e plugin info %s)\n", info.Name, info.Name)
-	fmt.Fprintf(os.Stderr, "Install it with: e2e plugin install %s\n", args[0])
-	fmt.Fprintf(os.Stderr, "Run by hand: %s --version", self)
+	// Asked for, the usage is the output; otherwise it explains a mistake.
+	w := os.Stderr
+	if help {
+		w = os.Stdout
+	}
+	fmt.Fprintf(w, "%s is the %q backend plugin of e2e; e2e starts it itself.\n", self, info.Name)
+	fmt.Fprintf(w, "Use it with: e2e create --backend %s (see: e2e plugin info %s)\n", info.Name, info.Name)
+	fmt.Fprintf(w, "Install it with: e2e plugin install %s\n", executable(args[0]))
+	fmt.Fprintf(w, "Run by hand: %s --version", self)
 	for _, name := range slices.Sorted(maps.Keys(sc.commands)) {
 		c := sc.commands[name]
-		fmt.Fprintf(os.Stderr, " | %s %s (%s)", self, name, c.Help)
+		fmt.Fprintf(w, " | %s %s (%s)", self, name, c.Help)
 	}
-	fmt.Fprintln(os.Stderr)
-	if len(args) > 1 {
+	fmt.Fprintln(w)
+	switch {
+	case help:
+		return 0
+	case len(args) > 1:
 		return 2
 	}
 	return 1
+}
+
+// executable is the absolute path of the running plugin, for a command a
+// user can paste from anywhere; arg0 made absolute when the system cannot
+// say.
+func executable(arg0 string) string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	if p, err := filepath.Abs(arg0); err == nil {
+		return p
+	}
+	return arg0
 }

@@ -21,9 +21,9 @@ import (
 // CLI is the command line. Commands call only the cluster packages
 // (cluster, cluster/script, cluster/dcos).
 type CLI struct {
-	PluginDir   []string    `name:"plugin-dir" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
-	Verbose     int         `short:"v" type:"counter" help:"More logs on stderr (-v info, -vv debug)."`
-	ShowVersion versionFlag `name:"version" help:"Show the version (as e2e version does) and exit."`
+	PluginDir   []string    `name:"plugin-dir" group:"global" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
+	Verbose     int         `short:"v" type:"counter" group:"global" help:"More logs on stderr (-v info: what is made, each step's time; -vv debug: e2e's and the plugins'; -vvv also the plugin machinery's)."`
+	ShowVersion versionFlag `name:"version" group:"global" help:"Show the version (as e2e version does) and exit."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
@@ -35,7 +35,7 @@ type CLI struct {
 	Start   StartCmd   `cmd:"" help:"Start a stopped cluster's nodes and wait until every node answers."`
 
 	Run      RunCmd      `cmd:"" help:"Run a command on nodes (exit code: the remote command's)."`
-	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node."`
+	SSH      SSHCmd      `cmd:"" name:"ssh" help:"Open a shell on a node, or run a command line there (as ssh HOST COMMAND)."`
 	SendFile SendFileCmd `cmd:"" name:"send-file" help:"Copy a file or directory to nodes (default: every node)."`
 	Download DownloadCmd `cmd:"" help:"Copy a file or directory from a node."`
 	Forget   ForgetCmd   `cmd:"" help:"Drop the record of a cluster without touching its machines."`
@@ -94,9 +94,9 @@ type CreateCmd struct {
 	AcceptNew    bool          `name:"accept-new-host-keys" help:"Record the host key of a node met for the first time (changed keys are always refused)."`
 	SSHProxy     string        `name:"ssh-proxy-command" placeholder:"CMD" help:"Reach the nodes over the stdin and stdout of CMD instead of dialling them, as OpenSSH's ProxyCommand (tokens %h host, %p port, %r user, %n node such as master_0, %% a literal %); stored with the cluster, e.g. 'ssh -W %h:%p bastion'."`
 	SSHTimeout   time.Duration `name:"ssh-timeout" help:"How long to wait for every node's sshd after the backend made the machines (default 3m); machines that already exist are tried once unless this is given."`
-	dcosFlags    `group:"DC/OS (create and install in one go)"`
+	dcosFlags    `group:"DC/OS (create and install in one go):"`
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
-	waitFlags    `group:"DC/OS (create and install in one go)"`
+	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 }
 
@@ -220,6 +220,7 @@ func (c *CreateCmd) Run(e *env) error {
 	e.now("creating cluster %q", id)
 	cl, err := e.manager.Create(e.ctx, spec)
 	if err != nil {
+		err = file.locateOptions(err, flagOpts)
 		if e.ctx.Err() != nil {
 			switch {
 			case spec.Retain:
@@ -232,7 +233,21 @@ func (c *CreateCmd) Run(e *env) error {
 		}
 		return err
 	}
-	e.say("created cluster %s (%d nodes, backend %s) in %s", cl.ID, len(cl.Nodes), cl.Backend, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	if e.verbose > 0 {
+		for _, n := range cl.Nodes {
+			e.info(cl.ID, "%s: %s, address %s, SSH %s", n.ID(), n.Name, orDash(n.PrivateAddress), sshColumn(n))
+		}
+		e.info(cl.ID, "state (key pair, known_hosts): %s", cl.StateDir)
+	}
+	nodes := fmt.Sprintf("%d %s", len(cl.Nodes), plural(len(cl.Nodes), "node"))
+	if info, err := e.manager.Backend(e.ctx, cl.Backend); err == nil && !info.Capabilities.Destroy {
+		// A backend that cannot destroy found machines that exist: e2e
+		// made none, it recorded them.
+		e.say("recorded cluster %s (%d existing %s, backend %s) in %s", cl.ID, len(cl.Nodes), plural(len(cl.Nodes), "node"), cl.Backend, took)
+	} else {
+		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
+	}
 	fmt.Fprintln(e.stdout, cl.ID)
 	if c.dcosFlags.given() {
 		defer cl.Close()
@@ -267,7 +282,13 @@ func (c *ListCmd) Run(e *env) error {
 	fmt.Fprintln(tw, "ID\tBACKEND\tMASTERS\tAGENTS\tPUBLIC_AGENTS\tSTATUS\tAGE\tEXPIRES")
 	now := time.Now()
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, r.Status,
+		status := r.Status
+		if r.Home != "" && r.Home != e.manager.Home() {
+			// Made from another state directory: another user's, or
+			// another test run's (list --json names it).
+			status += " (other E2E_HOME)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Backend, r.Masters, r.Agents, r.PublicAgents, status,
 			ageColumn(r.CreatedAt, now), expiresColumn(r.ExpiresAt, now))
 	}
 	return tw.Flush()
@@ -379,7 +400,16 @@ func (c *DestroyCmd) Run(e *env) error {
 
 // ForgetCmd drops a cluster's record.
 type ForgetCmd struct {
-	ClusterID string `name:"cluster-id" short:"c" required:"" help:"Cluster id."`
+	ClusterID string `name:"cluster-id" short:"c" placeholder:"ID" help:"Cluster id (required)."`
+}
+
+// Validate asks for the cluster: forget has no default, so that a record
+// is never dropped by accident.
+func (c *ForgetCmd) Validate() error {
+	if c.ClusterID == "" {
+		return invalid(errors.New("which cluster? give -c ID (e2e list shows them)"))
+	}
+	return nil
 }
 
 func (c *ForgetCmd) Run(e *env) error {

@@ -23,6 +23,10 @@ type clusterFile struct {
 	Agents       *int
 	PublicAgents *int
 	Options      map[string]any
+	// Path is the file, and OptionLines the line of each option in it,
+	// for messages about an option the backend refuses.
+	Path        string
+	OptionLines map[string]int
 }
 
 // clusterFileKeys are the keys a cluster file may have, in the order the
@@ -39,7 +43,7 @@ var yamlAt = regexp.MustCompile(`at \[(\d+):\d+\]`)
 // it is used: one YAML document, a mapping of the known keys, each of its
 // type. Errors name the file, the line and the key, as the user wrote them.
 func loadClusterFile(path string) (clusterFile, error) {
-	var f clusterFile
+	f := clusterFile{Path: path}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return f, invalid(fmt.Errorf("cluster file: %w", err))
@@ -126,6 +130,7 @@ func loadClusterFile(path string) (clusterFile, error) {
 				return f, bad(at, "options: want a mapping of option names to values (see `e2e plugin info NAME`), got %s", valueKind(item.Value))
 			}
 			f.Options = opts
+			f.OptionLines = optionLines(m.Values[i].Value)
 		}
 	}
 	return f, nil
@@ -191,6 +196,26 @@ func nodeKind(n ast.Node) string {
 		return "a boolean"
 	}
 	return "a " + strings.ToLower(n.Type().String())
+}
+
+// optionLines maps each key of the options: mapping to its line.
+func optionLines(n ast.Node) map[string]int {
+	var values []*ast.MappingValueNode
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		values = m.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{m}
+	}
+	lines := map[string]int{}
+	for _, v := range values {
+		key := v.Key.String()
+		if s, ok := v.Key.(*ast.StringNode); ok {
+			key = s.Value
+		}
+		lines[key] = line(v.Key)
+	}
+	return lines
 }
 
 func line(n ast.Node) int {

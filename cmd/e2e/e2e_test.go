@@ -275,6 +275,8 @@ func TestBadInput(t *testing.T) {
 	syntax := yamlFile("syntax.yaml", "backend: test\noptions: {dir: [x\n")
 	dup := yamlFile("dup.yaml", "backend: test\nagents: 1\nagents: 2\n")
 	nullKey := yamlFile("nullkey.yaml", "backend: test\nagentz:\n")
+	optTypo := yamlFile("opttypo.yaml", "backend: test\noptions:\n  dir: "+s.machine+"\n  memroy: 5\n")
+	optType := yamlFile("opttype.yaml", "backend: test\noptions: {dir: "+s.machine+", memory: lots}\n")
 
 	tests := []struct {
 		name      string
@@ -305,6 +307,9 @@ func TestBadInput(t *testing.T) {
 		{"options not a mapping", []string{"create", "--config", optsList}, []string{"line 2", "options: want a mapping", "got a list"}},
 		{"YAML syntax error", []string{"create", "--config", syntax}, []string{syntax, "line "}},
 		{"key given twice", []string{"create", "--config", dup}, []string{"line 3", `"agents" already defined`}},
+		{"unknown option in cluster file", []string{"create", "--config", optTypo}, []string{"cluster file " + optTypo + ": line 4: unknown option \"memroy\" (see `e2e plugin info test`)"}},
+		{"option of the wrong type in cluster file", []string{"create", "--config", optType}, []string{"cluster file " + optType + ": line 2: option \"memory\"", "integer"}},
+		{"file option given again with -o", []string{"create", "--config", optTypo, "-o", "memroy=6"}, []string{`test: unknown option "memroy"`}},
 		{"id ending in a dot", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "x."}, []string{`invalid cluster id "x."`, "ending with a letter or digit"}},
 		{"id ending in a dash", []string{"create", "--backend", "test", "-o", s.dirOpt(), "-c", "x-"}, []string{`invalid cluster id "x-"`}},
 		{"too many nodes of a role", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--agents", "10001"}, []string{"at most 10000 nodes of a role"}},
@@ -325,6 +330,9 @@ func TestBadInput(t *testing.T) {
 			}
 			if r.Stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.Stdout)
+			}
+			if n := strings.Count(r.Stderr, "(see "); n > 1 {
+				t.Errorf("%d hints in one error, want one at most:\n%s", n, r.Stderr)
 			}
 			if got := s.clusterDirs(); len(got) != 1 || got[0] != "taken" {
 				t.Errorf("backend holds %v, want only the earlier cluster", got)

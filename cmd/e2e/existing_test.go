@@ -70,6 +70,12 @@ func TestExistingCluster(t *testing.T) {
 		"-o", hostOpt("agents", ms[1]), "-o", hostOpt("agents", ms[2]),
 		"--ssh-user", "root", "--ssh-key", key, "--known-hosts", kh)
 	expectCode(t, r, 0)
+	// The machines are found, then checked, then recorded: said in that
+	// order, and never "created".
+	want := []string{"[ex] found 3 nodes; checking SSH", "[ex] check SSH on every node", "recorded cluster ex (3 existing nodes, backend existing)"}
+	if got := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[2], want[2]) {
+		t.Errorf("create said:\n%s\nwant:\n%s ...", r.Stderr, strings.Join(want, "\n"))
+	}
 
 	r = run("inspect", "-c", "ex", "--json")
 	expectCode(t, r, 0)
@@ -92,7 +98,7 @@ func TestExistingCluster(t *testing.T) {
 	expectCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	sort.Strings(lines)
-	want := []string{
+	want = []string{
 		"agent_0: " + strconv.Itoa(ms[1].Endpoint.Port),
 		"agent_1: " + strconv.Itoa(ms[2].Endpoint.Port),
 		"master_0: " + strconv.Itoa(ms[0].Endpoint.Port),
@@ -153,10 +159,33 @@ func TestExistingClusterChecks(t *testing.T) {
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, "1 host given with -o agents", "count is 3")
 
-	// An unknown host key is refused unless asked to record it.
-	r = run(append(base, "-c", "unknown")...)
-	expectCode(t, r, 2)
-	oneErrorLine(t, r, "master_0")
+	// An unknown host key is refused unless asked to record it, in one
+	// sentence: the node and its address, the key, the user's known_hosts
+	// looked in (not the cluster's own file, which only e2e writes), and
+	// the two ways out.
+	hostKey := ms[0].HostKey.Type() + " " + gossh.FingerprintSHA256(ms[0].HostKey)
+	emptyKH := filepath.Join(t.TempDir(), "known_hosts")
+	writeFile(t, emptyKH, "")
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		where string
+	}{
+		{"no known_hosts", nil, "which no known_hosts file has (there is no ~/.ssh/known_hosts)"},
+		{"not in the given file", []string{"--known-hosts", emptyKH}, "which is not in " + emptyKH},
+	} {
+		r = run(append(base, append([]string{"-c", "unknown"}, tc.flags...)...)...)
+		expectCode(t, r, 2)
+		// Every node fails; the first in node order is told.
+		addr := fmt.Sprintf("%s:%d", ms[0].Endpoint.Host, ms[0].Endpoint.Port)
+		oneErrorLine(t, r, "master_0 at "+addr+" presents host key "+hostKey+", "+tc.where+
+			": give a known_hosts file that has it with --known-hosts FILE, or accept it on first contact with --accept-new-host-keys")
+		for _, jargon := range []string{s.home, "accept-new)", ") ("} {
+			if strings.Contains(r.Stderr, jargon) {
+				t.Errorf("%s: the message has %q:\n%s", tc.name, jargon, r.Stderr)
+			}
+		}
+	}
 	r = run(append(base, "-c", "accepted", "--accept-new-host-keys")...)
 	expectCode(t, r, 0)
 	expectCode(t, run("run", "-c", "accepted", "--node", "agent_0", "--", "true"), 0)
@@ -279,6 +308,44 @@ func TestShellAndUsers(t *testing.T) {
 		t.Errorf("e2e ssh printed %q", out)
 	}
 
+	// With a command, as ssh HOST COMMAND: the words joined into one line
+	// that the login shell runs (a pipe, a variable), its exit code e2e's;
+	// with or without --.
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"--", "echo", "$((6*7))", "|", "tr", "4", "x"}, "x2", 0},
+		{[]string{"echo", "no-dashes"}, "no-dashes", 0},
+		{[]string{"--node", "master_0", "--", "echo", "out;", "exit", "3"}, "out", 3},
+		{[]string{"--", "test", "-n", `"$HOME"`, "&&", "echo", "login-shell"}, "login-shell", 0},
+	} {
+		c := exec.Command(e2e, append([]string{"ssh"}, tc.args...)...)
+		c.Env = s.env()
+		out, err := c.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("e2e ssh %v = %q, exit %d; want %q, exit %d", tc.args, out, code, tc.want, tc.code)
+		}
+	}
+
+	// A wait that times out says what the last check printed, or that it
+	// printed nothing.
+	for _, tc := range []struct{ command, last string }{
+		{"false", "last result: exited 1 with no output"},
+		{"echo not yet; exit 3", `last result: exited 3; last output line: "not yet"`},
+	} {
+		r := testbin.Run(t, s.env(), e2e, "wait", "--command", tc.command, "--timeout", "1s")
+		expectCode(t, r, 1)
+		oneErrorLine(t, r, "timed out", "on master_0", tc.last)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -286,6 +353,8 @@ func TestShellAndUsers(t *testing.T) {
 		{[]string{"--user", "nobody", "--", "id", "-un"}, "nobody"},
 		{[]string{"--sudo", "--", "id", "-un"}, "root"},
 		{[]string{"--", "sh", "-c", "cat | wc -c"}, "11"},
+		// As the README says, each command gets an E2E_RUN_ID.
+		{[]string{"--", "sh", "-c", `test -n "$E2E_RUN_ID" && echo has-a-run-id`}, "has-a-run-id"},
 	} {
 		c := exec.Command(e2e, append([]string{"run"}, tc.args...)...)
 		c.Env = s.env()

@@ -121,3 +121,30 @@ func TestGuideExample(t *testing.T) {
 		t.Errorf("destroy left machines: %v", left)
 	}
 }
+
+// TestInstallingDocCapabilities: the capabilities docs/installing.md shows
+// for each built-in backend are what e2e plugin info prints for it.
+func TestInstallingDocCapabilities(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(testbin.Root(), "docs", "installing.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := regexp.MustCompile(`(?m)^\$ e2e plugin info (\w+) \| grep capabilities\n(capabilities: .*)$`).FindAllStringSubmatch(string(doc), -1)
+	if len(shown) != 3 {
+		t.Fatalf("docs/installing.md shows the capabilities of %d backends, want docker, aws and existing", len(shown))
+	}
+	dir := t.TempDir()
+	s := newSandbox(t)
+	for _, m := range shown {
+		bin := filepath.Join(dir, "e2e-backend-"+m[1])
+		if err := testbin.Compile("./plugins/"+m[1], bin, "9.9.9-test"); err != nil {
+			t.Fatal(err)
+		}
+		r := testbin.Run(t, s.env(), built.e2e, "--plugin-dir", dir, "plugin", "info", m[1])
+		expectCode(t, r, 0)
+		got := regexp.MustCompile(`(?m)^capabilities: .*$`).FindString(r.Stdout)
+		if got != m[2] {
+			t.Errorf("docs/installing.md shows for %s\n%s\nbut e2e plugin info prints\n%s", m[1], m[2], got)
+		}
+	}
+}

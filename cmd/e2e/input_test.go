@@ -49,6 +49,16 @@ func TestDockerInputMistakes(t *testing.T) {
 	oneErrorLine(t, r, `option "image"`, image, "docker load")
 	noDockerResources(t, id)
 
+	// A network that does not exist: the backend's own hint, and no other.
+	network := "e2e-no-such-network-" + randomSuffix(t)
+	r = s.e2e("create", "--backend", "docker", "-c", id, "-o", "network="+network)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, `option "network"`, network, "(see docker network ls)")
+	if n := strings.Count(r.Stderr, "(see "); n != 1 {
+		t.Errorf("%d hints in one error, want one:\n%s", n, r.Stderr)
+	}
+	noDockerResources(t, id)
+
 	r = s.e2e("create", "--backend", "docker", "-c", id, "--ssh-user", "nosuchuser", "--agents", "2")
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, `SSH user "nosuchuser" does not exist in the node image`)

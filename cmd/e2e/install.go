@@ -98,6 +98,11 @@ func (c *InstallCmd) Run(e *env) error {
 	if n != 1 {
 		return invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
 	}
+	if c.Script != "" {
+		e.now("running %s on cluster %q", filepath.Base(c.Script), c.ClusterID)
+	} else {
+		e.now("installing DC/OS on cluster %q", c.ClusterID)
+	}
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -183,6 +188,7 @@ func (c *UpgradeCmd) Run(e *env) error {
 	if (c.Installer == "") == (c.InstallerURL == "") {
 		return invalid(errors.New("give exactly one of --installer PATH or --installer-url URL"))
 	}
+	e.now("upgrading DC/OS on cluster %q", c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -210,6 +216,11 @@ type WaitCmd struct {
 }
 
 func (c *WaitCmd) Run(e *env) error {
+	if c.Command != "" {
+		e.now("waiting for `%s` on cluster %q", c.Command, c.ClusterID)
+	} else {
+		e.now("waiting for DC/OS on cluster %q", c.ClusterID)
+	}
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err

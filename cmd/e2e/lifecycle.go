@@ -11,6 +11,7 @@ type StopCmd struct {
 }
 
 func (c *StopCmd) Run(e *env) error {
+	e.now("stopping cluster %q", c.ClusterID)
 	start := time.Now()
 	if err := e.manager.Stop(e.ctx, c.ClusterID); err != nil {
 		return err
@@ -26,6 +27,7 @@ type StartCmd struct {
 }
 
 func (c *StartCmd) Run(e *env) error {
+	e.now("starting cluster %q", c.ClusterID)
 	start := time.Now()
 	if err := e.manager.Start(e.ctx, c.ClusterID); err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/alecthomas/kong"
 	"github.com/e2e-tool/e2e/cluster"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/term"
@@ -44,6 +43,7 @@ type env struct {
 	stderr   io.Writer
 	isTTY    bool
 	progress *progress
+	verbose  int // -v count
 	// doing says what the command is doing, and outcome what became of it
 	// when it was interrupted, for the line Ctrl-C ends with.
 	doing, outcome string
@@ -53,70 +53,40 @@ type env struct {
 // that an interruption says what it interrupted.
 func (e *env) now(format string, args ...any) { e.doing = fmt.Sprintf(format, args...) }
 
-// say writes a message line to stderr, after any progress line.
+// say writes a message line to stderr, after any progress line: what
+// was being done is done.
 func (e *env) say(format string, args ...any) {
-	e.progress.endLine()
+	e.progress.finish(true)
 	fmt.Fprintf(e.stderr, format+"\n", args...)
 }
 
-// kongExit carries kong's request to exit (after --help) out of Parse.
-type kongExit struct{ code int }
-
-func run(args []string, stdout, stderr io.Writer) (code int) {
+func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first Ctrl-C, a second one ends e2e at once (the plugins'
 	// parent-death watchdog then winds them down).
 	context.AfterFunc(ctx, stop)
 
-	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("e2e"),
-		kong.Description("Create throw-away clusters for end-to-end tests, through backend plugins."),
-		kong.UsageOnError(),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(c int) { panic(kongExit{c}) }),
-		kong.Vars{"default_id": cluster.DefaultID, "version": version},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
-	if err != nil {
-		fmt.Fprintf(stderr, "e2e: %v\n", err)
-		return exitFailure
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			ke, ok := r.(kongExit)
-			if !ok {
-				panic(r)
-			}
-			code = ke.code
-			if code == 80 || code == 1 {
-				// kong's parse-error code becomes the usage code.
-				code = exitUsage
-			}
-		}
-	}()
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
-		return exitUsage
+	cli, kctx, code, ok := parseArgs(args, stdout, stderr)
+	if !ok {
+		return code
 	}
 
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: "e2e", Output: stderr, Level: logLevel(cli.Verbose),
 		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
 	})
-	prog := newProgress(stderr, isTerminal(stderr))
+	prog := newProgress(stderr, isTerminal(stderr), cli.Verbose)
 	manager, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		return exitCode(ctx, err)
 	}
-	e := &env{ctx: ctx, manager: manager, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog}
+	e := &env{ctx: ctx, manager: manager, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog, verbose: cli.Verbose}
 	err = kctx.Run(e)
 	// Every plugin is stopped before e2e exits, whatever happened.
 	manager.Close()
-	prog.endLine()
+	prog.finish(err == nil)
 	var ee exitError
 	switch {
 	case ctx.Err() != nil:
@@ -188,7 +158,9 @@ func oneLine(err error) string {
 
 func logLevel(v int) hclog.Level {
 	switch {
-	case v >= 2:
+	case v >= 3:
+		return hclog.Trace
+	case v == 2:
 		return hclog.Debug
 	case v == 1:
 		return hclog.Info

@@ -93,7 +93,7 @@ type RunCmd struct {
 	TTY     bool     `name:"tty" help:"Give the command a terminal (default when one node is chosen and e2e runs in one)." xor:"tty"`
 	NoTTY   bool     `name:"no-tty" help:"Never give the command a terminal." xor:"tty"`
 	TestEnv bool     `name:"test-env" help:"Run in DC/OS's test environment, as run_with_test_environment did (environment.export sourced, in the integration-test directory, MASTER_HOSTS, SLAVE_HOSTS, PUBLIC_SLAVE_HOSTS, DCOS_DNS_ADDRESS... set)."`
-	Command []string `arg:"" passthrough:"partial" help:"Command and arguments, after -- (or from the first argument that is not a flag)."`
+	Command []string `arg:"" optional:"" passthrough:"partial" help:"Command and arguments, after -- (or from the first argument that is not a flag)."`
 }
 
 func (c *RunCmd) Run(e *env) error {
@@ -120,6 +120,7 @@ func (c *RunCmd) Run(e *env) error {
 	if err := cmd.Validate(); err != nil {
 		return err
 	}
+	e.now("running `%s` on cluster %q", strings.Join(c.Command, " "), c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -221,13 +222,19 @@ func exitFor(st cluster.ExitStatus, err error) error {
 	return nil
 }
 
-// SSHCmd opens an interactive shell.
+// SSHCmd opens an interactive shell, or runs a command line in the login
+// shell as OpenSSH's ssh does with a command.
 type SSHCmd struct {
-	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
-	Node      string `help:"Node (default master_0)." placeholder:"NODE"`
+	ClusterID string   `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
+	Node      string   `help:"Node (default master_0)." placeholder:"NODE"`
+	Command   []string `arg:"" optional:"" passthrough:"partial" help:"Command line to run instead of a shell, after -- (as ssh HOST COMMAND: the words are joined with spaces and the login shell runs them, so pipes and $VARS work; e2e run quotes each word instead)."`
 }
 
 func (c *SSHCmd) Run(e *env) error {
+	if len(c.Command) > 0 && c.Command[0] == "--" {
+		c.Command = c.Command[1:]
+	}
+	e.now("opening a shell on cluster %q", c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -239,10 +246,21 @@ func (c *SSHCmd) Run(e *env) error {
 			return err
 		}
 	}
-	e.now("in a shell on %s of cluster %q", n.ID(), cl.ID)
-	cmd := cluster.Command{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
-	// Without a terminal the shell reads commands from stdin, as ssh does.
-	cmd.TTY = term.IsTerminal(int(os.Stdin.Fd()))
+	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
+	cmd := cluster.Command{Stdin: os.Stdin, Stdout: e.stdout, Stderr: e.stderr}
+	if len(c.Command) == 0 {
+		e.now("in a shell on %s of cluster %q", n.ID(), cl.ID)
+		cmd.Shell = `exec "${SHELL:-/bin/sh}" -l`
+		// Without a terminal the shell reads commands from stdin, as ssh does.
+		cmd.TTY = stdinTTY
+	} else {
+		line := strings.Join(c.Command, " ")
+		e.now("running `%s` on %s of cluster %q", line, n.ID(), cl.ID)
+		// The line is an argument of the login shell, never quoted into
+		// another command line.
+		cmd.Argv = []string{"/bin/sh", "-c", `exec "${SHELL:-/bin/sh}" -l -c "$1"`, "e2e-ssh", line}
+		cmd.TTY = stdinTTY && e.isTTY
+	}
 	st, err := n.Run(e.ctx, cmd)
 	return exitFor(st, err)
 }
@@ -256,6 +274,7 @@ type SendFileCmd struct {
 }
 
 func (c *SendFileCmd) Run(e *env) error {
+	e.now("sending %s to cluster %q", c.Src, c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err
@@ -295,12 +314,21 @@ func sshExit(err error) error {
 // DownloadCmd copies a file or directory from a node.
 type DownloadCmd struct {
 	ClusterID string `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
-	Node      string `required:"" help:"Node to copy from." placeholder:"NODE"`
+	Node      string `help:"Node to copy from (required): master_0, agent_1, ... or a name or address as e2e inspect shows." placeholder:"NODE"`
 	Src       string `arg:"" help:"Path on the node (links followed)."`
 	Dst       string `arg:"" help:"Local path: it becomes a copy of SRC; ending in / means into that directory."`
 }
 
+// Validate asks for the node: a download has one source.
+func (c *DownloadCmd) Validate() error {
+	if c.Node == "" {
+		return invalid(errors.New("which node? give --node NODE (master_0, agent_1, ... as e2e inspect shows)"))
+	}
+	return nil
+}
+
 func (c *DownloadCmd) Run(e *env) error {
+	e.now("downloading %s from %s of cluster %q", c.Src, c.Node, c.ClusterID)
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
 		return err

@@ -255,6 +255,9 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 	if err := os.Mkdir(subdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A real plugin whose file names another backend than it reports
+	// would be found, and used, under the wrong name.
+	misnamed := copyFile(t, built.test, filepath.Join(dir, "e2e-backend-test2"), 0o755)
 	tool, err := exec.LookPath("true")
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +273,9 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 		{"plugin that is not executable", notExec, []string{notExec + " is not an e2e backend plugin", "not executable"}},
 		{"text file", text, []string{text + " is not an e2e backend plugin", "not a program"}},
 		{"directory", subdir, []string{subdir + " is not an e2e backend plugin", "directory"}},
-		{"missing file", filepath.Join(dir, "e2e-backend-nothing"), []string{"e2e-backend-nothing", "no such file"}},
+		{"missing file", filepath.Join(dir, "e2e-backend-nothing"), []string{"e2e: no such file: " + filepath.Join(dir, "e2e-backend-nothing")}},
+		{"file named for another backend", misnamed, []string{"refusing to install " + misnamed, `named for backend "test2"`,
+			`the plugin in it is backend "test"`, "rename the file to e2e-backend-test"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,6 +286,9 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 			if strings.Contains(r.Stderr, "chmod") {
 				t.Errorf("stderr advises chmod:\n%s", r.Stderr)
 			}
+			if strings.Contains(r.Stderr, "stat ") {
+				t.Errorf("stderr names the system call:\n%s", r.Stderr)
+			}
 			entries, _ := os.ReadDir(filepath.Join(s.data, "e2e", "plugins"))
 			for _, e := range entries {
 				if strings.HasPrefix(e.Name(), "e2e-backend-") || e.Name() == "manifest.json" {
@@ -289,6 +297,46 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPluginByHand: a plugin executable started by a person says what it
+// is; --help is asked for (exit 0, on stdout), and the install command it
+// advises names the executable wherever it is run from.
+func TestPluginByHand(t *testing.T) {
+	s := newSandbox(t)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout bool
+	}{
+		{[]string{"--help"}, 0, true},
+		{[]string{"-h"}, 0, true},
+		{nil, 1, false},
+		{[]string{"--bogus"}, 2, false},
+	} {
+		cmd := exec.Command("./e2e-backend-test", tc.args...)
+		cmd.Dir, cmd.Env = built.pluginDir, s.env()
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out := stderr.String()
+		if tc.stdout {
+			out = stdout.String()
+		}
+		if code != tc.code || !strings.Contains(out, "Install it with: e2e plugin install "+built.test+"\n") {
+			t.Errorf("e2e-backend-test %v: exit %d, stdout %q, stderr %q; want exit %d and the install command with %s",
+				tc.args, code, stdout.String(), stderr.String(), tc.code, built.test)
+		}
+	}
+	// The advice works as printed.
+	r := testbin.Run(t, s.env(), built.e2e, "plugin", "install", built.test)
+	expectCode(t, r, 0)
 }
 
 func TestNotExecutable(t *testing.T) {

@@ -4,27 +4,47 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
 )
 
 // progress shows events of long calls on stderr: on a terminal one line
-// that updates in place, elsewhere (CI) one line per step.
+// that updates in place, elsewhere (CI) one line per step. Each step is
+// named once, however its events interleave (the nodes of a cluster start
+// and boot in parallel). With -v it also says how long each step took;
+// with -vv it shows the plugins' debug events.
 type progress struct {
-	mu       sync.Mutex
-	w        io.Writer
-	tty      bool
-	lastStep string
-	inPlace  bool
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	verbose int
+	now     func() time.Time
+	inPlace bool
+	steps   map[stepKey]*step
+	order   []stepKey
 }
 
-func newProgress(w io.Writer, tty bool) *progress { return &progress{w: w, tty: tty} }
+type stepKey struct{ cluster, name string }
+
+// step is what progress knows of one step: when its first event came, its
+// last count, and whether it has ended (its count reached its total, or
+// the command is over).
+type step struct {
+	start          time.Time
+	current, total int64
+	ended          bool
+}
+
+func newProgress(w io.Writer, tty bool, verbose int) *progress {
+	return &progress{w: w, tty: tty, verbose: verbose, now: time.Now, steps: map[stepKey]*step{}}
+}
 
 func (p *progress) event(ev cluster.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ev.Level != "" {
-		if ev.Level == "debug" {
+		if ev.Level == "debug" && p.verbose < 2 {
 			return
 		}
 		p.endLineLocked()
@@ -35,32 +55,83 @@ func (p *progress) event(ev cluster.Event) {
 		fmt.Fprintf(p.w, "[%s] %s%s\n", ev.Cluster, prefix, ev.Message)
 		return
 	}
-	count := ""
+	key := stepKey{ev.Cluster, ev.Step}
+	st, seen := p.steps[key]
+	if !seen {
+		// A step without counts ends when the next step of its cluster
+		// starts: those steps follow each other.
+		for _, k := range p.order {
+			if o := p.steps[k]; k.cluster == ev.Cluster && !o.ended && o.total == 0 {
+				p.endStepLocked(k, o)
+			}
+		}
+		st = &step{start: p.now()}
+		p.steps[key] = st
+		p.order = append(p.order, key)
+		if !p.tty {
+			fmt.Fprintf(p.w, "[%s] %s\n", ev.Cluster, ev.Step)
+		}
+	}
 	if ev.Total > 0 {
-		count = fmt.Sprintf(" (%d/%d)", ev.Current, ev.Total)
+		st.current, st.total = ev.Current, ev.Total
 	}
 	if p.tty {
+		count := ""
+		if ev.Total > 0 {
+			count = fmt.Sprintf(" (%d/%d)", ev.Current, ev.Total)
+		}
 		fmt.Fprintf(p.w, "\r\033[K[%s] %s%s %s", ev.Cluster, ev.Step, count, ev.Message)
 		p.inPlace = true
-		return
 	}
-	if ev.Step != p.lastStep {
-		p.lastStep = ev.Step
-		fmt.Fprintf(p.w, "[%s] %s\n", ev.Cluster, ev.Step)
+	if !st.ended && st.total > 0 && st.current >= st.total {
+		p.endStepLocked(key, st)
 	}
 }
 
-// endLine ends an in-place progress line so that other output starts on a
-// line of its own.
-func (p *progress) endLine() {
+// endStepLocked marks a step ended and, with -v, says how long it took.
+func (p *progress) endStepLocked(k stepKey, st *step) {
+	st.ended = true
+	if p.verbose < 1 {
+		return
+	}
+	p.endLineLocked()
+	count := ""
+	if st.total > 0 && st.current >= st.total {
+		count = fmt.Sprintf(" (%d/%d)", st.current, st.total)
+	}
+	fmt.Fprintf(p.w, "[%s] %s: done in %s%s\n", k.cluster, k.name, p.now().Sub(st.start).Round(time.Millisecond), count)
+}
+
+// finish ends the output of a command: the steps still open ended with it
+// when it succeeded (with -v their times are said); a failed command's
+// open steps did not end, and nothing more is said of them.
+func (p *progress) finish(succeeded bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if succeeded {
+		for _, k := range p.order {
+			if st := p.steps[k]; !st.ended {
+				p.endStepLocked(k, st)
+			}
+		}
+	}
 	p.endLineLocked()
 }
 
+// endLineLocked ends an in-place progress line so that other output
+// starts on a line of its own.
 func (p *progress) endLineLocked() {
 	if p.inPlace {
 		fmt.Fprintln(p.w)
 		p.inPlace = false
+	}
+}
+
+// info writes an info line about a cluster with -v, as progress writes
+// the plugins' info events.
+func (e *env) info(cluster, format string, args ...any) {
+	if e.verbose > 0 {
+		e.progress.finish(true)
+		fmt.Fprintf(e.stderr, "[%s] %s\n", cluster, fmt.Sprintf(format, args...))
 	}
 }

@@ -11,23 +11,29 @@ import (
 	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
-// goBlock is the first Go code block after a heading.
-func goBlock(t *testing.T, markdown, heading string) string {
+// codeBlock is the first code block of a language ("go", "go.mod") after
+// a heading.
+func codeBlock(t *testing.T, markdown, heading, lang string) string {
 	t.Helper()
 	_, after, ok := strings.Cut(markdown, "\n"+heading+"\n")
 	if !ok {
 		t.Fatalf("README.md has no heading %q", heading)
 	}
-	m := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(after)
+	m := regexp.MustCompile("(?s)```" + regexp.QuoteMeta(lang) + "\n(.*?)```").FindStringSubmatch(after)
 	if m == nil {
-		t.Fatalf("README.md has no Go block under %q", heading)
+		t.Fatalf("README.md has no %s block under %q", lang, heading)
 	}
 	return m[1]
 }
 
+// readmePath is where the README's go.mod lines put the checkout of e2e.
+const readmePath = "/path/to/e2e"
+
 // TestREADMEGoExample compiles the README's Go example as a user would, in
-// a module of its own that requires this one, and runs it with go test
-// against the Docker backend, found on PATH as the README says.
+// a module of its own whose go.mod has the lines the README gives (with the
+// path of this checkout), and runs it with go test against the Docker
+// backend, found on PATH as the README says. The example's cluster has an
+// id of its own, not the shared default.
 func TestREADMEGoExample(t *testing.T) {
 	dockerReady(t)
 	goTool, err := exec.LookPath("go")
@@ -39,13 +45,33 @@ func TestREADMEGoExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := goBlock(t, string(readme), "## Using the Go API")
+	src := codeBlock(t, string(readme), "## Using the Go API", "go")
+	lines := codeBlock(t, string(readme), "## Using the Go API", "go.mod")
+	if !strings.Contains(lines, "require github.com/e2e-tool/e2e ") {
+		t.Errorf("the README's go.mod lines do not require github.com/e2e-tool/e2e:\n%s", lines)
+	}
+	// Every replace points at a module of the checkout: nothing more is
+	// needed (shared/proto is no module), and go would ignore a replace of
+	// a module nothing requires.
+	replaces := regexp.MustCompile(`(?m)^\s*(?:replace\s+)?(\S+)\s+=>\s+(\S+)\s*$`).FindAllStringSubmatch(lines, -1)
+	if len(replaces) == 0 {
+		t.Errorf("the README's go.mod lines replace nothing:\n%s", lines)
+	}
+	for _, r := range replaces {
+		dir, ok := strings.CutPrefix(r[2], readmePath)
+		if !ok {
+			t.Errorf("the README replaces %s with %s, not a path in the checkout (%s)", r[1], r[2], readmePath)
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, dir, "go.mod"))
+		if err != nil || !strings.HasPrefix(string(b), "module "+r[1]+"\n") {
+			t.Errorf("the README replaces %s with %s, which is not that module here (%v)", r[1], r[2], err)
+		}
+	}
 
 	mod := t.TempDir()
 	writeFile(t, filepath.Join(mod, "go.mod"), "module example.com/readme\n\ngo 1.26.0\n\n"+
-		"require github.com/e2e-tool/e2e v0.0.0\n\nreplace (\n"+
-		"\tgithub.com/e2e-tool/e2e => "+root+"\n"+
-		"\tgithub.com/e2e-tool/e2e/sdk => "+filepath.Join(root, "sdk")+"\n)\n")
+		strings.ReplaceAll(lines, readmePath, root))
 	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +106,7 @@ func TestREADMEGoExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README's Go example failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"--- PASS: TestOnACluster", "agent_1 runs PRETTY_NAME=", "hello-from-the-readme.txt"} {
+	for _, want := range []string{"--- PASS: TestOnACluster", "agent_1 of cluster example-", " runs PRETTY_NAME=", "hello-from-the-readme.txt"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the example's output lacks %q:\n%s", want, out)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // TestOtherStateHome: a cluster made from another E2E_HOME is listed as
-// untracked and can still be destroyed; an id no backend knows exits 2.
+// untracked, with that E2E_HOME (--json) or as "other E2E_HOME" (the
+// table), and can still be destroyed; an id no backend knows exits 2.
 func TestOtherStateHome(t *testing.T) {
 	a := newSandbox(t)
 	a.extra = append(a.extra, "E2E_TEST_BACKEND_DIR="+a.machine)
@@ -25,6 +27,24 @@ func TestOtherStateHome(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil || len(rows) != 1 || rows[0].Status != "untracked" || rows[0].Agents != 1 {
 		t.Fatalf("list from another home = %s (err %v), want elsewhere untracked", r.Stdout, err)
 	}
+	if rows[0].Home != a.home {
+		t.Errorf("list --json gives e2e_home %q for the untracked cluster, want its maker's %s", rows[0].Home, a.home)
+	}
+	r = b.e2e("list", "--backend", "test")
+	expectCode(t, r, 0)
+	if !regexp.MustCompile(`(?m)^elsewhere +test .* untracked \(other E2E_HOME\) `).MatchString(r.Stdout) {
+		t.Errorf("list does not mark elsewhere as another E2E_HOME's:\n%s", r.Stdout)
+	}
+	// A cluster of this E2E_HOME whose record was dropped is untracked
+	// alone.
+	expectCode(t, a.e2e("create", "--backend", "test", "-c", "dropped"), 0)
+	expectCode(t, a.e2e("forget", "-c", "dropped"), 0)
+	r = a.e2e("list", "--backend", "test")
+	expectCode(t, r, 0)
+	if !regexp.MustCompile(`(?m)^dropped +test .* untracked +\d`).MatchString(r.Stdout) || strings.Contains(r.Stdout, "other E2E_HOME") {
+		t.Errorf("list from the maker's home:\n%s\nwant dropped untracked, nothing of another E2E_HOME", r.Stdout)
+	}
+	expectCode(t, a.e2e("destroy", "-c", "dropped"), 0)
 	// A plain e2e list asks the backends of the recorded clusters, and so
 	// shows it beside this home's own cluster, as the README says.
 	expectCode(t, b.e2e("create", "--backend", "test", "-c", "mine"), 0)

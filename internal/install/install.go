@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/sdk"
@@ -95,7 +96,7 @@ func runLogged(ctx context.Context, n Target, logDir, step, shell string, env ma
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s: %s\n", step, shell)
 	tail := &lastlines.Writer{}
-	w := io.MultiWriter(f, tail)
+	w := oneWriter(io.MultiWriter(f, tail))
 	code, err := n.Exec(ctx, shell, env, w, w)
 	if err != nil {
 		return &StepError{Node: n.ID(), Step: step, Err: err, Tail: tail.Last(5), Log: logPath}
@@ -104,6 +105,24 @@ func runLogged(ctx context.Context, n Target, logDir, step, shell string, env ma
 		return &StepError{Node: n.ID(), Step: step, Code: code, Tail: tail.Last(5), Log: logPath}
 	}
 	return nil
+}
+
+// syncWriter serializes the writes of a command's stdout and stderr into
+// one writer, as os/exec does when both are the same: SSH copies the two
+// streams at once, and a bytes.Buffer given as both would lose output (its
+// ReadFrom from stderr resets what stdout wrote meanwhile).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// oneWriter returns w for use as both stdout and stderr of a command.
+func oneWriter(w io.Writer) io.Writer { return &syncWriter{w: w} }
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // parallel runs fn on every node at once and returns the first error in

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +24,35 @@ type fakeNode struct {
 func (f fakeNode) ID() string      { return f.ref }
 func (f fakeNode) Role() sdk.Role  { return f.role }
 func (f fakeNode) Address() string { return f.addr }
-func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, _ io.Writer) (int, error) {
+
+// Exec writes the output as SSH does: stdout and stderr are copied at
+// once, each with io.Copy (which uses a writer's ReadFrom); here stderr's
+// copy is reading, and ends only after stdout's is done.
+func (f fakeNode) Exec(_ context.Context, shell string, _ map[string]string, stdout, stderr io.Writer) (int, error) {
 	code, out := f.exec(shell)
-	_, _ = io.WriteString(stdout, out)
+	reading, stdoutDone := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = io.Copy(stderr, &emptyAfter{reading: reading, done: stdoutDone}) })
+	wg.Go(func() {
+		<-reading
+		_, _ = io.Copy(stdout, strings.NewReader(out))
+		close(stdoutDone)
+	})
+	wg.Wait()
 	return code, nil
+}
+
+// emptyAfter is a stream with nothing in it that ends once done is closed;
+// reading is closed at its first Read.
+type emptyAfter struct {
+	reading, done chan struct{}
+	once          sync.Once
+}
+
+func (r *emptyAfter) Read([]byte) (int, error) {
+	r.once.Do(func() { close(r.reading) })
+	<-r.done
+	return 0, io.EOF
 }
 func (f fakeNode) Upload(context.Context, string, string) error   { return nil }
 func (f fakeNode) Download(context.Context, string, string) error { return nil }
@@ -106,13 +132,27 @@ func TestScriptEnv(t *testing.T) {
 	}
 }
 
+// TestWaitCommandTimesOutNamingTheNode: the timeout names the node and
+// what the last check printed, or says it printed nothing.
 func TestWaitCommandTimesOutNamingTheNode(t *testing.T) {
-	ns := nodes()
-	ns[1] = fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, func(string) (int, string) { return 3, "not yet\nstill starting" }}
-	err := Wait{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}.Command(context.Background(), ns, "check")
-	var te *TimeoutError
-	if !errors.As(err, &te) || te.Node != "agent_0" || !strings.Contains(err.Error(), "exit 3: still starting") {
-		t.Fatalf("err = %v, want a timeout on agent_0 with its last output", err)
+	for _, tc := range []struct {
+		name   string
+		code   int
+		output string
+		want   string
+	}{
+		{"output", 3, "not yet\nstill starting\n", `last result: exited 3; last output line: "still starting"`},
+		{"no output", 1, "", "last result: exited 1 with no output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := nodes()
+			ns[1] = fakeNode{"agent_0", "10.0.0.2", sdk.RoleAgent, func(string) (int, string) { return tc.code, tc.output }}
+			err := Wait{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}.Command(context.Background(), ns, "check")
+			var te *TimeoutError
+			if !errors.As(err, &te) || te.Node != "agent_0" || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a timeout on agent_0 ending %q", err, tc.want)
+			}
+		})
 	}
 }
 

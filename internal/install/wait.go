@@ -161,12 +161,16 @@ func (w Wait) Command(ctx context.Context, nodes []Target, shell string) error {
 // last line of its output.
 func succeeds(ctx context.Context, n Target, shell string) error {
 	var out bytes.Buffer
-	code, err := n.Exec(ctx, shell, nil, &out, &out)
+	w := oneWriter(&out)
+	code, err := n.Exec(ctx, shell, nil, w, w)
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("exit %d: %s", code, lastLine(out.String()))
+		if last := lastLine(out.String()); last != "" {
+			return fmt.Errorf("exited %d; last output line: %q", code, last)
+		}
+		return fmt.Errorf("exited %d with no output", code)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -143,7 +144,9 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	// away from it, so e2e decides how the plugin winds down.
 	cmd := proc.Command(context.Background(), c.Path)
 	level := "warn"
-	if h.logger.IsDebug() || h.logger.IsTrace() {
+	if h.logger.IsTrace() {
+		level = "trace"
+	} else if h.logger.IsDebug() {
 		level = "debug"
 	} else if h.logger.IsInfo() {
 		level = "info"
@@ -167,7 +170,7 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 		StartTimeout:     h.startTimeout,
 		Stderr:           t,
 		SyncStderr:       t,
-		Logger:           quietLogger{h.logger.Named(c.Name)},
+		Logger:           quietLogger{Logger: h.logger.Named(c.Name), plugin: filepath.Base(c.Path)},
 		SkipHostEnv:      true,
 		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: sockDir},
 	}
@@ -363,18 +366,29 @@ func pluginLine(line string) string {
 // Exited reports whether the plugin process has ended.
 func (p *Plugin) Exited() bool { return p.client.Exited() }
 
-// quietLogger keeps go-plugin's own messages (process exited, failed to
-// exit gracefully) at debug level, where -vv shows them: e2e reports what
-// matters in its own words. The plugins' forwarded logs go through Named
-// loggers and keep their levels.
-type quietLogger struct{ hclog.Logger }
+// quietLogger keeps go-plugin's own messages (configuring mTLS, process
+// exited, failed to exit gracefully) at trace level, where only -vvv shows
+// them: e2e reports what matters in its own words, and -vv is for e2e's
+// and the plugins' debug logs. The plugin's forwarded log lines go through
+// the logger go-plugin names after the executable, and keep their levels.
+type quietLogger struct {
+	hclog.Logger
+	plugin string // the executable's base name
+}
 
-func (q quietLogger) Error(msg string, args ...any) { q.Logger.Debug(msg, args...) }
-func (q quietLogger) Warn(msg string, args ...any)  { q.Logger.Debug(msg, args...) }
-func (q quietLogger) Info(msg string, args ...any)  { q.Logger.Debug(msg, args...) }
-func (q quietLogger) Log(level hclog.Level, msg string, args ...any) {
-	if level > hclog.Debug {
-		level = hclog.Debug
+func (q quietLogger) Error(msg string, args ...any) { q.Logger.Trace(msg, args...) }
+func (q quietLogger) Warn(msg string, args ...any)  { q.Logger.Trace(msg, args...) }
+func (q quietLogger) Info(msg string, args ...any)  { q.Logger.Trace(msg, args...) }
+func (q quietLogger) Debug(msg string, args ...any) { q.Logger.Trace(msg, args...) }
+func (q quietLogger) Log(_ hclog.Level, msg string, args ...any) {
+	q.Logger.Log(hclog.Trace, msg, args...)
+}
+
+// Named keeps go-plugin's sub-loggers ("stdio") quiet too, except the one
+// that carries the plugin's own log lines.
+func (q quietLogger) Named(name string) hclog.Logger {
+	if name == q.plugin {
+		return q.Logger.Named(name)
 	}
-	q.Logger.Log(level, msg, args...)
+	return quietLogger{Logger: q.Logger.Named(name), plugin: q.plugin}
 }

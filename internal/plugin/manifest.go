@@ -103,6 +103,29 @@ var ErrNotInstalled = errors.New("not installed")
 // backend plugin.
 var ErrNotPlugin = errors.New("not an e2e backend plugin")
 
+// noSuchFile is a path where there is no file, said as a user reads it.
+type noSuchFile string
+
+func (e noSuchFile) Error() string { return "no such file: " + string(e) }
+
+// Unwrap makes it an fs.ErrNotExist.
+func (e noSuchFile) Unwrap() error { return os.ErrNotExist }
+
+// ErrNameMismatch is wrapped when a plugin's file name names another
+// backend than the plugin reports.
+var ErrNameMismatch = errors.New("named for another backend")
+
+// nameMismatch is a plugin file e2e-backend-NAMED whose plugin reports
+// backend REPORTED.
+type nameMismatch struct{ path, named, reported string }
+
+func (e *nameMismatch) Error() string {
+	return fmt.Sprintf("refusing to install %s: the file is named for backend %q but the plugin in it is backend %q; "+
+		"rename the file to %s%s (or build the plugin to report %q)", e.path, e.named, e.reported, Prefix, e.reported, e.named)
+}
+
+func (e *nameMismatch) Unwrap() error { return ErrNameMismatch }
+
 // notPlugin says why path is not an e2e backend plugin.
 type notPlugin struct{ path, why string }
 
@@ -118,6 +141,9 @@ func (e *notPlugin) Unwrap() error { return ErrNotPlugin }
 // an executable program.
 func looksInstallable(path string) error {
 	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return noSuchFile(path)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,6 +181,9 @@ func (h *Host) Install(ctx context.Context, src string, force bool) (ManifestEnt
 		return ManifestEntry{}, "", err
 	}
 	if err := looksInstallable(abs); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ManifestEntry{}, "", err
+		}
 		return ManifestEntry{}, "", fmt.Errorf("refusing to install %s: %w", src, err)
 	}
 	p, err := h.Launch(ctx, Candidate{Name: filepath.Base(abs), Path: abs, Source: "install"})
@@ -163,6 +192,11 @@ func (h *Host) Install(ctx context.Context, src string, force bool) (ManifestEnt
 	}
 	desc := p.Desc
 	p.Kill()
+	// Discovery goes by file name: a file named for another backend than
+	// the one it reports would be found, and used, under the wrong name.
+	if named := strings.TrimPrefix(filepath.Base(abs), Prefix); named != desc.Name {
+		return ManifestEntry{}, "", &nameMismatch{path: src, named: named, reported: desc.Name}
+	}
 
 	dir := h.dirs.Installed
 	unlock, err := lockDir(dir)

@@ -39,6 +39,7 @@ func (backend) Info() sdk.Info {
 			sdk.DurationOption("cleanup_delay", "pause before a cancelled create removes what it made").WithDefault("300ms"),
 			sdk.IntOption("crash_after_nodes", "exit abruptly after making this many nodes (-1: never)").WithDefault(-1),
 			sdk.BoolOption("panic_in_create", "panic inside Create"),
+			sdk.BoolOption("two_steps", "report \"boot nodes\" after each node is made, interleaved with \"create nodes\" as the steps of nodes made in parallel are"),
 			sdk.StringOption("token", "a secret, to test that secrets are never stored").MarkSecret("E2E_TEST_TOKEN"),
 			sdk.IntOption("pin", "a secret number, to test that a secret's value is never repeated").MarkSecret("E2E_TEST_PIN"),
 			sdk.MapOption("labels", "labels recorded on every node"),
@@ -78,6 +79,9 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 	_, _ = rand.Read(uid)
 	c := &sdk.Cluster{ID: req.ClusterID, UID: hex.EncodeToString(uid), CreatedAt: time.Now().UTC(),
 		Details: map[string]string{"dir": dir, "memory": strconv.Itoa(opts.Int("memory"))}}
+	if home := os.Getenv(sdk.HomeEnv); home != "" {
+		c.Details[sdk.HomeDetail] = home
+	}
 	total := int64(req.Masters + req.Agents + req.PublicAgents)
 	made := 0
 	for _, role := range sdk.Roles() {
@@ -97,6 +101,9 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 			c.Nodes = append(c.Nodes, node)
 			made++
 			r.Progress("create nodes", name, int64(made), total)
+			if opts.Bool("two_steps") {
+				r.Progress("boot nodes", name, int64(made), total)
+			}
 			select {
 			case <-time.After(opts.Duration("create_delay")):
 			case <-ctx.Done():
@@ -145,7 +152,28 @@ func load(dir string) (*sdk.Cluster, error) {
 	return &rec.Cluster, nil
 }
 
-func (backend) Get(_ context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+// pauseDirEnv names a directory: when it is set, Get, Destroy, Clean,
+// Start and Stop leave CALL.paused there and wait until they are
+// cancelled, so that a test can interrupt e2e in the middle of any
+// command.
+const pauseDirEnv = "E2E_TEST_PAUSE_DIR"
+
+func pause(ctx context.Context, call string) error {
+	dir := os.Getenv(pauseDirEnv)
+	if dir == "" {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, call+".paused"), nil, 0o644); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (backend) Get(ctx context.Context, ref sdk.ClusterRef) (*sdk.Cluster, error) {
+	if err := pause(ctx, "get"); err != nil {
+		return nil, err
+	}
 	return load(clusterDir(ref.Options, ref.ClusterID))
 }
 
@@ -167,7 +195,10 @@ func (backend) List(_ context.Context, opts sdk.Options) ([]*sdk.Cluster, error)
 	return out, nil
 }
 
-func (backend) Destroy(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+func (backend) Destroy(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	if err := pause(ctx, "destroy"); err != nil {
+		return err
+	}
 	dir := clusterDir(ref.Options, ref.ClusterID)
 	r.Progress("destroy", dir, 0, 1)
 	return os.RemoveAll(dir)
@@ -176,7 +207,10 @@ func (backend) Destroy(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) er
 // Clean removes stand-in clusters none of keep owns; the directory comes
 // from $E2E_TEST_BACKEND_DIR, as a real backend finds its engine from its
 // environment.
-func (backend) Clean(_ context.Context, keep []sdk.ClusterRef, dryRun bool, r sdk.Reporter) error {
+func (backend) Clean(ctx context.Context, keep []sdk.ClusterRef, dryRun bool, r sdk.Reporter) error {
+	if err := pause(ctx, "clean"); err != nil {
+		return err
+	}
 	dir := os.Getenv("E2E_TEST_BACKEND_DIR")
 	if dir == "" {
 		return errors.New("E2E_TEST_BACKEND_DIR is not set")
@@ -208,11 +242,17 @@ func (backend) Clean(_ context.Context, keep []sdk.ClusterRef, dryRun bool, r sd
 
 // Start and Stop make the backend an sdk.StartStopper: a stopped stand-in
 // node has no SSH port, as a stopped container has none published.
-func (backend) Start(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+func (backend) Start(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	if err := pause(ctx, "start"); err != nil {
+		return err
+	}
 	return setState(ref, sdk.NodeRunning, 22, r)
 }
 
-func (backend) Stop(_ context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+func (backend) Stop(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) error {
+	if err := pause(ctx, "stop"); err != nil {
+		return err
+	}
 	return setState(ref, sdk.NodeStopped, 0, r)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -142,8 +143,30 @@ func TestCluster(t *testing.T) {
 		t.Errorf("workspace: %v", err)
 	}
 	other := newSandbox(t)
-	if out := other.mustE2E("list", "--backend", "docker"); !strings.Contains(out, id) || !strings.Contains(out, "untracked") {
-		t.Errorf("another E2E_HOME does not see cluster %s as untracked:\n%s", id, out)
+	if out := other.mustE2E("list", "--backend", "docker"); !strings.Contains(out, id) || !strings.Contains(out, "untracked (other E2E_HOME)") {
+		t.Errorf("another E2E_HOME does not see cluster %s as another's untracked cluster:\n%s", id, out)
+	}
+	// It says whose: the E2E_HOME whose e2e made the cluster.
+	var rows []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Home   string `json:"e2e_home"`
+	}
+	if err := json.Unmarshal([]byte(other.mustE2E("list", "--backend", "docker", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(s.home, "state") // the sandbox's E2E_HOME
+	found := false
+	for _, r := range rows {
+		if r.ID == id {
+			found = true
+			if r.Status != "untracked" || r.Home != home {
+				t.Errorf("list --json from another E2E_HOME: %+v, want untracked with e2e_home %s", r, home)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("list --json from another E2E_HOME does not show cluster %s: %+v", id, rows)
 	}
 
 	s.mustE2E("destroy", "-c", id)

@@ -127,6 +127,9 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 				"image":     c.Image,
 				"workspace": c.Labels[labelWorkspace],
 			}}
+			if home := c.Labels[labelStateHome]; home != "" {
+				cl.Details[sdk.HomeDetail] = home
+			}
 			// "ssh" or "exec"; none (a container of an older plugin) is SSH.
 			cl.Transport = sdk.Transport(c.Labels[labelTransport])
 			if c.Labels[labelSecurity] == securityCaps {

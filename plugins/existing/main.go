@@ -139,7 +139,8 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 				SSH: sdk.SSHEndpoint{Host: host, Port: port, User: user}})
 		}
 	}
-	r.Infof("recorded %d existing %s", len(c.Nodes), plural(len(c.Nodes), "node"))
+	// The core checks SSH on every node before it records the cluster.
+	r.Infof("found %d %s; checking SSH", len(c.Nodes), plural(len(c.Nodes), "node"))
 	record, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
