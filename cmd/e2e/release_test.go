@@ -248,7 +248,9 @@ func TestDist(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make dist: %v\n%s", err, out)
 	}
-	version := func(file string) string { return strings.TrimSpace(string(readFile(t, filepath.Join(testbin.Root(), file)))) }
+	version := func(file string) string {
+		return strings.TrimSpace(string(readFile(t, filepath.Join(testbin.Root(), file))))
+	}
 	platform := "_" + runtime.GOOS + "_" + runtime.GOARCH + ".tar.gz"
 	dirs := map[string]string{dist: "e2e_" + version("VERSION") + platform}
 	v := version("plugins/existing/VERSION")

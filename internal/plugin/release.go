@@ -131,7 +131,7 @@ type source struct {
 	sums    string // the SHA256SUMS path or URL for the archive
 	file    string // the archive's file name, as SHA256SUMS lists it
 	label   archiveLabel
-	labeled bool // the archive's name is an ArchiveName
+	labeled bool   // the archive's name is an ArchiveName
 	at      bool   // given as NAME@VERSION
 	mirror  string // where NAME@VERSION was looked up, for messages
 }
