@@ -173,6 +173,8 @@ func TestInstallFromRelease(t *testing.T) {
 			[]string{"refusing to install e2e-backend-test.tar.gz", filepath.Join(other, "unlisted", "SHA256SUMS") + " does not list it"}, "1.0.0-test"},
 		{"no SHA256SUMS", []string{"--force", noSums}, nil, 2,
 			[]string{"no checksum list for e2e-backend-test.tar.gz", "--checksums FILE|URL"}, "1.0.0-test"},
+		{"a missing archive", []string{"--force", filepath.Join(other, "e2e-backend-test.tar.gz")}, nil, 2,
+			[]string{"no such file: " + filepath.Join(other, "e2e-backend-test.tar.gz")}, "1.0.0-test"},
 		{"plain http elsewhere", []string{"--force", "http://192.0.2.1/e2e-backend-test.tar.gz"}, nil, 2,
 			[]string{"plain http is accepted only from this machine", "use https"}, "1.0.0-test"},
 		{"NAME@VERSION without a mirror", []string{"test@2.0.0-test"}, nil, 2,

@@ -21,6 +21,12 @@ import (
 // executable is named for, the executable's sha256 and the archive's.
 // Nothing is written to dst unless the archive's checksum matched.
 func stageRelease(ctx context.Context, s source, dst io.Writer) (name, sum, archiveSum string, err error) {
+	if !isURL(s.archive) && !s.at {
+		// Say that the archive is missing rather than its checksum list.
+		if _, err := os.Stat(s.archive); errors.Is(err, os.ErrNotExist) {
+			return "", "", "", noSuchFile(s.archive)
+		}
+	}
 	want, err := checksumFor(ctx, s.sums, s.file)
 	if errors.Is(err, errNoChecksums) && s.at {
 		return "", "", "", refuse(ErrBadArchive, "the mirror %s has no %s %s for %s/%s (no %s): see the versions it holds",

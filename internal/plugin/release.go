@@ -286,7 +286,7 @@ func fetch(ctx context.Context, loc string, w io.Writer, limit int64) (string, e
 		if err != nil {
 			return "", err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient().Do(req)
 		if err != nil {
 			var ue *url.Error
 			if errors.As(err, &ue) {
@@ -322,6 +322,20 @@ func fetch(ctx context.Context, loc string, w io.Writer, limit int64) (string, e
 		return "", refuse(ErrBadArchive, "refusing %s: it is larger than %d MiB", displayLoc(loc), limit>>20)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// httpClient is like http.DefaultClient (proxies from the environment),
+// but follows a redirect only to where checkURL lets a download go.
+func httpClient() *http.Client {
+	return &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.URL.Scheme != "https" && !loopback(req.URL.Hostname()) {
+			return fmt.Errorf("refusing a redirect to %s: plain http is accepted only from this machine", redact(req.URL))
+		}
+		return nil
+	}}
 }
 
 // readerCtx stops reading once ctx is done (a Ctrl-C during a download of
