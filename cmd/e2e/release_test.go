@@ -245,6 +245,7 @@ func TestDist(t *testing.T) {
 	_, err = exec.LookPath("sha256sum")
 	testbin.Require(t, "sha256sum (apt-get install coreutils)", err)
 	dist := t.TempDir()
+	commit := strings.TrimSpace(mustOutput(t, "git", "-C", testbin.Root(), "rev-parse", "--short", "HEAD"))
 	cmd := exec.Command("make", "dist", "DISTDIR="+dist, "DIST_PLATFORMS="+runtime.GOOS+"/"+runtime.GOARCH, "PLUGINS=existing")
 	cmd.Dir = testbin.Root()
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -278,7 +279,6 @@ func TestDist(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil {
 		t.Fatal(err)
 	}
-	commit := strings.TrimSpace(mustOutput(t, "git", "-C", testbin.Root(), "rev-parse", "--short", "HEAD"))
 	if info.Version != v || info.Commit != commit || info.Source != "installed" {
 		t.Errorf("installed from make dist: %+v, want version %s, commit %s, installed", info, v, commit)
 	}
