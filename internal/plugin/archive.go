@@ -17,10 +17,10 @@ import (
 
 // stageRelease gets the release archive of s, checks it against its
 // SHA256SUMS before reading a byte of its content, and writes the one
-// plugin executable it holds to dst. It returns the backend name the
+// plugin executable it holds to the file create makes, which it calls only
+// once the archive's checksum matched. It returns the backend name the
 // executable is named for, the executable's sha256 and the archive's.
-// Nothing is written to dst unless the archive's checksum matched.
-func stageRelease(ctx context.Context, s source, dst io.Writer) (name, sum, archiveSum string, err error) {
+func stageRelease(ctx context.Context, s source, create func() (io.Writer, error)) (name, sum, archiveSum string, err error) {
 	if !isURL(s.archive) && !s.at {
 		// Say that the archive is missing rather than its checksum list.
 		if _, err := os.Stat(s.archive); errors.Is(err, os.ErrNotExist) {
@@ -63,6 +63,10 @@ func stageRelease(ctx context.Context, s source, dst io.Writer) (name, sum, arch
 		return "", "", "", err
 	}
 	defer f.Close()
+	dst, err := create()
+	if err != nil {
+		return "", "", "", err
+	}
 	// The archive is read again to unpack it: hash it again on the way,
 	// so a file changed since it was checked is caught.
 	again := sha256.New()
@@ -140,10 +144,11 @@ func unpackPlugin(r io.Reader, dst io.Writer, display string) (name, sum string,
 	return name, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// stageExecutable copies the plugin executable at abs to dst and returns
+// stageExecutable copies the plugin executable at abs to the file create
+// makes and returns
 // the backend name its file is named for and its sha256. It refuses, without
 // running it, a file that cannot be a plugin (see looksInstallable).
-func stageExecutable(abs, display string, dst io.Writer) (name, sum string, err error) {
+func stageExecutable(abs, display string, create func() (io.Writer, error)) (name, sum string, err error) {
 	if err := looksInstallable(abs); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", "", err
@@ -155,6 +160,10 @@ func stageExecutable(abs, display string, dst io.Writer) (name, sum string, err 
 		return "", "", err
 	}
 	defer f.Close()
+	dst, err := create()
+	if err != nil {
+		return "", "", err
+	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(dst, h), f); err != nil {
 		return "", "", fmt.Errorf("copying %s: %w", display, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,20 +43,29 @@ func (h *Host) Install(ctx context.Context, src string, opts InstallOptions) (Ma
 			return ManifestEntry{}, "", err
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return ManifestEntry{}, "", fmt.Errorf("creating the plugin directory: %w", err)
+	// The staged file is made only once what goes into it has passed the
+	// checks that need no running.
+	var tmp *os.File
+	create := func() (io.Writer, error) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating the plugin directory: %w", err)
+		}
+		sweepStaged(dir)
+		f, err := os.CreateTemp(dir, stagedPrefix+"*")
+		tmp = f
+		return f, err
 	}
-	tmp, err := os.CreateTemp(dir, ".install-*")
-	if err != nil {
-		return ManifestEntry{}, "", err
-	}
-	staged := tmp.Name()
-	defer os.Remove(staged)
+	defer func() {
+		if tmp != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
 	var name, sum, archiveSum string
 	if s.exec != "" {
-		name, sum, err = stageExecutable(s.exec, s.display, tmp)
+		name, sum, err = stageExecutable(s.exec, s.display, create)
 	} else {
-		name, sum, archiveSum, err = stageRelease(ctx, s, tmp)
+		name, sum, archiveSum, err = stageRelease(ctx, s, create)
 	}
 	if err == nil {
 		err = tmp.Chmod(0o755)
@@ -63,12 +73,13 @@ func (h *Host) Install(ctx context.Context, src string, opts InstallOptions) (Ma
 	if err == nil {
 		err = tmp.Sync()
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = tmp.Close()
 	}
 	if err != nil {
 		return ManifestEntry{}, "", err
 	}
+	staged := tmp.Name()
 
 	desc, err := h.handshake(ctx, staged, name, sum, s.display)
 	if err != nil {
@@ -111,6 +122,34 @@ func (h *Host) Install(ctx context.Context, src string, opts InstallOptions) (Ma
 		return ManifestEntry{}, "", err
 	}
 	return entry, name, nil
+}
+
+// stagedPrefix starts the name of a plugin being installed; no plugin is
+// named so (discovery looks for Prefix).
+const stagedPrefix = ".install-"
+
+// staleAfter is the age after which a staged file is left over from an
+// install that was killed: an install writes its file and starts it within
+// minutes.
+const staleAfter = 24 * time.Hour
+
+// sweepStaged removes the staged files of installs that were killed
+// (kill -9) before they could remove them; only names Install makes, in
+// the plugin directory e2e owns, and only old ones, so a concurrent install
+// keeps its own.
+func sweepStaged(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), stagedPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func alreadyInstalled(name string, old ManifestEntry) error {
