@@ -13,7 +13,7 @@ import (
 type PluginCmd struct {
 	List    PluginListCmd    `cmd:"" help:"List every plugin found, in discovery order, and which one is used."`
 	Info    PluginInfoCmd    `cmd:"" help:"Show a backend's capabilities and options."`
-	Install PluginInstallCmd `cmd:"" help:"Install a plugin executable for this user (checked, then pinned by sha256)."`
+	Install PluginInstallCmd `cmd:"" help:"Install a plugin for this user from its executable, a release archive or NAME@VERSION (checked, then pinned by sha256)."`
 	Remove  PluginRemoveCmd  `cmd:"" help:"Remove an installed plugin."`
 }
 
