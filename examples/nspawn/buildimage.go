@@ -14,16 +14,18 @@ import (
 )
 
 // imagePackages are installed in the image beside the minimal base.
-var imagePackages = []string{
-	"systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "curl", "ca-certificates", "iproute2", "procps",
+func imagePackages() []string {
+	return []string{"systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "curl", "ca-certificates", "iproute2", "procps"}
 }
 
 // imageMasked are units that have nothing to do in a machine sharing the
 // host's devices and kernel.
-var imageMasked = []string{
-	"systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
-	"systemd-udev-trigger.service", "systemd-udev-settle.service", "getty@tty1.service",
-	"systemd-remount-fs.service", "apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer",
+func imageMasked() []string {
+	return []string{
+		"systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
+		"systemd-udev-trigger.service", "systemd-udev-settle.service", "getty@tty1.service",
+		"systemd-remount-fs.service", "apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer",
+	}
 }
 
 // runBuildImage is `e2e-backend-nspawn build-image DIR [SUITE [MIRROR]]`.
@@ -76,9 +78,9 @@ func runBuildImage(ctx context.Context, args []string) int {
 func buildImage(ctx context.Context, dir, suite, mirror string) error {
 	fmt.Fprintf(os.Stderr, "debootstrap %s from %s into %s (a few minutes)\n", suite, mirror, dir)
 	steps := [][]string{
-		{"debootstrap", "--variant=minbase", "--include=" + strings.Join(imagePackages, ","), suite, dir, mirror},
+		{"debootstrap", "--variant=minbase", "--include=" + strings.Join(imagePackages(), ","), suite, dir, mirror},
 		{"chroot", dir, "systemctl", "enable", "ssh.service"},
-		append([]string{"chroot", dir, "systemctl", "mask"}, imageMasked...),
+		append([]string{"chroot", dir, "systemctl", "mask"}, imageMasked()...),
 		{"chroot", dir, "apt-get", "clean"},
 	}
 	for _, s := range steps {
