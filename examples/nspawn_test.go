@@ -109,6 +109,39 @@ func TestNspawnBackend(t *testing.T) {
 			t.Errorf("e2e list after destroy:\n%s", out)
 		}
 		checkNothingLeft(t, dir)
+
+		// Ctrl-C once a machine has started: e2e exits 130 and the backend
+		// stops the machines and removes what it made.
+		id = "nspawn-int-" + randomHex(t)
+		cmd := exec.Command(e2e, "create", "--backend", "nspawn", "-c", id, "--masters", "2", "--agents", "0",
+			"--public-agents", "0", "-o", "image="+image, "-o", "dir="+dir)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		pidFile := filepath.Join(dir, "clusters", id, "master-0", "pid")
+		deadline := time.Now().Add(time.Minute)
+		for _, err := os.Stat(pidFile); err != nil; _, err = os.Stat(pidFile) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no machine started within a minute; e2e said:\n%s", stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Errorf("e2e create interrupted: %v, want exit code 130\n%s", err, stderr.String())
+		}
+		if out := mustRun("list"); strings.TrimSpace(out) != "no clusters" {
+			t.Errorf("e2e list after an interrupted create:\n%s", out)
+		}
+		checkNothingLeft(t, dir)
 	})
 }
 
