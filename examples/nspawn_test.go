@@ -105,8 +105,8 @@ func TestNspawnBackend(t *testing.T) {
 		}
 
 		mustRun("destroy", "-c", id)
-		if out := mustRun("list"); strings.TrimSpace(out) != "no clusters" {
-			t.Errorf("e2e list after destroy:\n%s", out)
+		if r := e2eRun("list"); r.Code != 0 || r.Stdout != "" || !strings.Contains(r.Stderr, "no clusters") {
+			t.Errorf("e2e list after destroy: exit code %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
 		}
 		checkNothingLeft(t, dir)
 
@@ -138,8 +138,8 @@ func TestNspawnBackend(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 			t.Errorf("e2e create interrupted: %v, want exit code 130\n%s", err, stderr.String())
 		}
-		if out := mustRun("list"); strings.TrimSpace(out) != "no clusters" {
-			t.Errorf("e2e list after an interrupted create:\n%s", out)
+		if r := e2eRun("list"); r.Code != 0 || r.Stdout != "" || !strings.Contains(r.Stderr, "no clusters") {
+			t.Errorf("e2e list after an interrupted create: exit code %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
 		}
 		checkNothingLeft(t, dir)
 	})
