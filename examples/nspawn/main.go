@@ -47,6 +47,8 @@ func defaultDir() string {
 // knows of a cluster is on disk under the dir option.
 type backend struct{}
 
+// Info names the backend, declares its options and says its nodes run sshd
+// and can install from a path or a URL.
 func (backend) Info() sdk.Info {
 	return sdk.Info{
 		Name: "nspawn", Version: version, Commit: commit,
