@@ -67,6 +67,24 @@ func TestNspawnBackend(t *testing.T) {
 		if out := mustRun("plugin", "install", plugin); strings.TrimSpace(out) != "nspawn" {
 			t.Fatalf("plugin install printed %q, want the backend's name", out)
 		}
+		// Bad input: one error line naming what to fix, exit 2, nothing made.
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"-o", "image=" + filepath.Join(work, "no-such-image")}, `option "image"`},
+			{[]string{"-o", "image=" + image, "-o", "subnet=10.0.0.0/16"}, `option "subnet"`},
+			{[]string{"-o", "image=" + image, "--ssh-user", "no-such-user"}, `no user "no-such-user"`},
+		} {
+			args := append([]string{"create", "--backend", "nspawn", "-c", "bad-input", "-o", "dir=" + dir}, tc.args...)
+			r := e2eRun(args...)
+			lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+			if r.Code != 2 || !strings.Contains(lines[len(lines)-1], tc.want) {
+				t.Errorf("e2e %s: exit code %d, want 2 and an error naming %s\nstderr: %s", strings.Join(args, " "), r.Code, tc.want, r.Stderr)
+			}
+			checkNothingLeft(t, dir)
+		}
+
 		id := "nspawn-" + randomHex(t)
 		t.Cleanup(func() { e2eRun("destroy", "-c", id) })
 		mustRun("create", "--backend", "nspawn", "-c", id, "--masters", "1", "--agents", "1", "--public-agents", "0",

@@ -32,15 +32,20 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 		return nil, errors.New("the nspawn backend needs root (systemd-nspawn and overlay mounts): run e2e as root")
 	}
 	if strings.ContainsAny(req.Options.String(optImage), ",:") {
-		return nil, fmt.Errorf("option %s: %q contains ',' or ':', which an overlay mount cannot take: move the image", optImage, req.Options.String(optImage))
+		return nil, fmt.Errorf("option %q: %q contains ',' or ':', which an overlay mount cannot take: move the image", optImage, req.Options.String(optImage))
 	}
 	subnet, err := parseSubnet(req.Options.String(optSubnet))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("option %q: %w", optSubnet, err)
 	}
 	user := req.SSHUser
 	if user == "" {
 		user = "root"
+	}
+	// A login user the image lacks is bad input (--ssh-user): refused
+	// before anything is made.
+	if _, _, _, err := imageUser(req.Options.String(optImage), user); err != nil {
+		return nil, &sdk.DiagnosticsError{Diagnostics: []sdk.Diagnostic{{Severity: sdk.SeverityError, Summary: err.Error()}}}
 	}
 	uid := make([]byte, 8)
 	_, _ = rand.Read(uid) // never fails (crypto/rand)
@@ -61,14 +66,14 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 		return nil, errors.New("a cluster needs at least one node")
 	}
 	if err := os.MkdirAll(clustersDir(req.Options.String(optDir)), 0o755); err != nil {
-		return nil, fmt.Errorf("option %s: %w", optDir, err)
+		return nil, fmt.Errorf("option %q: %w", optDir, err)
 	}
 	// Mkdir, not MkdirAll: of two creates of one id, only one gets here.
 	if err := os.Mkdir(rec.dir, 0o755); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("cluster %q already exists in %s: destroy it first", req.ClusterID, rec.dir)
 		}
-		return nil, fmt.Errorf("option %s: %w", optDir, err)
+		return nil, fmt.Errorf("option %q: %w", optDir, err)
 	}
 	if err := writeRecord(rec); err != nil {
 		_ = os.Remove(rec.dir)

@@ -82,19 +82,19 @@ func (backend) Info() sdk.Info {
 func (backend) Validate(_ context.Context, opts sdk.Options) []sdk.Diagnostic {
 	var diags []sdk.Diagnostic
 	if err := checkImage(opts.String(optImage)); err != nil {
-		diags = append(diags, sdk.Errorf(optImage, "%v", err))
+		diags = append(diags, sdk.Errorf(optImage, "option %q: %v", optImage, err))
 	}
 	if !filepath.IsAbs(opts.String(optDir)) {
-		diags = append(diags, sdk.Errorf(optDir, "%q is not an absolute path", opts.String(optDir)))
+		diags = append(diags, sdk.Errorf(optDir, "option %q: %q is not an absolute path", optDir, opts.String(optDir)))
 	}
 	if _, err := parseSubnet(opts.String(optSubnet)); err != nil {
-		diags = append(diags, sdk.Errorf(optSubnet, "%v", err))
+		diags = append(diags, sdk.Errorf(optSubnet, "option %q: %v", optSubnet, err))
 	}
 	if p := opts.Int(optSSHPort); p < 1 || p > 65535 {
-		diags = append(diags, sdk.Errorf(optSSHPort, "%d is not a port from 1 to 65535", p))
+		diags = append(diags, sdk.Errorf(optSSHPort, "option %q: %d is not a port from 1 to 65535", optSSHPort, p))
 	}
 	if opts.Duration(optBootTimeout) <= 0 {
-		diags = append(diags, sdk.Errorf(optBootTimeout, "must be more than 0"))
+		diags = append(diags, sdk.Errorf(optBootTimeout, "option %q: must be more than 0", optBootTimeout))
 	}
 	return diags
 }
