@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,14 +141,7 @@ func TestNspawnBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		pidFile := filepath.Join(dir, "clusters", id, "master-0", "pid")
-		deadline := time.Now().Add(time.Minute)
-		for _, err := os.Stat(pidFile); err != nil; _, err = os.Stat(pidFile) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no machine started within a minute; e2e said:\n%s", stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitFile(t, filepath.Join(dir, "clusters", id, "master-0", "pid"))
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +154,45 @@ func TestNspawnBackend(t *testing.T) {
 			t.Errorf("e2e list after an interrupted create: exit code %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
 		}
 		checkNothingLeft(t, dir)
+
+		// kill -9 of e2e and the plugin once a machine has started: the
+		// machines outlive them, and e2e clean removes them (the backend
+		// looks under the dir of $E2E_NSPAWN_DIR).
+		env = append(env, "E2E_NSPAWN_DIR="+dir)
+		id = "nspawn-kill-" + randomHex(t)
+		cmd = exec.Command(e2e, "create", "--backend", "nspawn", "-c", id, "--masters", "1", "--agents", "0",
+			"--public-agents", "0", "-o", "image="+image)
+		cmd.Env = env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		waitFile(t, filepath.Join(dir, "clusters", id, "master-0", "pid"))
+		for _, pid := range testbin.Processes(filepath.Join(data, "e2e", "plugins", "e2e-backend-nspawn")) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if _, err := os.Stat(filepath.Join(dir, "clusters", id)); err != nil {
+			t.Fatalf("after kill -9 the cluster's directory should be left for e2e clean: %v", err)
+		}
+		if r := e2eRun("clean"); r.Code != 0 || !strings.Contains(r.Stderr+r.Stdout, id) {
+			t.Errorf("e2e clean: exit code %d, want 0 and the leftover %s named\nstdout: %s\nstderr: %s", r.Code, id, r.Stdout, r.Stderr)
+		}
+		checkNothingLeft(t, dir)
 	})
+}
+
+// waitFile waits up to a minute for path to exist.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, err := os.Stat(path); err != nil; _, err = os.Stat(path) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within a minute", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // buildExample builds the main package of examples/NAME from its own module
