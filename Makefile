@@ -4,7 +4,7 @@ BINDIR    ?= bin
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION)
 PLUGINS   := docker aws existing
-MODULES   := . sdk
+MODULES   := . sdk examples/nspawn
 # Go code generated from shared/proto (inside the SDK module).
 PROTO_GO  := sdk/internal/backendv1
 TOOLS     := $(CURDIR)/.tools/bin
@@ -50,6 +50,7 @@ demo: deps build
 test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	cd sdk && $(GO) test -count=1 ./...
+	cd examples/nspawn && $(GO) test -count=1 ./...
 
 tools:
 	@mkdir -p $(TOOLS)
