@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,9 +79,10 @@ func containers(t *testing.T, id string) []string {
 	return strings.Fields(string(out))
 }
 
-// reapers returns the reaper processes this test binary started (copies
-// of itself, its children), zombies left out.
-func reapers(t *testing.T) []int {
+// reapersOf returns the running reaper processes of cluster id that this
+// test binary started: copies of itself whose environment carries the
+// reaper's configuration naming the cluster.
+func reapersOf(t *testing.T, id string) []int {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -88,8 +90,14 @@ func reapers(t *testing.T) []int {
 	}
 	var out []int
 	for _, pid := range testbin.Processes(exe) {
-		if st, err := proc.Stat(pid); err == nil && st.PPID == os.Getpid() && !st.Ended() {
-			out = append(out, pid)
+		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if err != nil || testbin.Gone(pid, 0) {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if strings.HasPrefix(kv, "E2E_TEST_REAPER=") && strings.Contains(kv, `"id":"`+id+`"`) {
+				out = append(out, pid)
+			}
 		}
 	}
 	return out
@@ -112,7 +120,7 @@ func TestNew(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "e2e-"+c.ID+"-master-0" {
 			t.Errorf("hostname on master_0: %q, %v", out, err)
 		}
-		if reaperPID = reapers(t); len(reaperPID) != 1 {
+		if reaperPID = reapersOf(t, c.ID); len(reaperPID) != 1 {
 			t.Errorf("reaper processes: %v, want one", reaperPID)
 		}
 	})

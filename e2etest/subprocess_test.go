@@ -128,7 +128,7 @@ func TestFailedTestLeavesLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(journal), "helper: "+h.marker) || !strings.Contains(string(journal), "systemd") {
+	if !strings.Contains(string(journal), h.marker) || !strings.Contains(string(journal), "systemd") {
 		t.Errorf("the journal (%d bytes) lacks the line the test logged (%s)", len(journal), h.marker)
 	}
 	var desc cluster.Cluster
