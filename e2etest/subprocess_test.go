@@ -129,7 +129,7 @@ func TestFailedTestLeavesLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(journal), h.marker) || !strings.Contains(string(journal), "systemd") {
-		t.Errorf("the journal (%d bytes) lacks the line the test logged (%s)", len(journal), h.marker)
+		t.Errorf("the journal (%d bytes) lacks the line the test logged (%s); it ends:\n%s", len(journal), h.marker, journal[max(0, len(journal)-1000):])
 	}
 	var desc cluster.Cluster
 	if b, err := os.ReadFile(filepath.Join(bundle, "cluster.json")); err != nil || json.Unmarshal(b, &desc) != nil || desc.ID != id || len(desc.Nodes) != 1 {
