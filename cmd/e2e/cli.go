@@ -44,6 +44,7 @@ type CLI struct {
 	Install InstallCmd `cmd:"" help:"Install DC/OS (advanced installer) or run an install script on every node."`
 	Upgrade UpgradeCmd `cmd:"" help:"Upgrade DC/OS with a new installer (masters one at a time, then agents)."`
 	Wait    WaitCmd    `cmd:"" help:"Wait until DC/OS is up, or until a command succeeds on every node."`
+	Reap    ReapCmd    `cmd:"" hidden:"" help:"Destroy clusters once a process has ended (started by create --reap-with-pid)."`
 }
 
 // VersionCmd prints the version.
@@ -98,6 +99,7 @@ type CreateCmd struct {
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+	ReapWithPID  int  `name:"reap-with-pid" placeholder:"PID" help:"Destroy the cluster once process PID has ended, however it ends (kill -9 too): a reaper process watches it, and exits when the cluster is destroyed otherwise."`
 }
 
 // parseOptions turns -o NAME=VALUE flags into option values: repeated names
@@ -212,6 +214,10 @@ func (c *CreateCmd) Run(e *env) error {
 			return err
 		}
 	}
+	watch, err := c.reapTarget()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	id := spec.ID
 	if id == "" {
@@ -247,6 +253,11 @@ func (c *CreateCmd) Run(e *env) error {
 		e.say("recorded cluster %s (%d existing %s, backend %s) in %s", cl.ID, len(cl.Nodes), plural(len(cl.Nodes), "node"), cl.Backend, took)
 	} else {
 		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
+	}
+	if c.ReapWithPID != 0 {
+		if err := startReaper(e, spec, watch, cl); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintln(e.stdout, cl.ID)
 	if c.dcosFlags.given() {

@@ -43,6 +43,7 @@ const (
 	optPortMap           = "one_master_host_port_map"
 	optMemory            = "memory"
 	optTransport         = "transport"
+	optTTL               = "ttl"
 )
 
 // mountOptions and labelOptions map each role to its option.
@@ -77,6 +78,7 @@ func (backend) Info() sdk.Info {
 			sdk.StringOption(optPortMap, "ports of master_0 published on the host, [IP:]HOST:CONTAINER[/tcp|/udp], comma-separated (default IP 127.0.0.1)"),
 			sdk.IntOption(optMemory, "memory limit per node in MiB (0: no limit)").WithDefault(0),
 			sdk.StringOption(optTransport, "how the core reaches nodes: ssh, or exec (docker exec through the plugin)").WithDefault("ssh"),
+			sdk.DurationOption(optTTL, "lifespan of the cluster, such as 2h: its expiry is recorded in its labels, e2e list shows it, and e2e destroy --expired removes the cluster once it has passed (default: none)"),
 		},
 	}
 }

@@ -35,8 +35,11 @@ type plan struct {
 	sshUser   string
 	pubKey    string
 	created   time.Time
-	nodes     []nodePlan
-	opts      sdk.Options
+	// expires is when the cluster's lifespan ends (created + ttl); zero
+	// without a ttl.
+	expires time.Time
+	nodes   []nodePlan
+	opts    sdk.Options
 	// user is the SSH user's home and ids, read once from the first node
 	// made and shared by all.
 	user userLookup
@@ -71,6 +74,9 @@ func (p *plan) commonLabels() map[string]string {
 	labels[labelClusterID] = p.id
 	labels[labelUID] = p.uid
 	labels[labelWorkspace] = p.workspace
+	if !p.expires.IsZero() {
+		labels[labelExpires] = p.expires.Format(time.RFC3339Nano)
+	}
 	return labels
 }
 
@@ -95,6 +101,12 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 		p.sshUser = "root"
 	}
 	var diags []sdk.Diagnostic
+	switch ttl := opts.Duration(optTTL); {
+	case ttl < 0:
+		diags = append(diags, ttlDiag(ttl))
+	case ttl > 0:
+		p.expires = p.created.Add(ttl)
+	}
 	root := opts.String(optWorkspaceDir)
 	if root == "" {
 		root = os.TempDir()

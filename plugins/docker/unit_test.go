@@ -74,13 +74,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", map[string]any{}, ""},
 		{"good", map[string]any{"transport": "exec", "master_mounts": []string{dir + ":/mnt:ro"},
-			"one_master_host_port_map": "8080:80", "memory": 512, "workspace_dir": dir, "labels": map[string]string{"a": "b"}}, ""},
+			"one_master_host_port_map": "8080:80", "memory": 512, "workspace_dir": dir, "labels": map[string]string{"a": "b"}, "ttl": "2h"}, ""},
 		{"transport", map[string]any{"transport": "telnet"}, "transport"},
 		{"missing mount source", map[string]any{"agent_mounts": []string{filepath.Join(dir, "nope") + ":/x"}}, "agent_mounts"},
 		{"port map", map[string]any{"one_master_host_port_map": "80"}, "one_master_host_port_map"},
 		{"memory", map[string]any{"memory": 8}, "memory"},
 		{"reserved label", map[string]any{"public_agent_labels": map[string]string{"e2e.role": "x"}}, "public_agent_labels"},
 		{"workspace", map[string]any{"workspace_dir": filepath.Join(dir, "nope")}, "workspace_dir"},
+		{"negative ttl", map[string]any{"ttl": "-5m"}, "ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			diags := backend{}.Validate(context.Background(), parseOptions(t, tc.opts))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/e2e-tool/e2e/sdk"
@@ -118,6 +119,9 @@ func (backend) Validate(ctx context.Context, opts sdk.Options) []sdk.Diagnostic 
 			}
 		}
 	}
+	if ttl := opts.Duration(optTTL); ttl < 0 {
+		diags = append(diags, ttlDiag(ttl))
+	}
 	if ws := opts.String(optWorkspaceDir); ws != "" {
 		if st, err := os.Stat(ws); err != nil || !st.IsDir() {
 			diags = append(diags, sdk.Errorf(optWorkspaceDir, "option %q: %s is not an existing directory", optWorkspaceDir, ws))
@@ -158,6 +162,11 @@ func engineDiags(ctx context.Context, opts sdk.Options) []sdk.Diagnostic {
 		}
 	}
 	return diags
+}
+
+// ttlDiag refuses a negative lifespan.
+func ttlDiag(ttl time.Duration) sdk.Diagnostic {
+	return sdk.Errorf(optTTL, "option %q: %s is not a lifespan: give a positive duration such as 2h or 30m (or none, for no lifespan)", optTTL, ttl)
 }
 
 // minMemoryMiB is the smallest memory limit a node boots with.
