@@ -103,6 +103,8 @@ type CreateCmd struct {
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+
+	// LogsOnFailure is a directory for the logs bundle of a failed run.
 	LogsOnFailure string `name:"logs-on-failure" placeholder:"DIR" help:"When creating or installing fails once the machines exist, write a logs bundle (as e2e logs) into DIR (new or empty) first."`
 }
 
