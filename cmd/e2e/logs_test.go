@@ -214,17 +214,24 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 	t.Run("ssh-config with OpenSSH", func(t *testing.T) {
 		_, err := exec.LookPath("ssh")
 		testbin.Require(t, "the OpenSSH client (apt-get install openssh-client)", err)
+		r := s.e2e("ssh-config", "-c", id)
+		expectCode(t, r, 0)
+		cfg := filepath.Join(t.TempDir(), "ssh_config")
+		writeFile(t, cfg, r.Stdout)
+		local := filepath.Join(t.TempDir(), "note.txt")
+		writeFile(t, local, "sent with scp\n")
 		line := built.e2e + " --plugin-dir " + built.pluginDir + " ssh-config -c " + id
-		for _, tc := range []struct{ args, want string }{
-			{"agent_0 true", ""},
-			{"agent_0 hostname", "e2e-" + id + "-agent-0"},
-			{"master_0 cat /etc/hostname", "e2e-" + id + "-master-0"},
+		for _, tc := range []struct{ name, shell, want string }{
+			{"ssh -F FILE", `ssh -F "$CFG" agent_0 true`, ""},
+			{"ssh -F FILE, a command", `ssh -F "$CFG" agent_0 hostname`, "e2e-" + id + "-agent-0"},
+			{"the config on stdin", line + ` | ssh -F /dev/stdin master_0 cat /etc/hostname`, "e2e-" + id + "-master-0"},
+			{"scp", `scp -q -F "$CFG" "$LOCAL" agent_0:/tmp/note.txt && ssh -F "$CFG" agent_0 cat /tmp/note.txt`, "sent with scp"},
 		} {
-			cmd := exec.Command("bash", "-c", "ssh -F <("+line+") "+tc.args)
-			cmd.Env = s.env()
+			cmd := exec.Command("bash", "-c", tc.shell)
+			cmd.Env = append(s.env(), "CFG="+cfg, "LOCAL="+local)
 			out, err := cmd.CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != tc.want {
-				t.Errorf("ssh -F <(e2e ssh-config) %s: %v, %q; want %q", tc.args, err, out, tc.want)
+				t.Errorf("%s (%s): %v, %q; want %q", tc.name, tc.shell, err, out, tc.want)
 			}
 		}
 	})

@@ -42,8 +42,10 @@ func (backend) NodeLogs(ctx context.Context, ref sdk.ClusterRef, node string, fi
 	if err != nil {
 		return err
 	}
+	// As `docker inspect` prints it: a list of one.
+	raw = append(append([]byte("["), raw...), ']')
 	var indented bytes.Buffer
-	if json.Indent(&indented, raw, "", "  ") == nil {
+	if json.Indent(&indented, raw, "", "    ") == nil {
 		raw = append(indented.Bytes(), '\n')
 	}
 	if _, err := w.Write(raw); err != nil {
