@@ -321,3 +321,36 @@ func TestDesktopOpener(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateLogsOnFailureOnDocker: when the machines were made but the
+// cluster is unusable (here no SSH gets through: the proxy command fails),
+// create writes the bundle, with the backend's view of each node, before
+// it removes them.
+func TestCreateLogsOnFailureOnDocker(t *testing.T) {
+	dockerReady(t)
+	s := newSandbox(t)
+	id := "convfail-" + randomSuffix(t)
+	out := filepath.Join(t.TempDir(), "evidence")
+	t.Cleanup(func() {
+		_ = exec.Command("sh", "-c", "docker rm -f -v $(docker ps -aq --filter label=e2e.cluster-id="+id+") 2>/dev/null; docker network rm e2e-"+id+" 2>/dev/null").Run()
+	})
+	r := s.e2e("create", "--backend", "docker", "-c", id, "--masters", "1", "--agents", "0", "--public-agents", "0",
+		"--ssh-proxy-command", "echo no way through >&2; exit 3", "--ssh-timeout", "1s", "--logs-on-failure", out)
+	expectCode(t, r, 1)
+	oneErrorLine(t, r, "checking SSH", "(logs: "+out+")")
+	b, err := os.ReadFile(filepath.Join(out, "master_0", "backend", "inspect.json"))
+	if err != nil || !strings.Contains(string(b), `"/e2e-`+id+`-master-0"`) {
+		t.Errorf("master_0/backend/inspect.json: %v\n%.300s", err, b)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "errors.txt")); err != nil || !strings.Contains(string(b), "master_0: journal.log") {
+		t.Errorf("errors.txt does not say the journal could not be read: %v\n%s", err, b)
+	}
+	// Nothing is left: the bundle is all that remains.
+	if ids := strings.TrimSpace(mustOutput(t, "docker", "ps", "-aq", "--filter", "label=e2e.cluster-id="+id)); ids != "" {
+		t.Errorf("containers left after the failed create: %s", ids)
+	}
+	// A directory that holds something else is refused before anything is made.
+	r = s.e2e("create", "--backend", "docker", "-c", id, "--logs-on-failure", out)
+	expectCode(t, r, 2)
+	oneErrorLine(t, r, "--logs-on-failure", "not empty")
+}
