@@ -82,6 +82,9 @@ type BackendInfo struct {
 		Clean          bool            `json:"clean"`
 		// StartStop: e2e stop and e2e start work (Manager.Stop, Start).
 		StartStop bool `json:"start_stop"`
+		// NodeLogs: the backend adds its own view of each node to a logs
+		// bundle (Cluster.CollectLogs).
+		NodeLogs bool `json:"node_logs"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
 }
@@ -117,6 +120,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.VerifySSH = d.NodesRunSSHD
 	info.Capabilities.Clean = d.Calls.Clean
 	info.Capabilities.StartStop = d.Calls.StartStop
+	info.Capabilities.NodeLogs = d.Calls.NodeLogs
 	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {

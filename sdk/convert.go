@@ -24,8 +24,9 @@ func capabilities(b Backend, info Info) *backendv1.Capabilities {
 	_, exec := b.(Executor)
 	_, clean := b.(Cleaner)
 	_, startStop := b.(StartStopper)
+	_, nodeLogs := b.(NodeLogger)
 	caps := &backendv1.Capabilities{
-		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop,
+		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop, NodeLogs: nodeLogs,
 		VerifySsh: info.NodesRunSSHD,
 	}
 	for _, m := range info.InstallMethods {

@@ -119,6 +119,10 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 	if err != nil {
 		diags = append(diags, sdk.Errorf(optPortMap, "option %q: %v", optPortMap, err))
 	}
+	perTarget, err := hostPortMaps(opts.Map(optHostPortMap))
+	if err != nil {
+		diags = append(diags, sdk.Errorf(optHostPortMap, "option %q: %v", optHostPortMap, err))
+	}
 	mounts := map[sdk.Role][]sdk.Mount{}
 	for _, role := range sdk.Roles() {
 		name := mountOptions[role]
@@ -136,12 +140,11 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 	}
 	for _, role := range sdk.Roles() {
 		for i := 0; i < req.Count(role); i++ {
-			n := nodePlan{role: role, index: i, name: containerName(p.id, role, i), mounts: mounts[role]}
-			if role == sdk.RoleMaster && i == 0 {
-				n.ports = ports
-			}
-			p.nodes = append(p.nodes, n)
+			p.nodes = append(p.nodes, nodePlan{role: role, index: i, name: containerName(p.id, role, i), mounts: mounts[role]})
 		}
+	}
+	if diags := assignPorts(p, ports, perTarget); len(diags) > 0 {
+		return nil, &sdk.DiagnosticsError{Diagnostics: diags}
 	}
 	return p, nil
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/e2e-tool/e2e/sdk"
 )
 
-// portMapping is one entry of one_master_host_port_map.
+// portMapping is one entry of one_master_host_port_map or host_port_map.
 type portMapping struct {
 	HostIP        string
 	HostPort      int
@@ -108,6 +108,9 @@ func (backend) Validate(ctx context.Context, opts sdk.Options) []sdk.Diagnostic 
 	}
 	if _, err := parsePortMap(opts.String(optPortMap)); err != nil {
 		diags = append(diags, sdk.Errorf(optPortMap, "option %q: %v", optPortMap, err))
+	}
+	if _, err := hostPortMaps(opts.Map(optHostPortMap)); err != nil {
+		diags = append(diags, sdk.Errorf(optHostPortMap, "option %q: %v", optHostPortMap, err))
 	}
 	if mem := opts.Int(optMemory); mem != 0 && mem < minMemoryMiB {
 		diags = append(diags, sdk.Errorf(optMemory, "option %q: %d MiB is too little for a node running systemd and sshd (at least %d, or 0 for no limit)", optMemory, mem, minMemoryMiB))
