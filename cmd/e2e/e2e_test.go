@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,6 +278,13 @@ func TestBadInput(t *testing.T) {
 	nullKey := yamlFile("nullkey.yaml", "backend: test\nagentz:\n")
 	optTypo := yamlFile("opttypo.yaml", "backend: test\noptions:\n  dir: "+s.machine+"\n  memroy: 5\n")
 	optType := yamlFile("opttype.yaml", "backend: test\noptions: {dir: "+s.machine+", memory: lots}\n")
+	// Aliases of aliases: nine levels of ten expand to 10^9 values.
+	bombLines := []string{"backend: test", "options:", "  a0: &a0 [x, x, x, x, x, x, x, x, x, x]"}
+	for i := 1; i < 9; i++ {
+		bombLines = append(bombLines, fmt.Sprintf("  a%d: &a%d [%s]", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", ")))
+	}
+	bomb := yamlFile("bomb.yaml", strings.Join(bombLines, "\n")+"\n")
+	huge := yamlFile("huge.yaml", "backend: test\n#"+strings.Repeat("x", 2<<20)+"\n")
 
 	tests := []struct {
 		name      string
@@ -300,6 +308,9 @@ func TestBadInput(t *testing.T) {
 		{"unknown key in cluster file", []string{"create", "--config", badYAML}, []string{badYAML, "line 2", `unknown key "agentz"`, "valid keys: backend, cluster_id, masters, agents, public_agents, options"}},
 		{"unknown key without a value", []string{"create", "--config", nullKey}, []string{"line 2", `unknown key "agentz"`}},
 		{"second YAML document", []string{"create", "--config", twoDocs}, []string{twoDocs, "line 5", "second YAML document"}},
+		{"alias bomb in cluster file", []string{"create", "--config", bomb}, []string{bomb, "aliases", "more than 100000 values"}},
+		{"cluster file too big", []string{"create", "--config", huge}, []string{huge, "at most 1048576"}},
+		{"cluster file that never ends", []string{"create", "--config", "/dev/zero"}, []string{"/dev/zero", "more than 1048576 bytes"}},
 		{"count of the wrong type", []string{"create", "--config", wordCount}, []string{wordCount + ": line 3: masters: want a whole number, got \"two\""}},
 		{"negative count in the file", []string{"create", "--config", negative}, []string{"line 2", "agents", "negative"}},
 		{"empty cluster file", []string{"create", "--config", empty}, []string{empty, "empty", "backend: NAME"}},
