@@ -3,13 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/e2e-tool/e2e/internal/yamlfile"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -45,10 +44,7 @@ var yamlAt = regexp.MustCompile(`at \[(\d+):\d+\]`)
 // type. Errors name the file, the line and the key, as the user wrote them.
 func loadClusterFile(path string) (clusterFile, error) {
 	f := clusterFile{Path: path}
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxClusterFileBytes {
-		return f, invalid(fmt.Errorf("cluster file %s is %d bytes; a cluster file is at most %d (is it the right file?)", path, st.Size(), maxClusterFileBytes))
-	}
-	b, err := readAtMost(path, maxClusterFileBytes)
+	b, err := yamlfile.Read(path)
 	if err != nil {
 		return f, invalid(fmt.Errorf("cluster file: %w", err))
 	}
@@ -87,10 +83,8 @@ func loadClusterFile(path string) (clusterFile, error) {
 	if !ok {
 		return f, bad(line(body), "want a mapping of keys (%s), got %s", strings.Join(clusterFileKeys, ", "), nodeKind(body))
 	}
-	if n := expandedSize(m, map[string]int{}); n > maxClusterFileValues {
-		// Aliases of aliases expand exponentially (a "billion laughs"):
-		// decoding such a file would take all memory.
-		return f, bad(line(m), "its aliases (*name) expand to more than %d values: write the values out, or alias less", maxClusterFileValues)
+	if err := yamlfile.CheckExpansion(m); err != nil {
+		return f, bad(line(m), "%v", err)
 	}
 	var values yaml.MapSlice
 	if err := yaml.NodeToValue(m, &values); err != nil {
@@ -232,78 +226,4 @@ func line(n ast.Node) int {
 		return t.Position.Line
 	}
 	return 0
-}
-
-// Limits of a cluster file: a few lines of counts and options in practice;
-// the limits keep a wrong file (a log, /dev/zero, a YAML alias bomb) from
-// taking the machine's memory.
-const (
-	maxClusterFileBytes  = 1 << 20 // 1 MiB
-	maxClusterFileValues = 100_000 // YAML values once aliases are expanded
-)
-
-// readAtMost reads path, refusing more than limit bytes (for files whose
-// size stat cannot tell: pipes, devices, process substitution).
-func readAtMost(path string, limit int64) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is more than %d bytes; a cluster file is at most that (is it the right file?)", path, limit)
-	}
-	return b, nil
-}
-
-// expandedSize counts the values n stands for once every alias is
-// replaced by what its anchor holds. anchors maps an anchor's name to its
-// expanded size, filled in document order as YAML defines anchors, so the
-// count takes one pass however deep aliases nest.
-func expandedSize(n ast.Node, anchors map[string]int) int {
-	switch n := n.(type) {
-	case nil:
-		return 0
-	case *ast.MappingNode:
-		total := 1
-		for _, v := range n.Values {
-			total = capAdd(total, expandedSize(v, anchors))
-		}
-		return total
-	case *ast.MappingValueNode:
-		return capAdd(expandedSize(n.Key, anchors), expandedSize(n.Value, anchors))
-	case *ast.MappingKeyNode:
-		return expandedSize(n.Value, anchors)
-	case *ast.SequenceNode:
-		total := 1
-		for _, v := range n.Values {
-			total = capAdd(total, expandedSize(v, anchors))
-		}
-		return total
-	case *ast.AnchorNode:
-		size := expandedSize(n.Value, anchors)
-		if n.Name != nil {
-			anchors[n.Name.String()] = size
-		}
-		return size
-	case *ast.AliasNode:
-		if n.Value == nil {
-			return 1
-		}
-		return max(anchors[n.Value.String()], 1)
-	case *ast.TagNode:
-		return expandedSize(n.Value, anchors)
-	default:
-		return 1
-	}
-}
-
-// capAdd adds sizes without overflowing: past maxClusterFileValues the
-// exact count no longer matters.
-func capAdd(a, b int) int {
-	return min(a+b, maxClusterFileValues+1)
 }

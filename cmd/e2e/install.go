@@ -11,6 +11,7 @@ import (
 	"github.com/e2e-tool/e2e/cluster"
 	"github.com/e2e-tool/e2e/cluster/dcos"
 	"github.com/e2e-tool/e2e/cluster/script"
+	"github.com/e2e-tool/e2e/internal/yamlfile"
 )
 
 // dcosFlags are the DC/OS installer flags of install, upgrade and create.
@@ -29,7 +30,7 @@ func (f dcosFlags) options() (dcos.Options, error) {
 	opts := dcos.Options{Installer: f.Installer, InstallerURL: f.InstallerURL, GenconfDir: f.GenconfDir,
 		IPDetect: f.IPDetect, Variant: f.Variant}
 	if f.ExtraConfig != "" {
-		b, err := os.ReadFile(f.ExtraConfig)
+		b, err := yamlfile.Read(f.ExtraConfig)
 		if err != nil {
 			return opts, invalid(fmt.Errorf("--extra-config: %w", err))
 		}

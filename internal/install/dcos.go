@@ -14,6 +14,7 @@ import (
 	"github.com/e2e-tool/e2e/internal/lastlines"
 	"github.com/e2e-tool/e2e/internal/proc"
 	"github.com/e2e-tool/e2e/internal/shell"
+	"github.com/e2e-tool/e2e/internal/yamlfile"
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/goccy/go-yaml"
 )
@@ -61,6 +62,9 @@ func Config(base string, nodes []Target, extra []byte) ([]byte, error) {
 		merged["cluster_name"] = "e2e"
 	}
 	if len(bytes.TrimSpace(extra)) > 0 {
+		if err := yamlfile.Check(extra); err != nil {
+			return nil, fmt.Errorf("--extra-config: %w", err)
+		}
 		user := map[string]any{}
 		if err := yaml.Unmarshal(extra, &user); err != nil {
 			return nil, fmt.Errorf("--extra-config is not a YAML map: %s", oneLine(yaml.FormatError(err, false, false)))
