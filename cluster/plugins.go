@@ -82,6 +82,8 @@ type BackendInfo struct {
 		Clean          bool            `json:"clean"`
 		// StartStop: e2e stop and e2e start work (Manager.Stop, Start).
 		StartStop bool `json:"start_stop"`
+		// Doctor: the backend has checks of its own (Manager.Doctor).
+		Doctor bool `json:"doctor"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
 }
@@ -117,6 +119,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.VerifySSH = d.NodesRunSSHD
 	info.Capabilities.Clean = d.Calls.Clean
 	info.Capabilities.StartStop = d.Calls.StartStop
+	info.Capabilities.Doctor = d.Calls.Doctor
 	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {

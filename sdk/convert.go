@@ -24,8 +24,9 @@ func capabilities(b Backend, info Info) *backendv1.Capabilities {
 	_, exec := b.(Executor)
 	_, clean := b.(Cleaner)
 	_, startStop := b.(StartStopper)
+	_, doctor := b.(Doctor)
 	caps := &backendv1.Capabilities{
-		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop,
+		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop, Doctor: doctor,
 		VerifySsh: info.NodesRunSSHD,
 	}
 	for _, m := range info.InstallMethods {

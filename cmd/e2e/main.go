@@ -57,6 +57,9 @@ func (e *env) now(format string, args ...any) { e.doing = fmt.Sprintf(format, ar
 // was being done is done.
 func (e *env) say(format string, args ...any) {
 	e.progress.finish(true)
+	if e.progress.quiet {
+		return
+	}
 	fmt.Fprintf(e.stderr, format+"\n", args...)
 }
 
@@ -76,7 +79,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Name: "e2e", Output: stderr, Level: logLevel(cli.Verbose),
 		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
 	})
+	if cli.Quiet && cli.Verbose > 0 {
+		fmt.Fprintln(stderr, "e2e: -q and -v cannot be given together (-q silences what -v adds): give one")
+		return exitUsage
+	}
 	prog := newProgress(stderr, isTerminal(stderr), cli.Verbose)
+	prog.quiet = cli.Quiet
 	manager, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))

@@ -439,7 +439,9 @@ type Capabilities struct {
 	// The backend implements Clean.
 	Clean bool `protobuf:"varint,6,opt,name=clean,proto3" json:"clean,omitempty"`
 	// The backend implements Start and Stop.
-	StartStop     bool `protobuf:"varint,7,opt,name=start_stop,json=startStop,proto3" json:"start_stop,omitempty"`
+	StartStop bool `protobuf:"varint,7,opt,name=start_stop,json=startStop,proto3" json:"start_stop,omitempty"`
+	// The backend implements Doctor.
+	Doctor        bool `protobuf:"varint,9,opt,name=doctor,proto3" json:"doctor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -519,6 +521,13 @@ func (x *Capabilities) GetClean() bool {
 func (x *Capabilities) GetStartStop() bool {
 	if x != nil {
 		return x.StartStop
+	}
+	return false
+}
+
+func (x *Capabilities) GetDoctor() bool {
+	if x != nil {
+		return x.Doctor
 	}
 	return false
 }
@@ -2372,11 +2381,174 @@ func (x *CleanRequest) GetDryRun() bool {
 	return false
 }
 
+type DoctorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON object: option name to value, as for Validate (the checks use
+	// them, for example the image a Docker backend would run).
+	OptionsJson   []byte `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorRequest) Reset() {
+	*x = DoctorRequest{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorRequest) ProtoMessage() {}
+
+func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
+func (*DoctorRequest) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DoctorRequest) GetOptionsJson() []byte {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return nil
+}
+
+// One check of Doctor.
+type DoctorCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was checked, in a few words ("Docker engine reachable").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok   bool   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What was found (a version, a path, a free size, the error); never a
+	// secret.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When not ok: what to do about it, as a command or a sentence.
+	Fix           string `protobuf:"bytes,4,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorCheck) Reset() {
+	*x = DoctorCheck{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorCheck) ProtoMessage() {}
+
+func (x *DoctorCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorCheck.ProtoReflect.Descriptor instead.
+func (*DoctorCheck) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DoctorCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DoctorCheck) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *DoctorCheck) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *DoctorCheck) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type DoctorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checks        []*DoctorCheck         `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorResponse) Reset() {
+	*x = DoctorResponse{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorResponse) ProtoMessage() {}
+
+func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
+func (*DoctorResponse) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DoctorResponse) GetChecks() []*DoctorCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 var File_e2e_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
-	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\x81\x02\n" +
+	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\x99\x02\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\adestroy\x18\x01 \x01(\bR\adestroy\x12F\n" +
 	"\x0finstall_methods\x18\x02 \x03(\x0e2\x1d.e2e.backend.v1.InstallMethodR\x0einstallMethods\x12'\n" +
@@ -2386,7 +2558,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"verify_ssh\x18\x05 \x01(\bR\tverifySsh\x12\x14\n" +
 	"\x05clean\x18\x06 \x01(\bR\x05clean\x12\x1d\n" +
 	"\n" +
-	"start_stop\x18\a \x01(\bR\tstartStop\"\xcd\x01\n" +
+	"start_stop\x18\a \x01(\bR\tstartStop\x12\x16\n" +
+	"\x06doctor\x18\t \x01(\bR\x06doctor\"\xcd\x01\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -2533,7 +2706,16 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\v2\x1a.e2e.backend.v1.ClusterRefR\x03ref\"W\n" +
 	"\fCleanRequest\x12.\n" +
 	"\x04keep\x18\x01 \x03(\v2\x1a.e2e.backend.v1.ClusterRefR\x04keep\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun*T\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"2\n" +
+	"\rDoctorRequest\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\fR\voptionsJson\"[\n" +
+	"\vDoctorCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x10\n" +
+	"\x03fix\x18\x04 \x01(\tR\x03fix\"E\n" +
+	"\x0eDoctorResponse\x123\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1b.e2e.backend.v1.DoctorCheckR\x06checks*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MASTER\x10\x01\x12\x0e\n" +
@@ -2566,7 +2748,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\tTransport\x12\x19\n" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_SSH\x10\x01\x12\x12\n" +
-	"\x0eTRANSPORT_EXEC\x10\x022\x86\x06\n" +
+	"\x0eTRANSPORT_EXEC\x10\x022\xcf\x06\n" +
 	"\aBackend\x12M\n" +
 	"\bDescribe\x12\x1f.e2e.backend.v1.DescribeRequest\x1a .e2e.backend.v1.DescribeResponse\x12M\n" +
 	"\bValidate\x12\x1f.e2e.backend.v1.ValidateRequest\x1a .e2e.backend.v1.ValidateResponse\x12@\n" +
@@ -2579,7 +2761,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.e2e.backend.v1.ExecInput\x1a\x1a.e2e.backend.v1.ExecOutput(\x010\x01\x12>\n" +
 	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12>\n" +
 	"\x05Start\x12\x1c.e2e.backend.v1.StartRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12<\n" +
-	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01B:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
+	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12G\n" +
+	"\x06Doctor\x12\x1d.e2e.backend.v1.DoctorRequest\x1a\x1e.e2e.backend.v1.DoctorResponseB:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -2594,7 +2777,7 @@ func file_e2e_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(Role)(0),                  // 0: e2e.backend.v1.Role
 	(InstallMethod)(0),         // 1: e2e.backend.v1.InstallMethod
@@ -2632,8 +2815,11 @@ var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(*StartRequest)(nil),       // 33: e2e.backend.v1.StartRequest
 	(*StopRequest)(nil),        // 34: e2e.backend.v1.StopRequest
 	(*CleanRequest)(nil),       // 35: e2e.backend.v1.CleanRequest
-	nil,                        // 36: e2e.backend.v1.Cluster.DetailsEntry
-	nil,                        // 37: e2e.backend.v1.ExecStart.EnvEntry
+	(*DoctorRequest)(nil),      // 36: e2e.backend.v1.DoctorRequest
+	(*DoctorCheck)(nil),        // 37: e2e.backend.v1.DoctorCheck
+	(*DoctorResponse)(nil),     // 38: e2e.backend.v1.DoctorResponse
+	nil,                        // 39: e2e.backend.v1.Cluster.DetailsEntry
+	nil,                        // 40: e2e.backend.v1.ExecStart.EnvEntry
 }
 var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	1,  // 0: e2e.backend.v1.Capabilities.install_methods:type_name -> e2e.backend.v1.InstallMethod
@@ -2647,7 +2833,7 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	17, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
 	4,  // 9: e2e.backend.v1.Node.state:type_name -> e2e.backend.v1.NodeState
 	18, // 10: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
-	36, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
+	39, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
 	5,  // 12: e2e.backend.v1.Cluster.transport:type_name -> e2e.backend.v1.Transport
 	6,  // 13: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
 	20, // 14: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
@@ -2659,38 +2845,41 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	16, // 20: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 21: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 22: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
-	37, // 23: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
+	40, // 23: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
 	30, // 24: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
 	16, // 25: e2e.backend.v1.StartRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 26: e2e.backend.v1.StopRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 27: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
-	9,  // 28: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
-	12, // 29: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
-	15, // 30: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
-	23, // 31: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
-	25, // 32: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
-	27, // 33: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
-	28, // 34: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
-	31, // 35: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
-	35, // 36: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
-	33, // 37: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
-	34, // 38: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
-	10, // 39: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
-	13, // 40: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
-	22, // 41: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
-	24, // 42: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
-	26, // 43: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
-	22, // 44: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
-	29, // 45: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
-	32, // 46: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
-	22, // 47: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
-	22, // 48: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
-	22, // 49: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
-	39, // [39:50] is the sub-list for method output_type
-	28, // [28:39] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	37, // 28: e2e.backend.v1.DoctorResponse.checks:type_name -> e2e.backend.v1.DoctorCheck
+	9,  // 29: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
+	12, // 30: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
+	15, // 31: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
+	23, // 32: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
+	25, // 33: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
+	27, // 34: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
+	28, // 35: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
+	31, // 36: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
+	35, // 37: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
+	33, // 38: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
+	34, // 39: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
+	36, // 40: e2e.backend.v1.Backend.Doctor:input_type -> e2e.backend.v1.DoctorRequest
+	10, // 41: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
+	13, // 42: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
+	22, // 43: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
+	24, // 44: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
+	26, // 45: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
+	22, // 46: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
+	29, // 47: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
+	32, // 48: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
+	22, // 49: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
+	22, // 50: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
+	22, // 51: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
+	38, // 52: e2e.backend.v1.Backend.Doctor:output_type -> e2e.backend.v1.DoctorResponse
+	41, // [41:53] is the sub-list for method output_type
+	29, // [29:41] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_e2e_backend_v1_backend_proto_init() }
@@ -2720,7 +2909,7 @@ func file_e2e_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_e2e_backend_v1_backend_proto_rawDesc), len(file_e2e_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

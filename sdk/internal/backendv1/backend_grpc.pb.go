@@ -36,6 +36,7 @@ const (
 	Backend_Clean_FullMethodName      = "/e2e.backend.v1.Backend/Clean"
 	Backend_Start_FullMethodName      = "/e2e.backend.v1.Backend/Start"
 	Backend_Stop_FullMethodName       = "/e2e.backend.v1.Backend/Stop"
+	Backend_Doctor_FullMethodName     = "/e2e.backend.v1.Backend/Doctor"
 )
 
 // BackendClient is the client API for Backend service.
@@ -75,6 +76,11 @@ type BackendClient interface {
 	// that Start brings it back. Stopping a stopped cluster succeeds. Only
 	// when Capabilities.start_stop is set.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Doctor checks what the backend needs on this machine and in its world
+	// (an engine, an image, credentials) and says how to fix each failure.
+	// It creates nothing and never returns a secret. Only when
+	// Capabilities.doctor is set.
+	Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error)
 }
 
 type backendClient struct {
@@ -243,6 +249,16 @@ func (c *backendClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StopClient = grpc.ServerStreamingClient[Event]
 
+func (c *backendClient) Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DoctorResponse)
+	err := c.cc.Invoke(ctx, Backend_Doctor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -280,6 +296,11 @@ type BackendServer interface {
 	// that Start brings it back. Stopping a stopped cluster succeeds. Only
 	// when Capabilities.start_stop is set.
 	Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error
+	// Doctor checks what the backend needs on this machine and in its world
+	// (an engine, an image, credentials) and says how to fix each failure.
+	// It creates nothing and never returns a secret. Only when
+	// Capabilities.doctor is set.
+	Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -322,6 +343,9 @@ func (UnimplementedBackendServer) Start(*StartRequest, grpc.ServerStreamingServe
 }
 func (UnimplementedBackendServer) Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedBackendServer) Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Doctor not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -496,6 +520,24 @@ func _Backend_Stop_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StopServer = grpc.ServerStreamingServer[Event]
 
+func _Backend_Doctor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DoctorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Doctor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Doctor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Doctor(ctx, req.(*DoctorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -522,6 +564,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BaseConfig",
 			Handler:    _Backend_BaseConfig_Handler,
+		},
+		{
+			MethodName: "Doctor",
+			Handler:    _Backend_Doctor_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
