@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "e2e: -q and -v cannot be given together (-q silences what -v adds): give one")
 		return exitUsage
 	}
-	prog := newProgress(stderr, isTerminal(stderr), cli.Verbose)
+	prog := newProgress(stderr, liveTerminal(stderr), cli.Verbose)
 	prog.quiet = cli.Quiet
 	manager, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
@@ -174,6 +174,18 @@ func logLevel(v int) hclog.Level {
 		return hclog.Info
 	}
 	return hclog.Warn
+}
+
+// liveTerminal reports whether w is a terminal that live progress can be
+// drawn on: one that says how wide it is (a pseudo-terminal nobody sized
+// gets the one line per step of CI instead).
+func liveTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	cols, rows, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols > 0 && rows > 0
 }
 
 func isTerminal(w io.Writer) bool {

@@ -14,6 +14,7 @@ import (
 // TestOutputOnDocker).
 func TestJSONOutput(t *testing.T) {
 	s := newSandbox(t)
+	s.extra = append(s.extra, "E2E_TEST_BACKEND_DIR="+s.machine) // where its clean looks
 	for _, tc := range []struct {
 		name  string
 		args  []string
