@@ -4,13 +4,17 @@ BINDIR    ?= bin
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION   := $(shell cat VERSION)
 PLUGINS   := docker aws existing
-MODULES   := . sdk
+MODULES   := . sdk examples/nspawn
 # Go code generated from shared/proto (inside the SDK module).
 PROTO_GO  := sdk/internal/backendv1
 TOOLS     := $(CURDIR)/.tools/bin
 TOOLMOD   := -modfile=$(CURDIR)/tools/go.mod
 
-.PHONY: all build deps test proto proto-check lint bench clean demo tools
+# make dist: release archives, laid out as a plugin mirror (scripts/dist.sh).
+DISTDIR        ?= dist
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: all build deps test proto proto-check lint bench clean demo tools dist
 
 all: build
 
@@ -22,6 +26,12 @@ build:
 		$(GO) build -trimpath -ldflags "-X main.version=$$(cat plugins/$$p/VERSION) -X main.commit=$(COMMIT)" \
 			-o $(BINDIR)/e2e-backend-$$p ./plugins/$$p || exit 1; \
 	done
+
+# Release archives of e2e and of each plugin per platform, with SHA256SUMS:
+# $(DISTDIR)/NAME/VERSION/e2e-backend-NAME_VERSION_OS_ARCH.tar.gz, which
+# `e2e plugin install --mirror $(DISTDIR) NAME@VERSION` installs from.
+dist:
+	./scripts/dist.sh "$(DISTDIR)" "$(COMMIT)" "$(PLUGINS)" $(DIST_PLATFORMS)
 
 # Debian packages the demo and the tests need (debootstrap, OpenSSH server
 # and client, sudo), installed when missing; see scripts/deps.sh.
@@ -40,6 +50,7 @@ demo: deps build
 test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	cd sdk && $(GO) test -count=1 ./...
+	cd examples/nspawn && $(GO) test -count=1 ./...
 
 tools:
 	@mkdir -p $(TOOLS)

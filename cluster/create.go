@@ -62,6 +62,13 @@ type Spec struct {
 	// id, such as master_0) and %% (a literal %). It is stored with the
 	// cluster and used by every later command.
 	SSHProxyCommand string
+	// LogsOnFailure, when set, is a directory where Create writes a logs
+	// bundle (Cluster.CollectLogs) when the machines were made but the
+	// cluster is unusable (a node's sshd does not accept the key, say),
+	// before it removes them; the error then names the directory. A
+	// failure inside the backend's Create leaves nothing to collect: the
+	// backend has removed what it made (see Retain).
+	LogsOnFailure string
 }
 
 // ErrCleanupFailed is wrapped when Create failed or was interrupted and
@@ -225,6 +232,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 		m.events(Event{Cluster: spec.ID, Step: "check SSH on every node"})
 		if err := c.verifySSH(ctx, spec.AcceptNewHostKeys, timeout); err != nil {
 			err = sshUsageError(err)
+			err = m.logsOnFailure(ctx, c, spec.LogsOnFailure, p, host.ClusterRef{ClusterID: spec.ID, UID: sc.UID, OptionsJSON: optsJSON}, err)
 			ferr := m.cleanupAfterBadNodes(spec, p, optsJSON, sc.UID, fmt.Errorf("checking SSH on the nodes of cluster %q: %w", spec.ID, err))
 			if IsInvalid(err) {
 				return nil, &InvalidError{Err: ferr}

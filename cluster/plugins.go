@@ -82,6 +82,9 @@ type BackendInfo struct {
 		Clean          bool            `json:"clean"`
 		// StartStop: e2e stop and e2e start work (Manager.Stop, Start).
 		StartStop bool `json:"start_stop"`
+		// NodeLogs: the backend adds its own view of each node to a logs
+		// bundle (Cluster.CollectLogs).
+		NodeLogs bool `json:"node_logs"`
 		// Doctor: the backend has checks of its own (Manager.Doctor).
 		Doctor bool `json:"doctor"`
 	} `json:"capabilities"`
@@ -119,6 +122,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.VerifySSH = d.NodesRunSSHD
 	info.Capabilities.Clean = d.Calls.Clean
 	info.Capabilities.StartStop = d.Calls.StartStop
+	info.Capabilities.NodeLogs = d.Calls.NodeLogs
 	info.Capabilities.Doctor = d.Calls.Doctor
 	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
@@ -129,12 +133,35 @@ func describe(p *plugin.Plugin) BackendInfo {
 	return info
 }
 
-// InstallPlugin installs a plugin executable for the current user after
-// checking that it is an e2e backend plugin.
-func (m *Manager) InstallPlugin(ctx context.Context, path string, force bool) (BackendInfo, error) {
-	entry, name, err := m.host.Install(ctx, path, force)
-	if errors.Is(err, plugin.ErrAlreadyInstalled) || errors.Is(err, plugin.ErrNotPlugin) || errors.Is(err, plugin.ErrNameMismatch) || errors.Is(err, fs.ErrNotExist) {
-		return BackendInfo{}, &InvalidError{Err: err}
+// PluginInstallOptions say where InstallPlugin finds a plugin and how it
+// checks it.
+type PluginInstallOptions struct {
+	// Force replaces an installed plugin of the same name; the old one
+	// stays usable until the new one is verified.
+	Force bool
+	// Checksums is the SHA256SUMS file or URL a release archive is checked
+	// against; empty means the SHA256SUMS beside the archive.
+	Checksums string
+	// Mirror is the directory or URL that NAME@VERSION is looked up in
+	// (NAME/VERSION/e2e-backend-NAME_VERSION_OS_ARCH.tar.gz beside
+	// NAME/VERSION/SHA256SUMS); empty means $E2E_PLUGIN_MIRROR.
+	Mirror string
+}
+
+// InstallPlugin installs a plugin for the current user: source is a plugin
+// executable (e2e-backend-NAME), a release archive (a local .tar.gz, or an
+// https URL) checked against its SHA256SUMS, or NAME@VERSION from the
+// mirror. The plugin must answer the plugin handshake before it replaces
+// anything. Bad input (no such file, a refused archive or checksum, a file
+// that is no plugin, a plugin installed already without Force) is an
+// *InvalidError.
+func (m *Manager) InstallPlugin(ctx context.Context, source string, opts PluginInstallOptions) (BackendInfo, error) {
+	entry, name, err := m.host.Install(ctx, source, plugin.InstallOptions{Force: opts.Force, Checksums: opts.Checksums, Mirror: opts.Mirror})
+	for _, invalid := range []error{plugin.ErrAlreadyInstalled, plugin.ErrNotPlugin, plugin.ErrNameMismatch,
+		plugin.ErrBadArchive, plugin.ErrBadSource, fs.ErrNotExist} {
+		if errors.Is(err, invalid) {
+			return BackendInfo{}, &InvalidError{Err: err}
+		}
 	}
 	if err != nil {
 		return BackendInfo{}, err

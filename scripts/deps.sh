@@ -8,6 +8,7 @@
 #   openssh-client   `e2e ssh` hands over to it; the benchmarks' baseline
 #   sudo             commands run as other users through it in the tests
 #   build-essential  gcc, for packages built with cgo
+#   systemd-container  systemd-nspawn, for the example backend examples/nspawn
 set -euo pipefail
 
 need=()
@@ -17,6 +18,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have ssh && have scp || need+=(openssh-client)
 have sudo || need+=(sudo)
 have gcc || need+=(build-essential)
+have systemd-nspawn || need+=(systemd-container)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if ! have apt-get; then

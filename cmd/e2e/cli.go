@@ -45,6 +45,12 @@ type CLI struct {
 	Install InstallCmd `cmd:"" help:"Install DC/OS (advanced installer) or run an install script on every node."`
 	Upgrade UpgradeCmd `cmd:"" help:"Upgrade DC/OS with a new installer (masters one at a time, then agents)."`
 	Wait    WaitCmd    `cmd:"" help:"Wait until DC/OS is up, or until a command succeeds on every node."`
+	Reap    ReapCmd    `cmd:"" hidden:"" help:"Destroy clusters once a process has ended (started by create --reap-with-pid)."`
+
+	Logs        LogsCmd        `cmd:"" help:"Write a logs bundle of a cluster: every node's journal, the installer logs e2e kept, and the backend's view of each node."`
+	PortForward PortForwardCmd `cmd:"" name:"port-forward" help:"Forward local ports to ports of a node through SSH, until Ctrl-C."`
+	Web         WebCmd         `cmd:"" help:"Forward a local port to master_0's port 80 (the DC/OS web UI), print the URL and open it on a desktop."`
+	SSHConfig   SSHConfigCmd   `cmd:"" name:"ssh-config" help:"Print an OpenSSH config with a Host per node (ssh -F FILE agent_0, scp, rsync, Ansible)."`
 
 	Doctor     DoctorCmd     `cmd:"" help:"Check what e2e and the backends need on this machine, and say how to fix what is missing."`
 	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish (source <(e2e completion bash))."`
@@ -104,6 +110,10 @@ type CreateCmd struct {
 	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 	JSON         bool `help:"Print the cluster as JSON (as e2e inspect --json) instead of its id."`
+	ReapWithPID  int  `name:"reap-with-pid" placeholder:"PID" help:"Destroy the cluster once process PID has ended, however it ends (kill -9 too): a reaper process watches it, and exits when the cluster is destroyed otherwise."`
+
+	// LogsOnFailure is a directory for the logs bundle of a failed run.
+	LogsOnFailure string `name:"logs-on-failure" placeholder:"DIR" help:"When creating or installing fails once the machines exist, write a logs bundle (as e2e logs) into DIR (new or empty) first."`
 }
 
 // parseOptions turns -o NAME=VALUE flags into option values: repeated names
@@ -175,7 +185,10 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	spec := cluster.Spec{Backend: c.Backend, ID: c.ClusterID, SSHUser: c.SSHUser, Retain: c.Retain,
 		SSHKey: c.SSHKey, SSHAgent: c.SSHAgent, KnownHosts: c.KnownHosts, AcceptNewHostKeys: c.AcceptNew,
-		SSHTimeout: c.SSHTimeout, SSHProxyCommand: c.SSHProxy}
+		SSHTimeout: c.SSHTimeout, SSHProxyCommand: c.SSHProxy, LogsOnFailure: c.LogsOnFailure}
+	if err := checkLogsDir("--logs-on-failure", c.LogsOnFailure); c.LogsOnFailure != "" && err != nil {
+		return err
+	}
 	if spec.Backend == "" {
 		spec.Backend = file.Backend
 	}
@@ -218,6 +231,10 @@ func (c *CreateCmd) Run(e *env) error {
 			return err
 		}
 	}
+	watch, err := c.reapTarget()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	id := spec.ID
 	if id == "" {
@@ -254,6 +271,11 @@ func (c *CreateCmd) Run(e *env) error {
 	} else {
 		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
 	}
+	if c.ReapWithPID != 0 {
+		if err := startReaper(e, spec, watch, cl); err != nil {
+			return err
+		}
+	}
 	if c.JSON {
 		if err := printJSON(e, cl); err != nil {
 			return err
@@ -263,7 +285,11 @@ func (c *CreateCmd) Run(e *env) error {
 	}
 	if c.dcosFlags.given() {
 		defer cl.Close()
-		return installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, time.Now())
+		err := installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, time.Now())
+		if err != nil {
+			logsOnFailure(e, cl, c.LogsOnFailure, err)
+		}
+		return err
 	}
 	return nil
 }

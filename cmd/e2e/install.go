@@ -86,9 +86,28 @@ type InstallCmd struct {
 	ScriptArg []string `name:"script-arg" sep:"none" help:"Argument for the script (repeatable)."`
 	Wait      bool     `help:"Wait for DC/OS afterwards."`
 	waitFlags
+	LogsOnFailure string `name:"logs-on-failure" placeholder:"DIR" help:"When the installation fails, write a logs bundle (as e2e logs) into DIR (new or empty)."`
 }
 
 func (c *InstallCmd) Run(e *env) error {
+	if c.LogsOnFailure != "" {
+		if err := checkLogsDir("--logs-on-failure", c.LogsOnFailure); err != nil {
+			return err
+		}
+	}
+	cl, err := c.install(e)
+	if err != nil && cl != nil {
+		logsOnFailure(e, cl, c.LogsOnFailure, err)
+	}
+	if cl != nil {
+		cl.Close()
+	}
+	return err
+}
+
+// install installs on the cluster; it returns the cluster once it has it,
+// so that a failure can be followed by its logs.
+func (c *InstallCmd) install(e *env) (*cluster.Cluster, error) {
 	n := 0
 	for _, s := range []string{c.Installer, c.InstallerURL, c.Script} {
 		if s != "" {
@@ -96,7 +115,10 @@ func (c *InstallCmd) Run(e *env) error {
 		}
 	}
 	if n != 1 {
-		return invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
+		return nil, invalid(errors.New("give exactly one of --installer PATH, --installer-url URL or --script FILE"))
+	}
+	if c.Script != "" && c.Wait {
+		return nil, invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
 	}
 	if c.Script != "" {
 		e.now("running %s on cluster %q", filepath.Base(c.Script), c.ClusterID)
@@ -105,22 +127,18 @@ func (c *InstallCmd) Run(e *env) error {
 	}
 	cl, err := e.manager.Get(e.ctx, c.ClusterID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cl.Close()
 	start := time.Now()
 	if c.Script != "" {
-		if c.Wait {
-			return invalid(errors.New("--wait waits for DC/OS; after --script use e2e wait --command CMD"))
-		}
 		e.now("running %s on cluster %q", filepath.Base(c.Script), cl.ID)
 		if err := script.Install(e.ctx, cl, c.Script, c.ScriptArg); err != nil {
-			return err
+			return cl, err
 		}
 		e.say("ran %s on %d nodes of %s in %s", c.Script, len(cl.Nodes), cl.ID, time.Since(start).Round(time.Millisecond))
-		return nil
+		return cl, nil
 	}
-	return installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, start)
+	return cl, installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, start)
 }
 
 func installDCOS(e *env, cl *cluster.Cluster, f dcosFlags, wait bool, w waitFlags, start time.Time) error {

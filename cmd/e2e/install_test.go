@@ -161,6 +161,17 @@ func TestInstallFailuresAreClear(t *testing.T) {
 	expectCode(t, r, 2)
 	oneErrorLine(t, r, "no DC/OS to wait for", "--command")
 
+	// A directory of the installer's name that e2e did not make (a user's,
+	// an earlier DC/OS's) is refused, and nothing in it is lost.
+	runOut(t, s, "-c", id, "--node", "agent_0", "--sudo", "--", "sh", "-c", "mkdir -p /opt/dcos_install_tmp && echo mine > /opt/dcos_install_tmp/mine.txt")
+	r = s.e2e("install", "-c", id, "--installer", v1)
+	expectCode(t, r, 1)
+	oneErrorLine(t, r, "agent_0", "/opt/dcos_install_tmp exists and e2e did not make it")
+	if got := runOut(t, s, "-c", id, "--node", "agent_0", "--", "cat", "/opt/dcos_install_tmp/mine.txt"); got != "mine" {
+		t.Errorf("the user's file after a refused install: %q", got)
+	}
+	runOut(t, s, "-c", id, "--node", "agent_0", "--sudo", "--", "rm", "-rf", "/opt/dcos_install_tmp")
+
 	// The installer fails on agent_1: the error names the node and step.
 	failing, err := testdcos.Build(context.Background(), t.TempDir(), testdcos.Options{FailOnHost: "e2e-" + id + "-agent-1"})
 	if err != nil {

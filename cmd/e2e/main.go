@@ -44,6 +44,9 @@ type env struct {
 	isTTY    bool
 	progress *progress
 	verbose  int // -v count
+	// pluginDirs are the --plugin-dir directories, for processes e2e
+	// starts that look for plugins as it does (the reaper).
+	pluginDirs []string
 	// doing says what the command is doing, and outcome what became of it
 	// when it was interrupted, for the line Ctrl-C ends with.
 	doing, outcome string
@@ -90,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
 		return exitCode(ctx, err)
 	}
-	e := &env{ctx: ctx, manager: manager, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog, verbose: cli.Verbose}
+	e := &env{ctx: ctx, manager: manager, stdout: stdout, stderr: stderr, isTTY: isTerminal(stdout), progress: prog, verbose: cli.Verbose, pluginDirs: cli.PluginDir}
 	err = kctx.Run(e)
 	// Every plugin is stopped before e2e exits, whatever happened.
 	manager.Close()

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/e2e-tool/e2e/cluster"
 )
 
 // PluginCmd groups the plugin commands.
 type PluginCmd struct {
 	List    PluginListCmd    `cmd:"" help:"List every plugin found, in discovery order, and which one is used."`
 	Info    PluginInfoCmd    `cmd:"" help:"Show a backend's capabilities and options."`
-	Install PluginInstallCmd `cmd:"" help:"Install a plugin executable for this user (checked, then pinned by sha256)."`
+	Install PluginInstallCmd `cmd:"" help:"Install a plugin for this user from its executable, a release archive or NAME@VERSION (checked, then pinned by sha256)."`
 	Remove  PluginRemoveCmd  `cmd:"" help:"Remove an installed plugin."`
 }
 
@@ -91,9 +93,9 @@ func (c *PluginInfoCmd) Run(e *env) error {
 	if methods == "" {
 		methods = "none"
 	}
-	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v doctor=%v\n",
+	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v node-logs=%v doctor=%v\n",
 		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec,
-		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop, info.Capabilities.Doctor)
+		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop, info.Capabilities.NodeLogs, info.Capabilities.Doctor)
 	if len(info.Options) == 0 {
 		fmt.Fprintln(w, "options: none")
 		return nil
@@ -129,12 +131,14 @@ func yesNo(b bool) string {
 
 // PluginInstallCmd installs a plugin.
 type PluginInstallCmd struct {
-	Path  string `arg:"" help:"Plugin executable (e2e-backend-NAME)." type:"path"`
-	Force bool   `help:"Replace an installed plugin of the same name."`
+	Source    string `arg:"" placeholder:"PATH|URL|NAME@VERSION" help:"A plugin executable (e2e-backend-NAME), a release archive (FILE.tar.gz, or its https URL) with a SHA256SUMS beside it, or NAME@VERSION from --mirror."`
+	Force     bool   `help:"Replace an installed plugin of the same name (the old one stays until the new one is verified)."`
+	Checksums string `placeholder:"FILE|URL" help:"The SHA256SUMS list to check a release archive against (default: the SHA256SUMS beside the archive)."`
+	Mirror    string `placeholder:"DIR|URL" help:"Where NAME@VERSION is found: NAME/VERSION/e2e-backend-NAME_VERSION_OS_ARCH.tar.gz and NAME/VERSION/SHA256SUMS (default $E2E_PLUGIN_MIRROR)."`
 }
 
 func (c *PluginInstallCmd) Run(e *env) error {
-	info, err := e.manager.InstallPlugin(e.ctx, c.Path, c.Force)
+	info, err := e.manager.InstallPlugin(e.ctx, c.Source, cluster.PluginInstallOptions{Force: c.Force, Checksums: c.Checksums, Mirror: c.Mirror})
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,8 @@ func codeBlock(t *testing.T, markdown, heading, lang string) string {
 // readmePath is where the README's go.mod lines put the checkout of e2e.
 const readmePath = "/path/to/e2e"
 
-// TestREADMEGoExample compiles the README's Go example as a user would, in
+// TestREADMEGoExample compiles the README's Go examples (the Go API's and
+// the e2etest helper's) as a user would, in
 // a module of its own whose go.mod has the lines the README gives (with the
 // path of this checkout), and runs it with go test against the Docker
 // backend, found on PATH as the README says. The example's cluster has an
@@ -78,6 +79,8 @@ func TestREADMEGoExample(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(mod, "go.sum"), string(sums))
 	writeFile(t, filepath.Join(mod, "example_test.go"), src)
+	// The e2etest example, in the same package: its TestMain runs both.
+	writeFile(t, filepath.Join(mod, "helper_test.go"), codeBlock(t, string(readme), "## Go tests: the e2etest helper", "go"))
 	if err := os.Mkdir(filepath.Join(mod, "testdata"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +109,8 @@ func TestREADMEGoExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README's Go example failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"--- PASS: TestOnACluster", "agent_1 of cluster example-", " runs PRETTY_NAME=", "hello-from-the-readme.txt"} {
+	for _, want := range []string{"--- PASS: TestOnACluster", "agent_1 of cluster example-", " runs PRETTY_NAME=", "hello-from-the-readme.txt",
+		"--- PASS: TestWithItsOwnCluster", "master_0 of testwithitsowncluster-", "--- PASS: TestOnTheSharedCluster"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the example's output lacks %q:\n%s", want, out)
 		}

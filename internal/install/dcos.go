@@ -189,7 +189,7 @@ func (d DCOS) Install(ctx context.Context, nodes []Target) error {
 func (d DCOS) distribute(ctx context.Context, nodes []Target, serve string) error {
 	d.event("send the installer to every node", "", "")
 	return parallel(ctx, nodes, func(ctx context.Context, n Target) error {
-		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, "rm -rf "+RemoteDir+" && "+ownedDir(RemoteDir), nil); err != nil {
+		if err := runLogged(ctx, n, d.StateDir, "clear "+RemoteDir, replaceOwnedDir(RemoteDir), nil); err != nil {
 			return err
 		}
 		if err := n.Upload(ctx, serve, RemoteDir); err != nil {
@@ -206,7 +206,7 @@ func (d DCOS) distribute(ctx context.Context, nodes []Target, serve string) erro
 func (d DCOS) genconfOnMaster(ctx context.Context, m Target, work string, args ...string) error {
 	const remote = "/opt/dcos_genconf"
 	d.event("download the installer", m.ID(), d.InstallerURL)
-	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, "rm -rf "+remote+" && "+ownedDir(remote), nil); err != nil {
+	if err := runLogged(ctx, m, d.StateDir, "prepare "+remote, replaceOwnedDir(remote), nil); err != nil {
 		return err
 	}
 	if err := m.Upload(ctx, filepath.Join(work, "genconf"), remote+"/genconf"); err != nil {
@@ -307,6 +307,24 @@ func lastJSON(out []byte) []byte {
 // in as admin or ec2-user, not root.
 func ownedDir(dir string) string {
 	return "mkdir -p " + dir + ` && chown "${SUDO_USER:-$(id -un)}" ` + dir
+}
+
+// OwnerMarker is the file e2e writes into each directory it makes on a node
+// for an installation; only a directory holding it is ever removed, so a
+// directory of the same name that a user (or an earlier DC/OS) made
+// survives.
+const OwnerMarker = ".e2e-owned"
+
+// replaceOwnedDir is the shell that empties dir for a new installation: a
+// dir that exists without OwnerMarker is refused (exit 3, one line naming
+// it and what to do); otherwise it is removed, made again, owned by the
+// login user, and marked.
+func replaceOwnedDir(dir string) string {
+	q := shell.Quote(dir)
+	m := shell.Quote(dir + "/" + OwnerMarker)
+	return "if [ -e " + q + " ] && [ ! -e " + m + " ]; then echo " +
+		shell.Quote(dir+" exists and e2e did not make it (no "+OwnerMarker+"): move it away, then install again") +
+		" >&2; exit 3; fi; rm -rf " + q + " && " + ownedDir(q) + " && touch " + m
 }
 
 func copyTree(src, dst string) error {

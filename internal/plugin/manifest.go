@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,12 +21,18 @@ const manifestFile = "manifest.json"
 
 // ManifestEntry records one installed plugin.
 type ManifestEntry struct {
-	File        string    `json:"file"`
-	SHA256      string    `json:"sha256"`
-	Version     string    `json:"version"`
-	Protocol    int       `json:"protocol"`
-	Source      string    `json:"source"`
-	InstalledAt time.Time `json:"installed_at"`
+	File string `json:"file"`
+	// SHA256 is the executable's; a launch refuses a file that differs.
+	SHA256   string `json:"sha256"`
+	Version  string `json:"version"`
+	Protocol int    `json:"protocol"`
+	// Source is where it was installed from: the executable's path, or
+	// the release archive's path or URL (without credentials or query).
+	Source string `json:"source"`
+	// ArchiveSHA256 is the sha256 of the release archive, as its
+	// SHA256SUMS listed it; empty for an executable installed as it is.
+	ArchiveSHA256 string    `json:"archive_sha256,omitempty"`
+	InstalledAt   time.Time `json:"installed_at"`
 }
 
 // Manifest lists the plugins `e2e plugin install` put in the data dir.
@@ -170,94 +175,6 @@ func looksInstallable(path string) error {
 		return &notPlugin{path, "not executable, so it cannot be started and asked what it is"}
 	}
 	return nil
-}
-
-// Install starts the executable at src, asks it who it is, and only then
-// copies it into the data dir and records its sha256. A file that is not
-// an e2e backend plugin is refused with an error wrapping ErrNotPlugin.
-func (h *Host) Install(ctx context.Context, src string, force bool) (ManifestEntry, string, error) {
-	abs, err := filepath.Abs(src)
-	if err != nil {
-		return ManifestEntry{}, "", err
-	}
-	if err := looksInstallable(abs); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ManifestEntry{}, "", err
-		}
-		return ManifestEntry{}, "", fmt.Errorf("refusing to install %s: %w", src, err)
-	}
-	p, err := h.Launch(ctx, Candidate{Name: filepath.Base(abs), Path: abs, Source: "install"})
-	if err != nil {
-		return ManifestEntry{}, "", fmt.Errorf("refusing to install %s: %w", src, err)
-	}
-	desc := p.Desc
-	p.Kill()
-	// Discovery goes by file name: a file named for another backend than
-	// the one it reports would be found, and used, under the wrong name.
-	if named := strings.TrimPrefix(filepath.Base(abs), Prefix); named != desc.Name {
-		return ManifestEntry{}, "", &nameMismatch{path: src, named: named, reported: desc.Name}
-	}
-
-	dir := h.dirs.Installed
-	unlock, err := lockDir(dir)
-	if err != nil {
-		return ManifestEntry{}, "", err
-	}
-	defer unlock()
-	m, err := LoadManifest(dir)
-	if err != nil {
-		return ManifestEntry{}, "", err
-	}
-	if old, ok := m.Plugins[desc.Name]; ok && !force {
-		return ManifestEntry{}, "", fmt.Errorf("backend %q is %w (version %s): use --force to replace it", desc.Name, ErrAlreadyInstalled, old.Version)
-	}
-	file := Prefix + desc.Name
-	dst := filepath.Join(dir, file)
-	if err := copyExecutable(abs, dst); err != nil {
-		return ManifestEntry{}, "", fmt.Errorf("installing %s: %w", src, err)
-	}
-	sum, err := FileSHA256(dst)
-	if err != nil {
-		return ManifestEntry{}, "", err
-	}
-	entry := ManifestEntry{File: file, SHA256: sum, Version: desc.Version, Protocol: desc.Protocol,
-		Source: abs, InstalledAt: time.Now().UTC()}
-	m.Plugins[desc.Name] = entry
-	if err := m.save(dir); err != nil {
-		return ManifestEntry{}, "", err
-	}
-	return entry, desc.Name, nil
-}
-
-// copyExecutable copies to a temporary name beside dst and renames, so a
-// running e2e never sees a half-written plugin.
-func copyExecutable(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".install-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
 }
 
 // Remove deletes an installed plugin and its manifest entry.

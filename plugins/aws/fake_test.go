@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -305,6 +306,20 @@ func (f *fakeEC2) TerminateInstances(ctx context.Context, in *ec2.TerminateInsta
 		}
 	}
 	return &ec2.TerminateInstancesOutput{}, nil
+}
+
+func (f *fakeEC2) GetConsoleOutput(ctx context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	if err := f.call("GetConsoleOutput"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := aws.ToString(in.InstanceId)
+	if _, ok := f.instances[id]; !ok {
+		return nil, apiErr("InvalidInstanceID.NotFound")
+	}
+	return &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId,
+		Output: aws.String(base64.StdEncoding.EncodeToString([]byte("console of " + id + "\n")))}, nil
 }
 
 // live counts what of the fake's world a cluster still has: instances

@@ -43,6 +43,7 @@ const (
 	optPortMap           = "one_master_host_port_map"
 	optMemory            = "memory"
 	optTransport         = "transport"
+	optTTL               = "ttl"
 )
 
 // mountOptions and labelOptions map each role to its option.
@@ -75,8 +76,10 @@ func (backend) Info() sdk.Info {
 			sdk.MapOption(optAgentLabels, "extra labels KEY=VALUE on agent containers"),
 			sdk.MapOption(optPublicAgentLabels, "extra labels KEY=VALUE on public agent containers"),
 			sdk.StringOption(optPortMap, "ports of master_0 published on the host, [IP:]HOST:CONTAINER[/tcp|/udp], comma-separated (default IP 127.0.0.1)"),
+			sdk.MapOption(optHostPortMap, "ports of any node or role published on the host, NODE=MAP or ROLE=MAP (master_0=8080:80, agent=9000:9000 for a role of one node), MAP as one_master_host_port_map"),
 			sdk.IntOption(optMemory, "memory limit per node in MiB (0: no limit)").WithDefault(0),
 			sdk.StringOption(optTransport, "how the core reaches nodes: ssh, or exec (docker exec through the plugin)").WithDefault("ssh"),
+			sdk.DurationOption(optTTL, "lifespan of the cluster, such as 2h: its expiry is recorded in its labels, e2e list shows it, and e2e destroy --expired removes the cluster once it has passed (default: none)"),
 		},
 	}
 }

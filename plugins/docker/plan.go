@@ -35,8 +35,11 @@ type plan struct {
 	sshUser   string
 	pubKey    string
 	created   time.Time
-	nodes     []nodePlan
-	opts      sdk.Options
+	// expires is when the cluster's lifespan ends (created + ttl); zero
+	// without a ttl.
+	expires time.Time
+	nodes   []nodePlan
+	opts    sdk.Options
 	// user is the SSH user's home and ids, read once from the first node
 	// made and shared by all.
 	user userLookup
@@ -71,6 +74,9 @@ func (p *plan) commonLabels() map[string]string {
 	labels[labelClusterID] = p.id
 	labels[labelUID] = p.uid
 	labels[labelWorkspace] = p.workspace
+	if !p.expires.IsZero() {
+		labels[labelExpires] = p.expires.Format(time.RFC3339Nano)
+	}
 	return labels
 }
 
@@ -95,6 +101,12 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 		p.sshUser = "root"
 	}
 	var diags []sdk.Diagnostic
+	switch ttl := opts.Duration(optTTL); {
+	case ttl < 0:
+		diags = append(diags, ttlDiag(ttl))
+	case ttl > 0:
+		p.expires = p.created.Add(ttl)
+	}
 	root := opts.String(optWorkspaceDir)
 	if root == "" {
 		root = os.TempDir()
@@ -106,6 +118,10 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 	ports, err := parsePortMap(opts.String(optPortMap))
 	if err != nil {
 		diags = append(diags, sdk.Errorf(optPortMap, "option %q: %v", optPortMap, err))
+	}
+	perTarget, err := hostPortMaps(opts.Map(optHostPortMap))
+	if err != nil {
+		diags = append(diags, sdk.Errorf(optHostPortMap, "option %q: %v", optHostPortMap, err))
 	}
 	mounts := map[sdk.Role][]sdk.Mount{}
 	for _, role := range sdk.Roles() {
@@ -124,12 +140,11 @@ func newPlan(req sdk.CreateRequest) (*plan, error) {
 	}
 	for _, role := range sdk.Roles() {
 		for i := 0; i < req.Count(role); i++ {
-			n := nodePlan{role: role, index: i, name: containerName(p.id, role, i), mounts: mounts[role]}
-			if role == sdk.RoleMaster && i == 0 {
-				n.ports = ports
-			}
-			p.nodes = append(p.nodes, n)
+			p.nodes = append(p.nodes, nodePlan{role: role, index: i, name: containerName(p.id, role, i), mounts: mounts[role]})
 		}
+	}
+	if diags := assignPorts(p, ports, perTarget); len(diags) > 0 {
+		return nil, &sdk.DiagnosticsError{Diagnostics: diags}
 	}
 	return p, nil
 }

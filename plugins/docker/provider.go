@@ -26,6 +26,10 @@ const (
 	labelRole      = "e2e.role"
 	labelIndex     = "e2e.index"
 	labelWorkspace = "e2e.workspace" // the cluster's workspace directory
+	// labelExpires is when the cluster's lifespan (option ttl) ends, RFC
+	// 3339 in UTC; absent without a ttl. Get and List report it in
+	// Cluster.ExpiresAt, which e2e destroy --expired reads.
+	labelExpires = "e2e.expires-at"
 	// On containers only.
 	labelNetwork  = "e2e.network"      // name of the network the node is on
 	labelSSHUser  = "e2e.ssh-user"     // user the core logs in as
@@ -141,6 +145,9 @@ func clustersOf(cs []container.Summary) []*sdk.Cluster {
 				cl.CreatedAt = t
 			} else {
 				cl.CreatedAt = time.Unix(c.Created, 0).UTC()
+			}
+			if t, err := time.Parse(time.RFC3339Nano, c.Labels[labelExpires]); err == nil {
+				cl.ExpiresAt = t
 			}
 			byUID[uid] = cl
 			out = append(out, cl)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,13 +75,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", map[string]any{}, ""},
 		{"good", map[string]any{"transport": "exec", "master_mounts": []string{dir + ":/mnt:ro"},
-			"one_master_host_port_map": "8080:80", "memory": 512, "workspace_dir": dir, "labels": map[string]string{"a": "b"}}, ""},
+			"one_master_host_port_map": "8080:80", "memory": 512, "workspace_dir": dir, "labels": map[string]string{"a": "b"}, "ttl": "2h"}, ""},
 		{"transport", map[string]any{"transport": "telnet"}, "transport"},
 		{"missing mount source", map[string]any{"agent_mounts": []string{filepath.Join(dir, "nope") + ":/x"}}, "agent_mounts"},
 		{"port map", map[string]any{"one_master_host_port_map": "80"}, "one_master_host_port_map"},
 		{"memory", map[string]any{"memory": 8}, "memory"},
 		{"reserved label", map[string]any{"public_agent_labels": map[string]string{"e2e.role": "x"}}, "public_agent_labels"},
 		{"workspace", map[string]any{"workspace_dir": filepath.Join(dir, "nope")}, "workspace_dir"},
+		{"negative ttl", map[string]any{"ttl": "-5m"}, "ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			diags := backend{}.Validate(context.Background(), parseOptions(t, tc.opts))
@@ -209,5 +211,64 @@ func TestImageLock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the lock was not taken after its release")
+	}
+}
+
+func TestHostPortMap(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		agents  int
+		master  string
+		perNode map[string]string
+		want    map[string][]portMapping // by container name suffix
+		err     string
+	}{
+		{name: "node", agents: 2, perNode: map[string]string{"agent_1": "9000:90"},
+			want: map[string][]portMapping{"agent-1": {{"127.0.0.1", 9000, 90, "tcp"}}}},
+		{name: "role of one node, and master_0's own option", agents: 2, master: "8080:80",
+			perNode: map[string]string{"public_agent": "0.0.0.0:8443:443/tcp", "agent-0": "9001:91/udp"},
+			want: map[string][]portMapping{"master-0": {{"127.0.0.1", 8080, 80, "tcp"}}, "agent-0": {{"127.0.0.1", 9001, 91, "udp"}},
+				"public-agent-0": {{"0.0.0.0", 8443, 443, "tcp"}}}},
+		{name: "role of two nodes", agents: 2, perNode: map[string]string{"agent": "9000:90"}, err: "agent has 2 nodes"},
+		{name: "node the cluster lacks", agents: 1, perNode: map[string]string{"agent_3": "9000:90"}, err: "no node agent_3"},
+		{name: "port published twice", agents: 2, master: "9000:80", perNode: map[string]string{"agent_0": "9000:90"},
+			err: "127.0.0.1:9000/tcp is published twice (master_0 and agent_0)"},
+		{name: "unknown key", perNode: map[string]string{"worker": "9000:90"}, err: `"worker" is neither a role`},
+		{name: "bad map", perNode: map[string]string{"agent_0": "90"}, err: "agent_0: \"90\" is not [IP:]HOST:CONTAINER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var perNode map[string]any
+			if tc.perNode != nil {
+				perNode = map[string]any{}
+				for k, v := range tc.perNode {
+					perNode[k] = v
+				}
+			}
+			raw := map[string]any{"host_port_map": perNode}
+			if tc.master != "" {
+				raw["one_master_host_port_map"] = tc.master
+			}
+			b, _ := json.Marshal(raw)
+			opts, diags := backend{}.Info().Options.Parse(b, func(string) string { return "" })
+			if sdk.HasErrors(diags) {
+				t.Fatalf("parse: %v", diags)
+			}
+			p, err := newPlan(sdk.CreateRequest{ClusterID: "x", Masters: 1, Agents: tc.agents, PublicAgents: 1, Options: opts})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("newPlan error = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range p.nodes {
+				want := tc.want[strings.TrimPrefix(n.name, "e2e-x-")]
+				if !slices.Equal(n.ports, want) {
+					t.Errorf("%s publishes %v, want %v", n.name, n.ports, want)
+				}
+			}
+		})
 	}
 }

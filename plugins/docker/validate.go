@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
-// portMapping is one entry of one_master_host_port_map.
+// portMapping is one entry of one_master_host_port_map or host_port_map.
 type portMapping struct {
 	HostIP        string
 	HostPort      int
@@ -108,6 +109,9 @@ func (backend) Validate(ctx context.Context, opts sdk.Options) []sdk.Diagnostic 
 	if _, err := parsePortMap(opts.String(optPortMap)); err != nil {
 		diags = append(diags, sdk.Errorf(optPortMap, "option %q: %v", optPortMap, err))
 	}
+	if _, err := hostPortMaps(opts.Map(optHostPortMap)); err != nil {
+		diags = append(diags, sdk.Errorf(optHostPortMap, "option %q: %v", optHostPortMap, err))
+	}
 	if mem := opts.Int(optMemory); mem != 0 && mem < minMemoryMiB {
 		diags = append(diags, sdk.Errorf(optMemory, "option %q: %d MiB is too little for a node running systemd and sshd (at least %d, or 0 for no limit)", optMemory, mem, minMemoryMiB))
 	}
@@ -117,6 +121,9 @@ func (backend) Validate(ctx context.Context, opts sdk.Options) []sdk.Diagnostic 
 				diags = append(diags, sdk.Errorf(name, "option %q: label %q: labels starting with e2e. are e2e's own", name, k))
 			}
 		}
+	}
+	if ttl := opts.Duration(optTTL); ttl < 0 {
+		diags = append(diags, ttlDiag(ttl))
 	}
 	if ws := opts.String(optWorkspaceDir); ws != "" {
 		if st, err := os.Stat(ws); err != nil || !st.IsDir() {
@@ -158,6 +165,11 @@ func engineDiags(ctx context.Context, opts sdk.Options) []sdk.Diagnostic {
 		}
 	}
 	return diags
+}
+
+// ttlDiag refuses a negative lifespan.
+func ttlDiag(ttl time.Duration) sdk.Diagnostic {
+	return sdk.Errorf(optTTL, "option %q: %s is not a lifespan: give a positive duration such as 2h or 30m (or none, for no lifespan)", optTTL, ttl)
 }
 
 // minMemoryMiB is the smallest memory limit a node boots with.

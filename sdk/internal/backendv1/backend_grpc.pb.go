@@ -36,6 +36,7 @@ const (
 	Backend_Clean_FullMethodName      = "/e2e.backend.v1.Backend/Clean"
 	Backend_Start_FullMethodName      = "/e2e.backend.v1.Backend/Start"
 	Backend_Stop_FullMethodName       = "/e2e.backend.v1.Backend/Stop"
+	Backend_NodeLogs_FullMethodName   = "/e2e.backend.v1.Backend/NodeLogs"
 	Backend_Doctor_FullMethodName     = "/e2e.backend.v1.Backend/Doctor"
 )
 
@@ -76,6 +77,14 @@ type BackendClient interface {
 	// that Start brings it back. Stopping a stopped cluster succeeds. Only
 	// when Capabilities.start_stop is set.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// NodeLogs returns the backend's own view of a node, for a logs bundle:
+	// what the provider records of the machine beside what runs on it (for
+	// example the container's inspect output and its console log, or an
+	// instance's console output). The stream carries named files in pieces:
+	// the core appends each piece to the file of its name, in order. Only
+	// when Capabilities.node_logs is set; NOT_FOUND when the node does not
+	// exist.
+	NodeLogs(ctx context.Context, in *NodeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 	// Doctor checks what the backend needs on this machine and in its world
 	// (an engine, an image, credentials) and says how to fix each failure.
 	// It creates nothing and never returns a secret. Only when
@@ -249,6 +258,25 @@ func (c *backendClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StopClient = grpc.ServerStreamingClient[Event]
 
+func (c *backendClient) NodeLogs(ctx context.Context, in *NodeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[6], Backend_NodeLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodeLogsRequest, LogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_NodeLogsClient = grpc.ServerStreamingClient[LogChunk]
+
 func (c *backendClient) Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DoctorResponse)
@@ -296,6 +324,14 @@ type BackendServer interface {
 	// that Start brings it back. Stopping a stopped cluster succeeds. Only
 	// when Capabilities.start_stop is set.
 	Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error
+	// NodeLogs returns the backend's own view of a node, for a logs bundle:
+	// what the provider records of the machine beside what runs on it (for
+	// example the container's inspect output and its console log, or an
+	// instance's console output). The stream carries named files in pieces:
+	// the core appends each piece to the file of its name, in order. Only
+	// when Capabilities.node_logs is set; NOT_FOUND when the node does not
+	// exist.
+	NodeLogs(*NodeLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
 	// Doctor checks what the backend needs on this machine and in its world
 	// (an engine, an image, credentials) and says how to fix each failure.
 	// It creates nothing and never returns a secret. Only when
@@ -343,6 +379,9 @@ func (UnimplementedBackendServer) Start(*StartRequest, grpc.ServerStreamingServe
 }
 func (UnimplementedBackendServer) Stop(*StopRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedBackendServer) NodeLogs(*NodeLogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
+	return status.Error(codes.Unimplemented, "method NodeLogs not implemented")
 }
 func (UnimplementedBackendServer) Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Doctor not implemented")
@@ -520,6 +559,17 @@ func _Backend_Stop_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StopServer = grpc.ServerStreamingServer[Event]
 
+func _Backend_NodeLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NodeLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).NodeLogs(m, &grpc.GenericServerStream[NodeLogsRequest, LogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_NodeLogsServer = grpc.ServerStreamingServer[LogChunk]
+
 func _Backend_Doctor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DoctorRequest)
 	if err := dec(in); err != nil {
@@ -600,6 +650,11 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Stop",
 			Handler:       _Backend_Stop_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "NodeLogs",
+			Handler:       _Backend_NodeLogs_Handler,
 			ServerStreams: true,
 		},
 	},
