@@ -6,8 +6,9 @@
 //   - the cluster is destroyed when the test (or, for Shared, the test
 //     binary's run) ends, through t.Cleanup;
 //
-//   - when a test failed, the cluster's logs (each node's systemd journal,
-//     and the cluster as e2e sees it) are written into the test's artifact
+//   - when a test failed, the cluster's logs bundle (as `e2e logs` writes
+//     it: each node's systemd journal, the installer logs, the backend's
+//     view, and the cluster as e2e sees it) is written into the test's artifact
 //     directory (`go test -artifacts`, under -outputdir), or otherwise into
 //     a directory the test's log names, before the cluster goes;
 //

@@ -131,6 +131,11 @@ func TestFailedTestLeavesLogs(t *testing.T) {
 	if !strings.Contains(string(journal), h.marker) || !strings.Contains(string(journal), "systemd") {
 		t.Errorf("the journal (%d bytes) lacks the line the test logged (%s); it ends:\n%s", len(journal), h.marker, journal[max(0, len(journal)-1000):])
 	}
+	// The backend's own view of the node is in the bundle too (docker:
+	// its inspect output).
+	if b, err := os.ReadFile(filepath.Join(bundle, "master_0", cluster.LogsBackendDir, "inspect.json")); err != nil || !strings.Contains(string(b), id) {
+		t.Errorf("master_0's backend view: %v, want docker's inspect of the node", err)
+	}
 	var desc cluster.Cluster
 	if b, err := os.ReadFile(filepath.Join(bundle, "cluster.json")); err != nil || json.Unmarshal(b, &desc) != nil || desc.ID != id || len(desc.Nodes) != 1 {
 		t.Errorf("cluster.json: %v, %+v; want cluster %s with its node", err, desc, id)
