@@ -33,7 +33,10 @@ type Options struct {
 type Event struct {
 	Cluster string
 	// Step names what is happening; Current and Total count it when known.
-	Step    string
+	Step string
+	// Node is the node (master_0, ...) a step of per-node work is about,
+	// when the step is one node's; Step then ends with it too.
+	Node    string
 	Current int64
 	Total   int64
 	// Level is set for log events ("info", "warn", ...), empty for progress.

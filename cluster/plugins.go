@@ -85,6 +85,8 @@ type BackendInfo struct {
 		// NodeLogs: the backend adds its own view of each node to a logs
 		// bundle (Cluster.CollectLogs).
 		NodeLogs bool `json:"node_logs"`
+		// Doctor: the backend has checks of its own (Manager.Doctor).
+		Doctor bool `json:"doctor"`
 	} `json:"capabilities"`
 	Options []OptionInfo `json:"options"`
 }
@@ -121,6 +123,7 @@ func describe(p *plugin.Plugin) BackendInfo {
 	info.Capabilities.Clean = d.Calls.Clean
 	info.Capabilities.StartStop = d.Calls.StartStop
 	info.Capabilities.NodeLogs = d.Calls.NodeLogs
+	info.Capabilities.Doctor = d.Calls.Doctor
 	info.Capabilities.InstallMethods = append([]InstallMethod{}, d.InstallMethods...)
 	info.Options = []OptionInfo{}
 	for _, o := range d.Options {

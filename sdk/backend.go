@@ -18,7 +18,8 @@
 //     (a transport of its own instead of SSH), Cleaner (e2e clean),
 //     Validator (checks beyond the schema), BaseConfiger (DC/OS installer
 //     defaults), NodeLogger (the backend's own view of a node, for
-//     e2e logs). There is no flag to set beside them, so a backend cannot
+//     e2e logs), Doctor (checks of what the backend needs, for e2e
+//     doctor). There is no flag to set beside them, so a backend cannot
 //     declare a call it does not implement, nor implement one that never
 //     runs.
 //   - Facts. What is not a call is declared in Info: NodesRunSSHD (the
@@ -253,8 +254,8 @@ type Reporter interface {
 // Backend is what every plugin implements: who it is, making a cluster and
 // finding it again. Every other call is an optional interface (Destroyer,
 // Lister, StartStopper, Executor, Cleaner, Validator, BaseConfiger,
-// NodeLogger) that the SDK detects with a type assertion: implementing it
-// is declaring it.
+// NodeLogger, Doctor) that the SDK detects with a type assertion:
+// implementing it is declaring it.
 type Backend interface {
 	Info() Info
 	// Create makes the machines. When ctx is cancelled the backend removes

@@ -44,6 +44,13 @@ type startStopper struct{ minimalBackend }
 func (startStopper) Start(context.Context, ClusterRef, Reporter) error { return nil }
 func (startStopper) Stop(context.Context, ClusterRef, Reporter) error  { return nil }
 
+type doctor struct{ minimalBackend }
+
+func (doctor) Doctor(_ context.Context, opts Options) []Check {
+	return []Check{{Name: "engine reachable", OK: true, Detail: "at " + opts.String("where")},
+		{Name: "image present", Detail: "none", Fix: "build it"}}
+}
+
 // Every call capability comes from the interface and nothing else, and the
 // facts from Info: a backend cannot claim a call it does not implement.
 func TestDescribeCapabilities(t *testing.T) {
@@ -61,6 +68,7 @@ func TestDescribeCapabilities(t *testing.T) {
 		{"Executor", executor{}, minimalBackend{}.Info(), &backendv1.Capabilities{Exec: true}},
 		{"Cleaner", cleaner{}, minimalBackend{}.Info(), &backendv1.Capabilities{Clean: true}},
 		{"StartStopper", startStopper{}, minimalBackend{}.Info(), &backendv1.Capabilities{StartStop: true}},
+		{"Doctor", doctor{}, minimalBackend{}.Info(), &backendv1.Capabilities{Doctor: true}},
 		{"facts", minimalBackend{}, facts, &backendv1.Capabilities{VerifySsh: true, InstallMethods: []backendv1.InstallMethod{
 			backendv1.InstallMethod_INSTALL_METHOD_URL, backendv1.InstallMethod_INSTALL_METHOD_PATH}}},
 	} {
@@ -91,6 +99,34 @@ func TestOptionalCallsUnimplemented(t *testing.T) {
 	if err := s.Destroy(&backendv1.DestroyRequest{Ref: &backendv1.ClusterRef{ClusterId: "x"}}, eventStream{}); status.Code(err) != codes.Unimplemented ||
 		!strings.Contains(err.Error(), "the minimal backend cannot destroy") {
 		t.Errorf("Destroy: %v, want Unimplemented naming the backend", err)
+	}
+	if _, err := s.Doctor(context.Background(), &backendv1.DoctorRequest{}); status.Code(err) != codes.Unimplemented ||
+		!strings.Contains(err.Error(), "the minimal backend has no checks") {
+		t.Errorf("Doctor: %v, want Unimplemented naming the backend", err)
+	}
+}
+
+// Doctor's checks travel whole, passed and failed, with the options
+// parsed against the schema; an option the schema refuses is refused.
+func TestDoctorCall(t *testing.T) {
+	info := Info{Name: "doc", Version: "1", Options: Schema{StringOption("where", "where").WithDefault("here")}}
+	s := &server{backend: doctor{}, info: info, getenv: func(string) string { return "" }}
+	resp, err := s.Doctor(context.Background(), &backendv1.DoctorRequest{OptionsJson: []byte(`{"where":"there"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*backendv1.DoctorCheck{{Name: "engine reachable", Ok: true, Detail: "at there"},
+		{Name: "image present", Detail: "none", Fix: "build it"}}
+	if len(resp.GetChecks()) != len(want) {
+		t.Fatalf("checks = %v, want %v", resp.GetChecks(), want)
+	}
+	for i := range want {
+		if !proto.Equal(resp.GetChecks()[i], want[i]) {
+			t.Errorf("check %d = %v, want %v", i, resp.GetChecks()[i], want[i])
+		}
+	}
+	if _, err := s.Doctor(context.Background(), &backendv1.DoctorRequest{OptionsJson: []byte(`{"nosuch":"x"}`)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Doctor with an unknown option: %v, want InvalidArgument", err)
 	}
 }
 

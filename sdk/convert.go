@@ -25,8 +25,9 @@ func capabilities(b Backend, info Info) *backendv1.Capabilities {
 	_, clean := b.(Cleaner)
 	_, startStop := b.(StartStopper)
 	_, nodeLogs := b.(NodeLogger)
+	_, doctor := b.(Doctor)
 	caps := &backendv1.Capabilities{
-		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop, NodeLogs: nodeLogs,
+		Destroy: destroy, TracksClusters: list, Exec: exec, Clean: clean, StartStop: startStop, NodeLogs: nodeLogs, Doctor: doctor,
 		VerifySsh: info.NodesRunSSHD,
 	}
 	for _, m := range info.InstallMethods {

@@ -24,6 +24,7 @@ type CLI struct {
 	PluginDir   []string    `name:"plugin-dir" group:"global" help:"Directory searched first for e2e-backend-* plugins (repeatable)." type:"path" sep:"none"`
 	Verbose     int         `short:"v" type:"counter" group:"global" help:"More logs on stderr (-v info: what is made, each step's time; -vv debug: e2e's and the plugins'; -vvv also the plugin machinery's)."`
 	ShowVersion versionFlag `name:"version" group:"global" help:"Show the version (as e2e version does) and exit."`
+	Quiet       bool        `short:"q" group:"global" help:"No progress or info lines on stderr: only results (stdout), warnings and errors."`
 
 	Version VersionCmd `cmd:"" help:"Show the version of e2e and the plugin protocol it speaks."`
 	Plugin  PluginCmd  `cmd:"" help:"List, describe, install and remove backend plugins."`
@@ -50,6 +51,10 @@ type CLI struct {
 	PortForward PortForwardCmd `cmd:"" name:"port-forward" help:"Forward local ports to ports of a node through SSH, until Ctrl-C."`
 	Web         WebCmd         `cmd:"" help:"Forward a local port to master_0's port 80 (the DC/OS web UI), print the URL and open it on a desktop."`
 	SSHConfig   SSHConfigCmd   `cmd:"" name:"ssh-config" help:"Print an OpenSSH config with a Host per node (ssh -F FILE agent_0, scp, rsync, Ansible)."`
+
+	Doctor     DoctorCmd     `cmd:"" help:"Check what e2e and the backends need on this machine, and say how to fix what is missing."`
+	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish (source <(e2e completion bash))."`
+	Complete   CompleteCmd   `cmd:"" name:"__complete" hidden:"" help:"Candidates for the completion scripts."`
 }
 
 // VersionCmd prints the version.
@@ -104,6 +109,7 @@ type CreateCmd struct {
 	Wait         bool `help:"With --installer: wait for DC/OS afterwards."`
 	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
+	JSON         bool `help:"Print the cluster as JSON (as e2e inspect --json) instead of its id."`
 	ReapWithPID  int  `name:"reap-with-pid" placeholder:"PID" help:"Destroy the cluster once process PID has ended, however it ends (kill -9 too): a reaper process watches it, and exits when the cluster is destroyed otherwise."`
 
 	// LogsOnFailure is a directory for the logs bundle of a failed run.
@@ -270,7 +276,13 @@ func (c *CreateCmd) Run(e *env) error {
 			return err
 		}
 	}
-	fmt.Fprintln(e.stdout, cl.ID)
+	if c.JSON {
+		if err := printJSON(e, cl); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(e.stdout, cl.ID)
+	}
 	if c.dcosFlags.given() {
 		defer cl.Close()
 		err := installDCOS(e, cl, c.dcosFlags, c.Wait, c.waitFlags, time.Now())
@@ -392,9 +404,14 @@ type DestroyCmd struct {
 	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which" sep:"none"`
 	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
 	Expired   bool     `help:"Destroy every cluster whose lifespan has passed, as its backend reports it (recorded here or not; see EXPIRES in e2e list)." xor:"which"`
+	JSON      bool     `help:"Print the ids of the destroyed clusters as a JSON array."`
 }
 
 func (c *DestroyCmd) Run(e *env) error {
+	if c.JSON {
+		c.JSON = false
+		return jsonLines(e, func() error { return c.Run(e) })
+	}
 	if c.Expired {
 		return destroyExpired(e)
 	}
@@ -456,9 +473,14 @@ func printJSON(e *env, v any) error {
 type CleanCmd struct {
 	Backend string `help:"Only this backend (default: every backend that can clean)."`
 	DryRun  bool   `name:"dry-run" help:"Only list what would be removed."`
+	JSON    bool   `help:"Print what was removed (or would be) as a JSON array of lines."`
 }
 
 func (c *CleanCmd) Run(e *env) error {
+	if c.JSON {
+		c.JSON = false
+		return jsonLines(e, func() error { return c.Run(e) })
+	}
 	e.now("looking for leftovers")
 	lines, err := e.manager.Clean(e.ctx, cluster.CleanOptions{Backend: c.Backend, DryRun: c.DryRun})
 	for _, l := range lines {

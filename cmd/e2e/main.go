@@ -60,6 +60,9 @@ func (e *env) now(format string, args ...any) { e.doing = fmt.Sprintf(format, ar
 // was being done is done.
 func (e *env) say(format string, args ...any) {
 	e.progress.finish(true)
+	if e.progress.quiet {
+		return
+	}
 	fmt.Fprintf(e.stderr, format+"\n", args...)
 }
 
@@ -79,7 +82,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Name: "e2e", Output: stderr, Level: logLevel(cli.Verbose),
 		Color: hclog.ColorOff, DisableTime: cli.Verbose < 2,
 	})
-	prog := newProgress(stderr, isTerminal(stderr), cli.Verbose)
+	if cli.Quiet && cli.Verbose > 0 {
+		fmt.Fprintln(stderr, "e2e: -q and -v cannot be given together (-q silences what -v adds): give one")
+		return exitUsage
+	}
+	prog := newProgress(stderr, liveTerminal(stderr), cli.Verbose)
+	prog.quiet = cli.Quiet
 	manager, err := cluster.New(cluster.Options{PluginDirs: cli.PluginDir, Logger: logger, Events: prog.event})
 	if err != nil {
 		fmt.Fprintf(stderr, "e2e: %v\n", oneLine(err))
@@ -169,6 +177,18 @@ func logLevel(v int) hclog.Level {
 		return hclog.Info
 	}
 	return hclog.Warn
+}
+
+// liveTerminal reports whether w is a terminal that live progress can be
+// drawn on: one that says how wide it is (a pseudo-terminal nobody sized
+// gets the one line per step of CI instead).
+func liveTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	cols, rows, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols > 0 && rows > 0
 }
 
 func isTerminal(w io.Writer) bool {

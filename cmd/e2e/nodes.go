@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/e2e-tool/e2e/cluster"
@@ -92,6 +93,7 @@ type RunCmd struct {
 	Sudo    bool     `help:"Run as root (through sudo)."`
 	TTY     bool     `name:"tty" help:"Give the command a terminal (default when one node is chosen and e2e runs in one)." xor:"tty"`
 	NoTTY   bool     `name:"no-tty" help:"Never give the command a terminal." xor:"tty"`
+	JSON    bool     `help:"Capture each node's output and exit code and print them as one JSON array, in node order."`
 	TestEnv bool     `name:"test-env" help:"Run in DC/OS's test environment, as run_with_test_environment did (environment.export sourced, in the integration-test directory, MASTER_HOSTS, SLAVE_HOSTS, PUBLIC_SLAVE_HOSTS, DCOS_DNS_ADDRESS... set)."`
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Command and arguments, after -- (or from the first argument that is not a flag)."`
 }
@@ -133,6 +135,9 @@ func (c *RunCmd) Run(e *env) error {
 	e.now("running `%s` on %s of cluster %q", strings.Join(c.Command, " "), nodeList(nodes), cl.ID)
 	if c.TestEnv {
 		cmd = dcos.WithTestEnv(cl, cmd)
+	}
+	if c.JSON {
+		return runJSON(e, nodes, cmd)
 	}
 	stdinTTY := term.IsTerminal(int(os.Stdin.Fd()))
 	if len(nodes) == 1 {
@@ -285,7 +290,7 @@ func (c *SendFileCmd) Run(e *env) error {
 		return err
 	}
 	e.now("sending %s to %s of cluster %q", c.Src, nodeList(nodes), cl.ID)
-	prog := e.transferProgress(cl.ID, "send-file", len(nodes))
+	prog := e.transferProgress(cl.ID, "send-file", nodes)
 	// SRC is walked once, before anything is sent: a mistake in it is
 	// said once, not once per node.
 	if err := cl.UploadTo(e.ctx, nodes, c.Src, c.Dst, prog.node); err != nil {
@@ -339,29 +344,51 @@ func (c *DownloadCmd) Run(e *env) error {
 		return err
 	}
 	e.now("downloading %s from %s of cluster %q", c.Src, n.ID(), cl.ID)
-	prog := e.transferProgress(cl.ID, "download", 1)
+	prog := e.transferProgress(cl.ID, "download", []cluster.Node{n})
 	if err := n.Download(e.ctx, c.Src, c.Dst, prog.node(0)); err != nil {
 		return sshExit(err)
 	}
 	return nil
 }
 
-// transfers sums the progress of parallel transfers into one event stream.
+// transfers shows the progress of parallel transfers: on a terminal a
+// bar per node, made when its transfer starts; elsewhere the nodes summed
+// into one step.
 type transfers struct {
 	id     string
 	step   string
+	nodes  []string
 	done   []atomic.Int64
 	total  []atomic.Int64
 	shown  atomic.Int64
 	report func(cluster.Event)
+	// bar makes a node's bar on a terminal; nil elsewhere.
+	bar func(clusterID, node, verb string) func(done, total int64)
 }
 
-func (e *env) transferProgress(id, step string, n int) *transfers {
-	return &transfers{id: id, step: step, done: make([]atomic.Int64, n), total: make([]atomic.Int64, n),
+func (e *env) transferProgress(id, step string, nodes []cluster.Node) *transfers {
+	t := &transfers{id: id, step: step, done: make([]atomic.Int64, len(nodes)), total: make([]atomic.Int64, len(nodes)),
 		report: e.progress.event}
+	for _, n := range nodes {
+		t.nodes = append(t.nodes, n.ID())
+	}
+	if e.progress.live() {
+		t.bar = e.progress.transfer
+	}
+	return t
 }
 
 func (t *transfers) node(i int) cluster.Progress {
+	if t.bar != nil {
+		var (
+			once sync.Once
+			bar  func(done, total int64)
+		)
+		return func(done, total int64) {
+			once.Do(func() { bar = t.bar(t.id, t.nodes[i], t.step) })
+			bar(done, total)
+		}
+	}
 	return func(done, total int64) {
 		t.done[i].Store(done)
 		t.total[i].Store(total)

@@ -196,6 +196,7 @@ var flagRules = map[string][]flagRule{
 	"run": {
 		{Flag: "all", Excludes: []string{"node", "role"}, Why: "--all already means every node"},
 		{Flag: "sudo", Excludes: []string{"user"}, Why: "--sudo runs as root, --user as that user"},
+		{Flag: "json", Excludes: []string{"tty"}, Why: "--json captures the output"},
 	},
 	"send-file": {
 		{Flag: "all", Excludes: []string{"node", "role"}, Why: "--all already means every node"},

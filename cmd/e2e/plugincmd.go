@@ -93,9 +93,9 @@ func (c *PluginInfoCmd) Run(e *env) error {
 	if methods == "" {
 		methods = "none"
 	}
-	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v node-logs=%v\n",
+	fmt.Fprintf(w, "capabilities: destroy=%v install=%s tracks-clusters=%v exec=%v verify-ssh=%v clean=%v start-stop=%v node-logs=%v doctor=%v\n",
 		info.Capabilities.Destroy, methods, info.Capabilities.TracksClusters, info.Capabilities.Exec,
-		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop, info.Capabilities.NodeLogs)
+		info.Capabilities.VerifySSH, info.Capabilities.Clean, info.Capabilities.StartStop, info.Capabilities.NodeLogs, info.Capabilities.Doctor)
 	if len(info.Options) == 0 {
 		fmt.Fprintln(w, "options: none")
 		return nil

@@ -9,8 +9,8 @@ import (
 	"github.com/e2e-tool/e2e/cluster"
 )
 
-// progress shows events of long calls on stderr: on a terminal one line
-// that updates in place, elsewhere (CI) one line per step. Each step is
+// progress shows events of long calls on stderr: on a terminal one live
+// line per node (see live), elsewhere (CI) one line per step. Each step is
 // named once, however its events interleave (the nodes of a cluster start
 // and boot in parallel). With -v it also says how long each step took;
 // with -vv it shows the plugins' debug events.
@@ -19,10 +19,14 @@ type progress struct {
 	w       io.Writer
 	tty     bool
 	verbose int
-	now     func() time.Time
-	inPlace bool
-	steps   map[stepKey]*step
-	order   []stepKey
+	// quiet (-q) drops progress and info events: warnings and errors stay.
+	quiet bool
+	now   func() time.Time
+	// view draws the lines on a terminal while a command works; nil
+	// before the first event and after finish.
+	view  *live
+	steps map[stepKey]*step
+	order []stepKey
 }
 
 type stepKey struct{ cluster, name string }
@@ -43,16 +47,18 @@ func newProgress(w io.Writer, tty bool, verbose int) *progress {
 func (p *progress) event(ev cluster.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.quiet && ev.Level != "warn" && ev.Level != "error" {
+		return
+	}
 	if ev.Level != "" {
 		if ev.Level == "debug" && p.verbose < 2 {
 			return
 		}
-		p.endLineLocked()
 		prefix := ""
 		if ev.Level == "warn" || ev.Level == "error" {
 			prefix = ev.Level + ": "
 		}
-		fmt.Fprintf(p.w, "[%s] %s%s\n", ev.Cluster, prefix, ev.Message)
+		p.printlnLocked(fmt.Sprintf("[%s] %s%s", ev.Cluster, prefix, ev.Message))
 		return
 	}
 	key := stepKey{ev.Cluster, ev.Step}
@@ -76,12 +82,10 @@ func (p *progress) event(ev cluster.Event) {
 		st.current, st.total = ev.Current, ev.Total
 	}
 	if p.tty {
-		count := ""
-		if ev.Total > 0 {
-			count = fmt.Sprintf(" (%d/%d)", ev.Current, ev.Total)
+		if p.view == nil {
+			p.view = newLive(p.w)
 		}
-		fmt.Fprintf(p.w, "\r\033[K[%s] %s%s %s", ev.Cluster, ev.Step, count, ev.Message)
-		p.inPlace = true
+		p.view.event(ev)
 	}
 	if !st.ended && st.total > 0 && st.current >= st.total {
 		p.endStepLocked(key, st)
@@ -94,12 +98,11 @@ func (p *progress) endStepLocked(k stepKey, st *step) {
 	if p.verbose < 1 {
 		return
 	}
-	p.endLineLocked()
 	count := ""
 	if st.total > 0 && st.current >= st.total {
 		count = fmt.Sprintf(" (%d/%d)", st.current, st.total)
 	}
-	fmt.Fprintf(p.w, "[%s] %s: done in %s%s\n", k.cluster, k.name, p.now().Sub(st.start).Round(time.Millisecond), count)
+	p.printlnLocked(fmt.Sprintf("[%s] %s: done in %s%s", k.cluster, k.name, p.now().Sub(st.start).Round(time.Millisecond), count))
 }
 
 // finish ends the output of a command: the steps still open ended with it
@@ -118,13 +121,36 @@ func (p *progress) finish(succeeded bool) {
 	p.endLineLocked()
 }
 
-// endLineLocked ends an in-place progress line so that other output
-// starts on a line of its own.
+// endLineLocked ends the live lines, as they stand, so that other output
+// comes after them.
 func (p *progress) endLineLocked() {
-	if p.inPlace {
-		fmt.Fprintln(p.w)
-		p.inPlace = false
+	if p.view != nil {
+		p.view.stop()
+		p.view = nil
 	}
+}
+
+// printlnLocked prints a line: above the live lines while there are.
+func (p *progress) printlnLocked(s string) {
+	if p.view != nil {
+		p.view.println(s)
+		return
+	}
+	fmt.Fprintln(p.w, s)
+}
+
+// live reports whether progress is drawn live, on a terminal.
+func (p *progress) live() bool { return p.tty && !p.quiet }
+
+// transfer adds a bar for one node's transfer (bytes and rate; see live)
+// and returns what to call with its progress. Only when live().
+func (p *progress) transfer(clusterID, node, verb string) func(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.view == nil {
+		p.view = newLive(p.w)
+	}
+	return p.view.transfer(clusterID, node, verb)
 }
 
 // info writes an info line about a cluster with -v, as progress writes

@@ -228,6 +228,21 @@ func (c *Client) Clean(ctx context.Context, keep []ClusterRef, dryRun bool, onEv
 	return readEvents(stream, onEvent, nil)
 }
 
+// Doctor runs the backend's checks with the given options (a JSON object,
+// nil for none). Only for backends whose Description.Calls.Doctor is set
+// (others answer with a *RemoteError of code Unimplemented).
+func (c *Client) Doctor(ctx context.Context, optionsJSON []byte) ([]sdk.Check, error) {
+	resp, err := c.rpc.Doctor(ctx, &backendv1.DoctorRequest{OptionsJson: optionsJSON})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]sdk.Check, 0, len(resp.GetChecks()))
+	for _, pc := range resp.GetChecks() {
+		out = append(out, sdk.Check{Name: pc.GetName(), OK: pc.GetOk(), Detail: pc.GetDetail(), Fix: pc.GetFix()})
+	}
+	return out, nil
+}
+
 // BaseConfig returns the backend's DC/OS installer defaults; a backend
 // that is no sdk.BaseConfiger answers with a *RemoteError of code
 // Unimplemented.

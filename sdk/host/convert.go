@@ -45,6 +45,8 @@ type Calls struct {
 	StartStop bool
 	// NodeLogs: sdk.NodeLogger, the backend's own view of a node.
 	NodeLogs bool
+	// Doctor: sdk.Doctor, checks of what the backend needs.
+	Doctor bool
 }
 
 func descriptionFromProto(resp *backendv1.DescribeResponse) Description {
@@ -54,7 +56,7 @@ func descriptionFromProto(resp *backendv1.DescribeResponse) Description {
 			NodesRunSSHD: caps.GetVerifySsh()},
 		Protocol: int(resp.GetProtocol()),
 		Calls: Calls{Destroy: caps.GetDestroy(), List: caps.GetTracksClusters(), Exec: caps.GetExec(),
-			Clean: caps.GetClean(), StartStop: caps.GetStartStop(), NodeLogs: caps.GetNodeLogs()},
+			Clean: caps.GetClean(), StartStop: caps.GetStartStop(), NodeLogs: caps.GetNodeLogs(), Doctor: caps.GetDoctor()},
 	}
 	for _, m := range caps.GetInstallMethods() {
 		if name := wire.Name(m); name != "" {

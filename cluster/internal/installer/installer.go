@@ -50,6 +50,6 @@ func Events(c *cluster.Cluster) install.Events {
 		if node != "" {
 			step = step + " " + node
 		}
-		c.Report(cluster.Event{Step: step, Message: msg})
+		c.Report(cluster.Event{Step: step, Node: node, Message: msg})
 	}
 }

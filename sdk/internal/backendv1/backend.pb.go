@@ -441,7 +441,9 @@ type Capabilities struct {
 	// The backend implements Start and Stop.
 	StartStop bool `protobuf:"varint,7,opt,name=start_stop,json=startStop,proto3" json:"start_stop,omitempty"`
 	// The backend implements NodeLogs.
-	NodeLogs      bool `protobuf:"varint,8,opt,name=node_logs,json=nodeLogs,proto3" json:"node_logs,omitempty"`
+	NodeLogs bool `protobuf:"varint,8,opt,name=node_logs,json=nodeLogs,proto3" json:"node_logs,omitempty"`
+	// The backend implements Doctor.
+	Doctor        bool `protobuf:"varint,9,opt,name=doctor,proto3" json:"doctor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,6 +530,13 @@ func (x *Capabilities) GetStartStop() bool {
 func (x *Capabilities) GetNodeLogs() bool {
 	if x != nil {
 		return x.NodeLogs
+	}
+	return false
+}
+
+func (x *Capabilities) GetDoctor() bool {
+	if x != nil {
+		return x.Doctor
 	}
 	return false
 }
@@ -2489,11 +2498,174 @@ func (x *LogChunk) GetData() []byte {
 	return nil
 }
 
+type DoctorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON object: option name to value, as for Validate (the checks use
+	// them, for example the image a Docker backend would run).
+	OptionsJson   []byte `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorRequest) Reset() {
+	*x = DoctorRequest{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorRequest) ProtoMessage() {}
+
+func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
+func (*DoctorRequest) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DoctorRequest) GetOptionsJson() []byte {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return nil
+}
+
+// One check of Doctor.
+type DoctorCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was checked, in a few words ("Docker engine reachable").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok   bool   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What was found (a version, a path, a free size, the error); never a
+	// secret.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When not ok: what to do about it, as a command or a sentence.
+	Fix           string `protobuf:"bytes,4,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorCheck) Reset() {
+	*x = DoctorCheck{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorCheck) ProtoMessage() {}
+
+func (x *DoctorCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorCheck.ProtoReflect.Descriptor instead.
+func (*DoctorCheck) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DoctorCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DoctorCheck) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *DoctorCheck) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *DoctorCheck) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type DoctorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checks        []*DoctorCheck         `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorResponse) Reset() {
+	*x = DoctorResponse{}
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorResponse) ProtoMessage() {}
+
+func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_e2e_backend_v1_backend_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
+func (*DoctorResponse) Descriptor() ([]byte, []int) {
+	return file_e2e_backend_v1_backend_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DoctorResponse) GetChecks() []*DoctorCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 var File_e2e_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
-	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\x9e\x02\n" +
+	"\x1ce2e/backend/v1/backend.proto\x12\x0ee2e.backend.v1\"\xb6\x02\n" +
 	"\fCapabilities\x12\x18\n" +
 	"\adestroy\x18\x01 \x01(\bR\adestroy\x12F\n" +
 	"\x0finstall_methods\x18\x02 \x03(\x0e2\x1d.e2e.backend.v1.InstallMethodR\x0einstallMethods\x12'\n" +
@@ -2504,7 +2676,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x05clean\x18\x06 \x01(\bR\x05clean\x12\x1d\n" +
 	"\n" +
 	"start_stop\x18\a \x01(\bR\tstartStop\x12\x1b\n" +
-	"\tnode_logs\x18\b \x01(\bR\bnodeLogs\"\xcd\x01\n" +
+	"\tnode_logs\x18\b \x01(\bR\bnodeLogs\x12\x16\n" +
+	"\x06doctor\x18\t \x01(\bR\x06doctor\"\xcd\x01\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -2657,7 +2830,16 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\tR\x04node\"2\n" +
 	"\bLogChunk\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data*T\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"2\n" +
+	"\rDoctorRequest\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\fR\voptionsJson\"[\n" +
+	"\vDoctorCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x10\n" +
+	"\x03fix\x18\x04 \x01(\tR\x03fix\"E\n" +
+	"\x0eDoctorResponse\x123\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1b.e2e.backend.v1.DoctorCheckR\x06checks*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MASTER\x10\x01\x12\x0e\n" +
@@ -2690,7 +2872,7 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\tTransport\x12\x19\n" +
 	"\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTRANSPORT_SSH\x10\x01\x12\x12\n" +
-	"\x0eTRANSPORT_EXEC\x10\x022\xcf\x06\n" +
+	"\x0eTRANSPORT_EXEC\x10\x022\x98\a\n" +
 	"\aBackend\x12M\n" +
 	"\bDescribe\x12\x1f.e2e.backend.v1.DescribeRequest\x1a .e2e.backend.v1.DescribeResponse\x12M\n" +
 	"\bValidate\x12\x1f.e2e.backend.v1.ValidateRequest\x1a .e2e.backend.v1.ValidateResponse\x12@\n" +
@@ -2704,7 +2886,8 @@ const file_e2e_backend_v1_backend_proto_rawDesc = "" +
 	"\x05Clean\x12\x1c.e2e.backend.v1.CleanRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12>\n" +
 	"\x05Start\x12\x1c.e2e.backend.v1.StartRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12<\n" +
 	"\x04Stop\x12\x1b.e2e.backend.v1.StopRequest\x1a\x15.e2e.backend.v1.Event0\x01\x12G\n" +
-	"\bNodeLogs\x12\x1f.e2e.backend.v1.NodeLogsRequest\x1a\x18.e2e.backend.v1.LogChunk0\x01B:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
+	"\bNodeLogs\x12\x1f.e2e.backend.v1.NodeLogsRequest\x1a\x18.e2e.backend.v1.LogChunk0\x01\x12G\n" +
+	"\x06Doctor\x12\x1d.e2e.backend.v1.DoctorRequest\x1a\x1e.e2e.backend.v1.DoctorResponseB:Z8github.com/e2e-tool/e2e/sdk/internal/backendv1;backendv1b\x06proto3"
 
 var (
 	file_e2e_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -2719,7 +2902,7 @@ func file_e2e_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_e2e_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_e2e_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(Role)(0),                  // 0: e2e.backend.v1.Role
 	(InstallMethod)(0),         // 1: e2e.backend.v1.InstallMethod
@@ -2759,8 +2942,11 @@ var file_e2e_backend_v1_backend_proto_goTypes = []any{
 	(*CleanRequest)(nil),       // 35: e2e.backend.v1.CleanRequest
 	(*NodeLogsRequest)(nil),    // 36: e2e.backend.v1.NodeLogsRequest
 	(*LogChunk)(nil),           // 37: e2e.backend.v1.LogChunk
-	nil,                        // 38: e2e.backend.v1.Cluster.DetailsEntry
-	nil,                        // 39: e2e.backend.v1.ExecStart.EnvEntry
+	(*DoctorRequest)(nil),      // 38: e2e.backend.v1.DoctorRequest
+	(*DoctorCheck)(nil),        // 39: e2e.backend.v1.DoctorCheck
+	(*DoctorResponse)(nil),     // 40: e2e.backend.v1.DoctorResponse
+	nil,                        // 41: e2e.backend.v1.Cluster.DetailsEntry
+	nil,                        // 42: e2e.backend.v1.ExecStart.EnvEntry
 }
 var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	1,  // 0: e2e.backend.v1.Capabilities.install_methods:type_name -> e2e.backend.v1.InstallMethod
@@ -2774,7 +2960,7 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	17, // 8: e2e.backend.v1.Node.ssh:type_name -> e2e.backend.v1.SSHEndpoint
 	4,  // 9: e2e.backend.v1.Node.state:type_name -> e2e.backend.v1.NodeState
 	18, // 10: e2e.backend.v1.Cluster.nodes:type_name -> e2e.backend.v1.Node
-	38, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
+	41, // 11: e2e.backend.v1.Cluster.details:type_name -> e2e.backend.v1.Cluster.DetailsEntry
 	5,  // 12: e2e.backend.v1.Cluster.transport:type_name -> e2e.backend.v1.Transport
 	6,  // 13: e2e.backend.v1.Log.level:type_name -> e2e.backend.v1.Log.Level
 	20, // 14: e2e.backend.v1.Event.progress:type_name -> e2e.backend.v1.Progress
@@ -2786,41 +2972,44 @@ var file_e2e_backend_v1_backend_proto_depIdxs = []int32{
 	16, // 20: e2e.backend.v1.DestroyRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 21: e2e.backend.v1.BaseConfigRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 22: e2e.backend.v1.ExecStart.ref:type_name -> e2e.backend.v1.ClusterRef
-	39, // 23: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
+	42, // 23: e2e.backend.v1.ExecStart.env:type_name -> e2e.backend.v1.ExecStart.EnvEntry
 	30, // 24: e2e.backend.v1.ExecInput.start:type_name -> e2e.backend.v1.ExecStart
 	16, // 25: e2e.backend.v1.StartRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 26: e2e.backend.v1.StopRequest.ref:type_name -> e2e.backend.v1.ClusterRef
 	16, // 27: e2e.backend.v1.CleanRequest.keep:type_name -> e2e.backend.v1.ClusterRef
 	16, // 28: e2e.backend.v1.NodeLogsRequest.ref:type_name -> e2e.backend.v1.ClusterRef
-	9,  // 29: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
-	12, // 30: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
-	15, // 31: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
-	23, // 32: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
-	25, // 33: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
-	27, // 34: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
-	28, // 35: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
-	31, // 36: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
-	35, // 37: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
-	33, // 38: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
-	34, // 39: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
-	36, // 40: e2e.backend.v1.Backend.NodeLogs:input_type -> e2e.backend.v1.NodeLogsRequest
-	10, // 41: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
-	13, // 42: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
-	22, // 43: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
-	24, // 44: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
-	26, // 45: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
-	22, // 46: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
-	29, // 47: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
-	32, // 48: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
-	22, // 49: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
-	22, // 50: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
-	22, // 51: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
-	37, // 52: e2e.backend.v1.Backend.NodeLogs:output_type -> e2e.backend.v1.LogChunk
-	41, // [41:53] is the sub-list for method output_type
-	29, // [29:41] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	39, // 29: e2e.backend.v1.DoctorResponse.checks:type_name -> e2e.backend.v1.DoctorCheck
+	9,  // 30: e2e.backend.v1.Backend.Describe:input_type -> e2e.backend.v1.DescribeRequest
+	12, // 31: e2e.backend.v1.Backend.Validate:input_type -> e2e.backend.v1.ValidateRequest
+	15, // 32: e2e.backend.v1.Backend.Create:input_type -> e2e.backend.v1.CreateRequest
+	23, // 33: e2e.backend.v1.Backend.Get:input_type -> e2e.backend.v1.GetRequest
+	25, // 34: e2e.backend.v1.Backend.List:input_type -> e2e.backend.v1.ListRequest
+	27, // 35: e2e.backend.v1.Backend.Destroy:input_type -> e2e.backend.v1.DestroyRequest
+	28, // 36: e2e.backend.v1.Backend.BaseConfig:input_type -> e2e.backend.v1.BaseConfigRequest
+	31, // 37: e2e.backend.v1.Backend.Exec:input_type -> e2e.backend.v1.ExecInput
+	35, // 38: e2e.backend.v1.Backend.Clean:input_type -> e2e.backend.v1.CleanRequest
+	33, // 39: e2e.backend.v1.Backend.Start:input_type -> e2e.backend.v1.StartRequest
+	34, // 40: e2e.backend.v1.Backend.Stop:input_type -> e2e.backend.v1.StopRequest
+	36, // 41: e2e.backend.v1.Backend.NodeLogs:input_type -> e2e.backend.v1.NodeLogsRequest
+	38, // 42: e2e.backend.v1.Backend.Doctor:input_type -> e2e.backend.v1.DoctorRequest
+	10, // 43: e2e.backend.v1.Backend.Describe:output_type -> e2e.backend.v1.DescribeResponse
+	13, // 44: e2e.backend.v1.Backend.Validate:output_type -> e2e.backend.v1.ValidateResponse
+	22, // 45: e2e.backend.v1.Backend.Create:output_type -> e2e.backend.v1.Event
+	24, // 46: e2e.backend.v1.Backend.Get:output_type -> e2e.backend.v1.GetResponse
+	26, // 47: e2e.backend.v1.Backend.List:output_type -> e2e.backend.v1.ListResponse
+	22, // 48: e2e.backend.v1.Backend.Destroy:output_type -> e2e.backend.v1.Event
+	29, // 49: e2e.backend.v1.Backend.BaseConfig:output_type -> e2e.backend.v1.BaseConfigResponse
+	32, // 50: e2e.backend.v1.Backend.Exec:output_type -> e2e.backend.v1.ExecOutput
+	22, // 51: e2e.backend.v1.Backend.Clean:output_type -> e2e.backend.v1.Event
+	22, // 52: e2e.backend.v1.Backend.Start:output_type -> e2e.backend.v1.Event
+	22, // 53: e2e.backend.v1.Backend.Stop:output_type -> e2e.backend.v1.Event
+	37, // 54: e2e.backend.v1.Backend.NodeLogs:output_type -> e2e.backend.v1.LogChunk
+	40, // 55: e2e.backend.v1.Backend.Doctor:output_type -> e2e.backend.v1.DoctorResponse
+	43, // [43:56] is the sub-list for method output_type
+	30, // [30:43] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_e2e_backend_v1_backend_proto_init() }
@@ -2850,7 +3039,7 @@ func file_e2e_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_e2e_backend_v1_backend_proto_rawDesc), len(file_e2e_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	Backend_Start_FullMethodName      = "/e2e.backend.v1.Backend/Start"
 	Backend_Stop_FullMethodName       = "/e2e.backend.v1.Backend/Stop"
 	Backend_NodeLogs_FullMethodName   = "/e2e.backend.v1.Backend/NodeLogs"
+	Backend_Doctor_FullMethodName     = "/e2e.backend.v1.Backend/Doctor"
 )
 
 // BackendClient is the client API for Backend service.
@@ -84,6 +85,11 @@ type BackendClient interface {
 	// when Capabilities.node_logs is set; NOT_FOUND when the node does not
 	// exist.
 	NodeLogs(ctx context.Context, in *NodeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	// Doctor checks what the backend needs on this machine and in its world
+	// (an engine, an image, credentials) and says how to fix each failure.
+	// It creates nothing and never returns a secret. Only when
+	// Capabilities.doctor is set.
+	Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error)
 }
 
 type backendClient struct {
@@ -271,6 +277,16 @@ func (c *backendClient) NodeLogs(ctx context.Context, in *NodeLogsRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_NodeLogsClient = grpc.ServerStreamingClient[LogChunk]
 
+func (c *backendClient) Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DoctorResponse)
+	err := c.cc.Invoke(ctx, Backend_Doctor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -316,6 +332,11 @@ type BackendServer interface {
 	// when Capabilities.node_logs is set; NOT_FOUND when the node does not
 	// exist.
 	NodeLogs(*NodeLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
+	// Doctor checks what the backend needs on this machine and in its world
+	// (an engine, an image, credentials) and says how to fix each failure.
+	// It creates nothing and never returns a secret. Only when
+	// Capabilities.doctor is set.
+	Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -361,6 +382,9 @@ func (UnimplementedBackendServer) Stop(*StopRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedBackendServer) NodeLogs(*NodeLogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
 	return status.Error(codes.Unimplemented, "method NodeLogs not implemented")
+}
+func (UnimplementedBackendServer) Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Doctor not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -546,6 +570,24 @@ func _Backend_NodeLogs_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_NodeLogsServer = grpc.ServerStreamingServer[LogChunk]
 
+func _Backend_Doctor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DoctorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Doctor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Doctor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Doctor(ctx, req.(*DoctorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -572,6 +614,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BaseConfig",
 			Handler:    _Backend_BaseConfig_Handler,
+		},
+		{
+			MethodName: "Doctor",
+			Handler:    _Backend_Doctor_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/e2e-tool/e2e/cluster"
+)
+
+// DoctorCmd runs the checks of e2e and of the backends.
+type DoctorCmd struct {
+	Backend   string   `help:"Only this backend's checks (beside e2e's own)."`
+	Option    []string `short:"o" name:"option" placeholder:"NAME=VALUE" help:"Backend option the checks use, as for create (with --backend; e.g. -o image=NAME)." sep:"none"`
+	ClusterID string   `name:"cluster-id" short:"c" placeholder:"ID" help:"Also measure the clock skew between this machine and each node of this cluster."`
+	JSON      bool     `help:"Print JSON: {\"ok\": ..., \"checks\": [{\"backend\", \"name\", \"ok\", \"detail\", \"fix\"}]}."`
+}
+
+// Validate refuses options without a backend: they are one backend's.
+func (c *DoctorCmd) Validate() error {
+	if len(c.Option) > 0 && c.Backend == "" {
+		return invalid(fmt.Errorf("-o does nothing without --backend: add --backend NAME, or leave -o out"))
+	}
+	return nil
+}
+
+func (c *DoctorCmd) Run(e *env) error {
+	var opts map[string]any
+	if len(c.Option) > 0 {
+		var err error
+		if opts, err = parseOptions(c.Option); err != nil {
+			return err
+		}
+	}
+	e.now("checking this machine")
+	checks, err := e.manager.Doctor(e.ctx, cluster.DoctorOptions{Backend: c.Backend, Options: opts, ClusterID: c.ClusterID})
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, ch := range checks {
+		if !ch.OK {
+			failed++
+		}
+	}
+	if c.JSON {
+		if err := printJSON(e, struct {
+			OK     bool            `json:"ok"`
+			Checks []cluster.Check `json:"checks"`
+		}{failed == 0, checks}); err != nil {
+			return err
+		}
+	} else {
+		for _, ch := range checks {
+			status := "ok  "
+			if !ch.OK {
+				status = "FAIL"
+			}
+			name := ch.Name
+			if ch.Backend != "" {
+				name = ch.Backend + ": " + name
+			}
+			line := status + "  " + name
+			if ch.Detail != "" {
+				line += ": " + ch.Detail
+			}
+			fmt.Fprintln(e.stdout, line)
+			if !ch.OK && ch.Fix != "" {
+				fmt.Fprintln(e.stdout, "      fix: "+ch.Fix)
+			}
+		}
+	}
+	if failed > 0 {
+		return exitError{code: exitFailure, err: fmt.Errorf("%d of %d %s failed", failed, len(checks), plural(len(checks), "check"))}
+	}
+	e.say("all %d checks passed", len(checks))
+	return nil
+}
