@@ -225,7 +225,8 @@ func (backend) Destroy(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) 
 	rec, err := loadRecord(dir)
 	switch {
 	case errors.Is(err, sdk.ErrNotFound):
-		return nil
+		// A Create that crashed or was cancelled half-way wrote no record.
+		return os.RemoveAll(dir)
 	case err != nil:
 		return err
 	case fault == faultLeakOnCancel && rec.Cluster.UID != ref.UID:
