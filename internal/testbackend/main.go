@@ -124,11 +124,15 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 			}
 		}
 	}
-	rec, err := json.Marshal(record{Cluster: *c, Key: req.SSHPublicKey})
+	rec := record{Cluster: *c}
+	if os.Getenv(sshdPoolEnv) != "" {
+		rec.Key = req.SSHPublicKey
+	}
+	buf, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), rec, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), buf, 0o644); err != nil {
 		return nil, err
 	}
 	r.Infof("made %d nodes in %s", made, dir)
