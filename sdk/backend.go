@@ -101,10 +101,15 @@ type Info struct {
 	// cluster's key once Create (or Start) has returned: the core then logs
 	// in to every node, retrying while sshd starts, and pins host keys
 	// before it records the cluster. Leave it false for nodes with no sshd
-	// (the core then never logs in at creation).
+	// (the core then never logs in at creation). Nodes reached over SSH need the
+	// sftp subsystem (send-file, download), a POSIX login shell and env;
+	// no pty and no AcceptEnv (docs/plugin-authoring.md, "What a node must
+	// offer"). sdktest logs in to them and checks this.
 	NodesRunSSHD bool
 	// InstallMethods are the ways the core may install a distribution on
-	// the nodes; empty means none.
+	// the nodes; empty means none. The core installs either way: declare
+	// InstallFromPath when it can copy a large file to the nodes, and
+	// InstallFromURL when the nodes can download one themselves.
 	InstallMethods []InstallMethod
 }
 
@@ -194,14 +199,18 @@ type Node struct {
 	Role  Role `json:"role"`
 	Index int  `json:"index"`
 	// Name is what the backend calls the node (container name, instance id).
-	Name           string `json:"name"`
+	Name string `json:"name"`
+	// Hostname is the node's hostname, if known. Users pick nodes by it:
+	// give each node its own (of nodes sharing one, the first in node
+	// order is picked).
 	Hostname       string `json:"hostname,omitempty"`
 	PrivateAddress string `json:"private_address,omitempty"`
 	PublicAddress  string `json:"public_address,omitempty"`
 	// SSH is where the core dials the node's sshd.
 	SSH SSHEndpoint `json:"ssh"`
-	// HostKeys are the node's SSH host public keys (authorized_keys
-	// format) when the backend knows them; the core pins them under the
+	// HostKeys are the node's SSH host public keys, one authorized_keys
+	// line each (a trailing comment, as in ssh-keygen's .pub files, is
+	// allowed), when the backend knows them; the core pins them under the
 	// node's identity, not its address, so they stay valid when the SSH
 	// port changes (a restarted container).
 	HostKeys []string `json:"host_keys,omitempty"`

@@ -158,13 +158,20 @@ type reporter struct {
 	mu     sync.Mutex
 	send   func(*backendv1.Event) error
 	logger hclog.Logger
+	// hold, when not nil, is the call's context: the first event, once
+	// sent, waits until it is done (wire.HoldCreateEnv).
+	hold     context.Context
+	holdOnce sync.Once
 }
 
 func (r *reporter) emit(ev *backendv1.Event) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	// A failed send means the core went away; the call's context says so.
 	_ = r.send(ev)
+	r.mu.Unlock()
+	if r.hold != nil {
+		r.holdOnce.Do(func() { <-r.hold.Done() })
+	}
 }
 
 func (r *reporter) Progress(step, message string, current, total int64) {
@@ -227,6 +234,9 @@ func (s *server) Create(req *backendv1.CreateRequest, stream grpc.ServerStreamin
 		return toStatus(err)
 	}
 	r := &reporter{send: stream.Send, logger: s.logger.With("cluster", req.GetClusterId())}
+	if s.getenv(wire.HoldCreateEnv) == "1" {
+		r.hold = ctx
+	}
 	c, err := s.backend.Create(ctx, CreateRequest{
 		ClusterID: req.GetClusterId(), Masters: orOne(counts.Masters), Agents: orOne(counts.Agents),
 		PublicAgents: orOne(counts.PublicAgents), Given: given, Options: opts,

@@ -111,6 +111,20 @@ func TestGuideExample(t *testing.T) {
 	if !strings.Contains(r.Stdout, "agent_0") || !strings.Contains(r.Stdout, "e2e-demo-public-agent-0") {
 		t.Errorf("inspect:\n%s", r.Stdout)
 	}
+	// Section 3.4: from a fresh E2E_HOME, e2e list asks no backend; named
+	// with --backend, the backend lists the cluster as untracked.
+	fresh := newSandbox(t)
+	fresh.extra = append(fresh.extra, "E2E_EXAMPLE_DIR="+account)
+	r = testbin.Run(t, fresh.env(), built.e2e, "--plugin-dir", bin, "list")
+	expectCode(t, r, 0)
+	if !strings.Contains(r.Stdout+r.Stderr, "no clusters") || strings.Contains(r.Stdout, "demo") {
+		t.Errorf("list from a fresh E2E_HOME:\n%s%s", r.Stdout, r.Stderr)
+	}
+	r = testbin.Run(t, fresh.env(), built.e2e, "--plugin-dir", bin, "list", "--backend", "example")
+	expectCode(t, r, 0)
+	if !regexp.MustCompile(`(?m)^demo\s.*untracked`).MatchString(r.Stdout) {
+		t.Errorf("list --backend example from a fresh E2E_HOME does not show demo as untracked:\n%s", r.Stdout)
+	}
 	expectCode(t, e2e("stop", "-c", "demo"), 0)
 	if r := e2e("list"); !strings.Contains(r.Stdout, "stopped") {
 		t.Errorf("list after stop:\n%s", r.Stdout)

@@ -65,6 +65,9 @@ func TestDockerInputMistakes(t *testing.T) {
 	if n := strings.Count(r.Stderr, "does not exist"); n != 1 {
 		t.Errorf("the missing user is told %d times, want once:\n%s", n, r.Stderr)
 	}
+	if strings.Contains(r.Stderr, "plugin info") {
+		t.Errorf("a refused --ssh-user is not about an option, yet the error points at plugin info:\n%s", r.Stderr)
+	}
 	noDockerResources(t, id)
 	if got := s.records(); len(got) != 0 {
 		t.Errorf("state records %v after refused creates", got)

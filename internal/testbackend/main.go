@@ -31,7 +31,9 @@ func (backend) Info() sdk.Info {
 		Version: version,
 		Summary: "files that stand in for machines (e2e's own tests)",
 		// Its calls are the interfaces it implements: Destroyer, Lister,
-		// Cleaner, StartStopper, BaseConfiger. Its nodes have no sshd.
+		// Cleaner, StartStopper, BaseConfiger. Its nodes have no sshd,
+		// unless $E2E_TEST_BACKEND_SSHD names a pool of real ones (sshd.go).
+		NodesRunSSHD:   os.Getenv(sshdPoolEnv) != "",
 		InstallMethods: []sdk.InstallMethod{sdk.InstallFromPath},
 		Options: sdk.Schema{
 			sdk.StringOption("dir", "directory that holds the stand-in machines").MarkRequired().FromEnv("E2E_TEST_BACKEND_DIR"),
@@ -46,6 +48,7 @@ func (backend) Info() sdk.Info {
 			sdk.ListOption("tags", "tags recorded on the cluster"),
 			sdk.MountsOption("master_mounts", "mounts recorded on masters"),
 			sdk.IntOption("memory", "memory per node in MiB").WithDefault(512),
+			sdk.StringOption("ssh_fault", "a bug to have with a pool of sshd nodes: wrong_host_key, keep_nodes (Destroy forgets the cluster but leaves the nodes), leak_on_cancel (Create ignores cancellation, Destroy matches the UID only)"),
 		},
 	}
 }
@@ -53,6 +56,8 @@ func (backend) Info() sdk.Info {
 type record struct {
 	Cluster sdk.Cluster
 	Options map[string]any
+	// Key is the SSH key authorised on the sshd pool's nodes (sshd.go).
+	Key string `json:",omitempty"`
 }
 
 func clusterDir(opts sdk.Options, id string) string {
@@ -95,6 +100,9 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 			node := sdk.Node{Role: role, Index: i, Name: name, Hostname: name,
 				PrivateAddress: fmt.Sprintf("10.%d.0.%d", len(c.Nodes)/250, len(c.Nodes)%250+1),
 				SSH:            sdk.SSHEndpoint{Host: "127.0.0.1", Port: 22, User: "root"}}
+			if err := pooledNode(&node, len(c.Nodes), req.SSHPublicKey, opts.String("ssh_fault")); err != nil {
+				return nil, err
+			}
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(req.SSHPublicKey), 0o644); err != nil {
 				return nil, err
 			}
@@ -104,18 +112,27 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 			if opts.Bool("two_steps") {
 				r.Progress("boot nodes", name, int64(made), total)
 			}
+			if opts.String("ssh_fault") == faultLeakOnCancel {
+				time.Sleep(opts.Duration("create_delay"))
+				continue
+			}
 			select {
 			case <-time.After(opts.Duration("create_delay")):
 			case <-ctx.Done():
+				_ = unpool(c.Nodes, req.SSHPublicKey)
 				return nil, b.cancelled(ctx, req, dir)
 			}
 		}
 	}
-	rec, err := json.Marshal(record{Cluster: *c})
+	rec := record{Cluster: *c}
+	if os.Getenv(sshdPoolEnv) != "" {
+		rec.Key = req.SSHPublicKey
+	}
+	buf, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), rec, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), buf, 0o644); err != nil {
 		return nil, err
 	}
 	r.Infof("made %d nodes in %s", made, dir)
@@ -138,6 +155,14 @@ func (backend) cancelled(ctx context.Context, req sdk.CreateRequest, dir string)
 }
 
 func load(dir string) (*sdk.Cluster, error) {
+	rec, err := loadRecord(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Cluster, nil
+}
+
+func loadRecord(dir string) (*record, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, sdk.ErrNotFound
@@ -149,7 +174,7 @@ func load(dir string) (*sdk.Cluster, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
-	return &rec.Cluster, nil
+	return &rec, nil
 }
 
 // pauseDirEnv names a directory: when it is set, Get, Destroy, Clean,
@@ -200,6 +225,22 @@ func (backend) Destroy(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) 
 		return err
 	}
 	dir := clusterDir(ref.Options, ref.ClusterID)
+	fault := ref.Options.String("ssh_fault")
+	rec, err := loadRecord(dir)
+	switch {
+	case errors.Is(err, sdk.ErrNotFound):
+		// A Create that crashed or was cancelled half-way wrote no record.
+		return os.RemoveAll(dir)
+	case err != nil:
+		return err
+	case fault == faultLeakOnCancel && rec.Cluster.UID != ref.UID:
+		return nil
+	}
+	if fault != faultKeepNodes {
+		if err := unpool(rec.Cluster.Nodes, rec.Key); err != nil {
+			return err
+		}
+	}
 	r.Progress("destroy", dir, 0, 1)
 	return os.RemoveAll(dir)
 }
@@ -259,19 +300,26 @@ func (backend) Stop(ctx context.Context, ref sdk.ClusterRef, r sdk.Reporter) err
 // setState puts every node of a cluster in state, with the given SSH port.
 func setState(ref sdk.ClusterRef, state sdk.NodeState, port int, r sdk.Reporter) error {
 	dir := clusterDir(ref.Options, ref.ClusterID)
-	c, err := load(dir)
+	rec, err := loadRecord(dir)
 	if err != nil {
 		return fmt.Errorf("cluster %q: %w", ref.ClusterID, err)
 	}
+	c := &rec.Cluster
 	for i := range c.Nodes {
-		c.Nodes[i].State, c.Nodes[i].SSH.Port = state, port
+		p := port
+		if p > 0 {
+			if pp, ok := poolPort(i); ok {
+				p = pp
+			}
+		}
+		c.Nodes[i].State, c.Nodes[i].SSH.Port = state, p
 		r.Progress(string(state), c.Nodes[i].Name, int64(i+1), int64(len(c.Nodes)))
 	}
-	rec, err := json.Marshal(record{Cluster: *c})
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "cluster.json"), rec, 0o644)
+	return os.WriteFile(filepath.Join(dir, "cluster.json"), b, 0o644)
 }
 
 func (backend) BaseConfig(context.Context, sdk.ClusterRef) (sdk.BaseConfig, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/e2e-tool/e2e/sdk/host"
+	"github.com/e2e-tool/e2e/sdk/internal/wire"
 	"google.golang.org/grpc/codes"
 )
 
@@ -355,6 +356,12 @@ func (s *suite) testLifecycle(t *testing.T) {
 			t.Errorf("List: cluster %q has UID %q, but Create returned %q", ref.ClusterID, listed.UID, created.UID)
 		}
 	}
+	sshd := s.runsSSHD(t, d)
+	if sshd {
+		t.Run("SSH", func(t *testing.T) {
+			s.checkSSH(t, "after Create", got.Nodes, hostKeysOf(created))
+		})
+	}
 
 	if !d.Calls.Destroy {
 		err := c.Destroy(s.ctx(t), ref, logEvents(t))
@@ -371,13 +378,37 @@ func (s *suite) testLifecycle(t *testing.T) {
 		t.Fatalf("Destroy %q: %v", ref.ClusterID, err)
 	}
 	s.checkGone(t, c, d, ref)
+	if sshd {
+		t.Run("NodesGoneAfterDestroy", func(t *testing.T) {
+			s.checkNodesGone(t, got.Nodes)
+		})
+	}
+}
+
+// runsSSHD reports whether the SSH checks apply: the backend says its
+// nodes run sshd and Config.SkipSSH does not say why they cannot be
+// reached.
+func (s *suite) runsSSHD(t *testing.T, d host.Description) bool {
+	t.Helper()
+	if !d.NodesRunSSHD {
+		return false
+	}
+	if s.cfg.SkipSSH != "" {
+		t.Logf("SSH checks skipped: %s", s.cfg.SkipSSH)
+		return false
+	}
+	return true
 }
 
 // testCancel cancels a Create half-way, as Ctrl-C does, then destroys the
 // cluster as the core does afterwards: the plugin must clean up and the
-// Destroy must not race with that cleanup.
+// Destroy must not race with that cleanup. The plugin runs with
+// wire.HoldCreateEnv, so its SDK holds Create's first event until the
+// cancellation arrived: the Create is certainly half-way when it is
+// cancelled, however fast the backend. (A plugin built with an SDK from
+// before the hold is cancelled at its first event, or after cancelAfter.)
 func (s *suite) testCancel(t *testing.T) {
-	_, c := s.start(t)
+	_, c := s.start(t, wire.HoldCreateEnv+"=1")
 	d := s.describe(t, c)
 	if !d.Calls.Destroy {
 		t.Skip("the backend cannot destroy clusters (it does not implement sdk.Destroyer)")
@@ -413,7 +444,7 @@ func (s *suite) testCancel(t *testing.T) {
 	switch {
 	case res.err == nil:
 		ref = s.ref(d, res.cluster)
-		t.Error("Create finished before it was cancelled; give the backend options that make it slower (Config.Options)")
+		t.Error("Create finished before it was cancelled: report progress (sdk.Reporter) before the slow part of Create, and return an error wrapping ctx.Err() once ctx is done")
 	case !errors.Is(res.err, context.Canceled):
 		t.Errorf("cancelled Create: %v (%T), want an error wrapping context.Canceled", res.err, res.err)
 	}

@@ -19,9 +19,14 @@ const exitWait = 5 * time.Second
 
 // start launches the plugin as the e2e host does and returns the go-plugin
 // client and the backend client. The process is killed when t ends, and
-// the test fails if it is still running afterwards.
-func (s *suite) start(t *testing.T) (*plugin.Client, *host.Client) {
+// the test fails if it is still running afterwards. env (KEY=VALUE) is
+// added to the environment the plugin inherits.
+func (s *suite) start(t *testing.T, env ...string) (*plugin.Client, *host.Client) {
 	t.Helper()
+	cmd := exec.Command(s.cfg.Binary)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// t.TempDir paths are too long for unix sockets (108 bytes).
 	sockDir, err := os.MkdirTemp("", "e2e")
 	if err != nil {
@@ -39,7 +44,7 @@ func (s *suite) start(t *testing.T) (*plugin.Client, *host.Client) {
 		// Left empty, go-plugin would allow net/rpc only.
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Cmd:              exec.Command(s.cfg.Binary),
+		Cmd:              cmd,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "sdktest", Level: hclog.Debug, Output: logs,

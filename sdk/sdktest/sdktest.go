@@ -10,7 +10,11 @@
 //	}
 //
 // The suite makes real clusters through the backend (one node per role
-// unless told otherwise) and destroys them again.
+// unless told otherwise) and destroys them again. When the backend's Info
+// says NodesRunSSHD, it also logs in to every node with the key it gave
+// Create, as the core does: each node must present the host keys the
+// backend reported, run a command, serve the sftp subsystem, and stop
+// accepting the key once the cluster is destroyed.
 package sdktest
 
 import (
@@ -41,6 +45,15 @@ type Config struct {
 	Masters, Agents, PublicAgents int
 	// Timeout bounds each call to the plugin; zero means 5 minutes.
 	Timeout time.Duration
+	// SSHTimeout bounds how long the SSH checks wait for a node's sshd
+	// after Create and Start, as `e2e create --ssh-timeout` does; zero
+	// means 3 minutes.
+	SSHTimeout time.Duration
+	// SkipSSH, when not empty, says why the nodes' sshd cannot be reached
+	// from this test (for example: the backend talks to an API emulator
+	// that makes no machines), and the SSH checks are skipped with that
+	// reason. Leave it empty for a backend whose Info says NodesRunSSHD.
+	SkipSSH string
 }
 
 const (
@@ -49,11 +62,6 @@ const (
 	binaryPrefix = "e2e-backend-"
 	// unknownOption is an option name no backend declares.
 	unknownOption = "no_such_option_xyz"
-	// testPublicKey is a real ed25519 key in authorized_keys format whose
-	// private half was thrown away: backends that install it get a valid
-	// key that nobody can log in with. (A literal, because the sdk module
-	// does not depend on x/crypto.)
-	testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAB8AKIDPDjI+0rOICvhY8TV+li5xpsHOUdJZmFxrq8A sdktest"
 )
 
 // suite holds what every check needs; it is read-only once Run made it.
@@ -61,6 +69,9 @@ type suite struct {
 	cfg Config
 	// options is cfg.Options as the JSON the core sends.
 	options []byte
+	// key is the SSH key every Create gets; its private half never
+	// leaves this process.
+	key clientKey
 }
 
 // Run runs every conformance check as a subtest of t. Each subtest starts
@@ -81,10 +92,16 @@ func Run(t *testing.T, cfg Config) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
 	}
+	if cfg.SSHTimeout <= 0 {
+		cfg.SSHTimeout = defaultSSHTimeout
+	}
 	s := &suite{cfg: cfg}
 	var err error
 	if s.options, err = s.optionsWith("", nil); err != nil {
 		t.Fatalf("sdktest: Config.Options: %v", err)
+	}
+	if s.key, err = newClientKey(); err != nil {
+		t.Fatalf("sdktest: SSH key: %v", err)
 	}
 
 	t.Run("Handshake", s.testHandshake)
@@ -139,7 +156,7 @@ func (s *suite) counts() sdk.CreateRequest {
 func (s *suite) createCall(id string, options []byte) host.CreateRequest {
 	return host.CreateRequest{
 		ClusterID: id, Masters: s.cfg.Masters, Agents: s.cfg.Agents, PublicAgents: s.cfg.PublicAgents,
-		OptionsJSON: options, SSHPublicKey: testPublicKey,
+		OptionsJSON: options, SSHPublicKey: s.key.authorized,
 	}
 }
 

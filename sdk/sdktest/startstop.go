@@ -24,7 +24,7 @@ func (s *suite) testStartStop(t *testing.T) {
 
 	// get returns the cluster and checks that it is still the same one,
 	// with every node in state want.
-	get := func(t *testing.T, call string, want sdk.NodeState) {
+	get := func(t *testing.T, call string, want sdk.NodeState) *sdk.Cluster {
 		t.Helper()
 		got, err := c.Get(s.ctx(t), ref)
 		if err != nil {
@@ -37,6 +37,7 @@ func (s *suite) testStartStop(t *testing.T) {
 		if g, w := nodeNames(got), nodeNames(created); !slices.Equal(g, w) {
 			t.Errorf("Get after %s: nodes %v, but Create returned %v", call, g, w)
 		}
+		return got
 	}
 
 	for i := 1; i <= 2; i++ {
@@ -49,11 +50,19 @@ func (s *suite) testStartStop(t *testing.T) {
 		// A stopped cluster still exists: e2e list shows it as stopped.
 		s.checkListed(t, c, d, ref.ClusterID, true)
 	}
+	var started *sdk.Cluster
 	for i := 1; i <= 2; i++ {
 		if err := c.Start(s.ctx(t), ref, logEvents(t)); err != nil {
 			t.Fatalf("Start %q (call %d): %v", ref.ClusterID, i, err)
 		}
-		get(t, "Start", sdk.NodeRunning)
+		started = get(t, "Start", sdk.NodeRunning)
+	}
+	if s.runsSSHD(t, d) && started != nil {
+		// The core logs in after Start, and refuses a host key that
+		// changed since Create: the keys must survive a restart.
+		t.Run("SSH", func(t *testing.T) {
+			s.checkSSH(t, "after Start", started.Nodes, hostKeysOf(created))
+		})
 	}
 
 	never := host.ClusterRef{ClusterID: newClusterID(), OptionsJSON: s.options}

@@ -41,6 +41,7 @@ type Server struct {
 	// HostKeyFile is the private host key, for Options.HostKeyFile.
 	HostKeyFile string
 
+	noSFTP   bool
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	log      *syncBuffer
@@ -57,6 +58,9 @@ type Options struct {
 	// one. (To simulate a changed key, start another server on the same
 	// Port without it.)
 	HostKeyFile string
+	// NoSFTP leaves out the sftp subsystem, as a node whose sshd_config
+	// has no Subsystem line.
+	NoSFTP bool
 }
 
 // Start runs a private sshd -D -e on 127.0.0.1 and waits until it answers
@@ -81,7 +85,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
-	s := &Server{Dir: dir, HostKeyFile: filepath.Join(dir, "ssh_host_ed25519_key")}
+	s := &Server{Dir: dir, HostKeyFile: filepath.Join(dir, "ssh_host_ed25519_key"), noSFTP: opts.NoSFTP}
 	if opts.HostKeyFile != "" {
 		pemBytes, err := os.ReadFile(opts.HostKeyFile)
 		if err != nil {
@@ -130,6 +134,10 @@ func Start(t testing.TB, opts Options) *Server {
 }
 
 func (s *Server) start(t testing.TB, port int) error {
+	sftp := "Subsystem sftp internal-sftp"
+	if s.noSFTP {
+		sftp = ""
+	}
 	config := strings.Join([]string{
 		"Port " + strconv.Itoa(port),
 		"ListenAddress 127.0.0.1",
@@ -141,7 +149,7 @@ func (s *Server) start(t testing.TB, port int) error {
 		"UsePAM no",
 		"StrictModes no",
 		"PidFile " + filepath.Join(s.Dir, "sshd.pid"),
-		"Subsystem sftp internal-sftp",
+		sftp,
 		"LogLevel ERROR",
 		// bash sources ~/.bashrc when it guesses sshd started it, and this
 		// machine's root ~/.bashrc is no part of the test (it may be slow or

@@ -73,3 +73,9 @@ func Value[E Enum](name string) E {
 func prefix(values protoreflect.EnumValueDescriptors) string {
 	return strings.TrimSuffix(string(values.ByNumber(0).Name()), "UNSPECIFIED")
 }
+
+// HoldCreateEnv is set to "1" in the environment of a plugin that sdktest
+// starts for its cancellation check: the SDK then holds a Create's first
+// event until the call is cancelled, so the check cancels a Create that is
+// certainly half-way, however fast the backend is.
+const HoldCreateEnv = "E2E_SDKTEST_HOLD_CREATE"
