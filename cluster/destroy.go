@@ -125,23 +125,9 @@ func (m *Manager) Clean(ctx context.Context, opts CleanOptions) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	var cands []plugin.Candidate
-	if opts.Backend != "" {
-		c, err := plugin.Find(m.host.Dirs(), opts.Backend)
-		if err != nil {
-			return nil, &InvalidError{Err: err}
-		}
-		cands = []plugin.Candidate{c}
-	} else {
-		all, err := m.host.Discover()
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range all {
-			if c.Used {
-				cands = append(cands, c)
-			}
-		}
+	cands, err := m.usedPlugins(opts.Backend)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		lines []string

@@ -61,27 +61,13 @@ func (m *Manager) Doctor(ctx context.Context, opts DoctorOptions) ([]Check, erro
 		}
 	}
 	checks := []Check{m.stateCheck(), sshClientCheck(ctx)}
-	var cands []plugin.Candidate
-	if opts.Backend != "" {
-		c, err := plugin.Find(m.host.Dirs(), opts.Backend)
-		if err != nil {
-			return nil, &InvalidError{Err: err}
-		}
-		cands = []plugin.Candidate{c}
-	} else {
-		all, err := m.host.Discover()
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range all {
-			if c.Used {
-				cands = append(cands, c)
-			}
-		}
-		if len(cands) == 0 {
-			checks = append(checks, Check{Name: "backend plugins found", Detail: "none in " + m.PluginDirs(),
-				Fix: "run make build in the e2e source tree, or e2e plugin install PATH"})
-		}
+	cands, err := m.usedPlugins(opts.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 {
+		checks = append(checks, Check{Name: "backend plugins found", Detail: "none in " + m.PluginDirs(),
+			Fix: "run make build in the e2e source tree, or e2e plugin install PATH"})
 	}
 	optsJSON, err := json.Marshal(opts.Options)
 	if err != nil {

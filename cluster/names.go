@@ -23,15 +23,13 @@ func (m *Manager) RecordedNodes(id string) ([]string, error) {
 // BackendNames returns the names of the backends whose plugins discovery
 // finds, sorted, without starting any.
 func (m *Manager) BackendNames() ([]string, error) {
-	cands, err := m.host.Discover()
+	cands, err := m.usedPlugins("")
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, c := range cands {
-		if c.Used {
-			out = append(out, c.Name)
-		}
+		out = append(out, c.Name)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

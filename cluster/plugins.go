@@ -187,3 +187,27 @@ func (m *Manager) PluginDirs() string { return m.host.Dirs().String() }
 
 // ProtocolVersion is the backend protocol major this e2e speaks.
 const ProtocolVersion = sdk.ProtocolVersion
+
+// usedPlugins returns the plugin discovery uses for each backend name (the
+// first found of each), or, when backend is not empty, only that backend's
+// (an InvalidError when there is none).
+func (m *Manager) usedPlugins(backend string) ([]plugin.Candidate, error) {
+	if backend != "" {
+		c, err := plugin.Find(m.host.Dirs(), backend)
+		if err != nil {
+			return nil, &InvalidError{Err: err}
+		}
+		return []plugin.Candidate{c}, nil
+	}
+	all, err := m.host.Discover()
+	if err != nil {
+		return nil, err
+	}
+	var used []plugin.Candidate
+	for _, c := range all {
+		if c.Used {
+			used = append(used, c)
+		}
+	}
+	return used, nil
+}
