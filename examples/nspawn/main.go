@@ -62,8 +62,13 @@ func (backend) Info() sdk.Info {
 		Options: sdk.Schema{
 			sdk.StringOption(optImage, "directory holding the nodes' root file system, with systemd and "+
 				"openssh-server installed (make one with: e2e-backend-nspawn build-image DIR); "+
-				"nodes boot from it through an overlay, so leave it unchanged while clusters use it").
-				MarkRequired().FromEnv("E2E_NSPAWN_IMAGE"),
+				"nodes boot from it through an overlay, so leave it unchanged while clusters use it; "+
+				"needed to create only (a cluster records its image)").
+				// Not MarkRequired: required options are required by every
+				// call, and a cluster created with E2E_NSPAWN_IMAGE must
+				// be found and destroyed from a shell without it. Validate,
+				// which runs before Create only, asks for it.
+				FromEnv("E2E_NSPAWN_IMAGE"),
 			sdk.StringOption(optDir, "directory for the nodes' own files (their overlay layers and consoles) "+
 				"and the clusters' markers; destroy removes a cluster's part of it").
 				WithDefault("/var/lib/e2e-nspawn").FromEnv("E2E_NSPAWN_DIR"),
@@ -81,7 +86,9 @@ func (backend) Info() sdk.Info {
 // the subnet is loopback, the port and the directory are usable.
 func (backend) Validate(_ context.Context, opts sdk.Options) []sdk.Diagnostic {
 	var diags []sdk.Diagnostic
-	if err := checkImage(opts.String(optImage)); err != nil {
+	if opts.String(optImage) == "" {
+		diags = append(diags, sdk.Errorf(optImage, "option %q is required to create a cluster (give it with -o %s=DIR or set E2E_NSPAWN_IMAGE; make one with e2e-backend-nspawn build-image DIR)", optImage, optImage))
+	} else if err := checkImage(opts.String(optImage)); err != nil {
 		diags = append(diags, sdk.Errorf(optImage, "option %q: %v", optImage, err))
 	}
 	if !filepath.IsAbs(opts.String(optDir)) {
