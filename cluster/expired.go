@@ -23,15 +23,25 @@ type Expired struct {
 	Recorded bool `json:"recorded"`
 }
 
+// ExpiredOptions choose what DestroyExpired may destroy.
+type ExpiredOptions struct {
+	// AnyHome also destroys expired clusters made from another E2E_HOME
+	// (another user's or another test run's on a shared Docker engine or
+	// AWS account), and those whose backend does not say which E2E_HOME
+	// made them: a sweep of forgotten clusters.
+	AnyHome bool
+}
+
 // DestroyExpired destroys every cluster whose lifespan has passed, as its
 // backend reports it (sdk.Cluster.ExpiresAt; backends such as aws give
 // every cluster one): the recorded ones, whose records it removes, and
-// those a backend that tracks its clusters lists with the options of this
-// e2e's records or with none (made from another E2E_HOME, or whose record
-// was forgotten). Clusters without a lifespan are never touched. It returns
-// what it destroyed and every failure, joined; one failure does not stop
-// the others.
-func (m *Manager) DestroyExpired(ctx context.Context) ([]Expired, error) {
+// those a backend that tracks its clusters lists that were made from this
+// E2E_HOME (sdk.HomeDetail) but whose record is gone; with opts.AnyHome,
+// every expired cluster the backends list. A cluster that an e2e process
+// of this E2E_HOME is creating or destroying right now is left alone, and
+// so are clusters without a lifespan. It returns what it destroyed and
+// every failure, joined; one failure does not stop the others.
+func (m *Manager) DestroyExpired(ctx context.Context, opts ExpiredOptions) ([]Expired, error) {
 	metas, err := m.store.List()
 	if err != nil {
 		return nil, err
@@ -55,7 +65,7 @@ func (m *Manager) DestroyExpired(ctx context.Context) ([]Expired, error) {
 				recorded = append(recorded, meta)
 			}
 		}
-		d, err := m.destroyExpiredOf(ctx, c, recorded, now)
+		d, err := m.destroyExpiredOf(ctx, c, recorded, now, opts)
 		done = append(done, d...)
 		errs = append(errs, err)
 	}
@@ -63,7 +73,7 @@ func (m *Manager) DestroyExpired(ctx context.Context) ([]Expired, error) {
 }
 
 // destroyExpiredOf destroys the expired clusters of one backend.
-func (m *Manager) destroyExpiredOf(ctx context.Context, c plugin.Candidate, recorded []state.Metadata, now time.Time) ([]Expired, error) {
+func (m *Manager) destroyExpiredOf(ctx context.Context, c plugin.Candidate, recorded []state.Metadata, now time.Time, opts ExpiredOptions) ([]Expired, error) {
 	p, err := m.host.Launch(ctx, c)
 	if err != nil {
 		if len(recorded) == 0 {
@@ -106,8 +116,8 @@ func (m *Manager) destroyExpiredOf(ctx context.Context, c plugin.Candidate, reco
 				err = fmt.Errorf("asking the %s backend for its clusters: %w", c.Name, p.Wrap("list", err))
 				if len(recorded) == 0 {
 					// A backend this e2e never used may simply not be
-					// set up here (no credentials): say so, and go on.
-					m.logger.Warn(err.Error())
+					// set up here (no credentials): go on.
+					m.logger.Debug(err.Error())
 					continue
 				}
 				errs = append(errs, err)
@@ -123,6 +133,10 @@ func (m *Manager) destroyExpiredOf(ctx context.Context, c plugin.Candidate, reco
 				f := found{sc: sc, ref: host.ClusterRef{ClusterID: sc.ID, UID: sc.UID, OptionsJSON: raw}}
 				if rec := byID[sc.ID]; rec != nil && (rec.UID == "" || rec.UID == sc.UID) {
 					f.ref, f.meta = clusterRef(*rec), rec
+				} else if !opts.AnyHome && sc.Details[sdk.HomeDetail] != m.store.Root() {
+					// Not ours to judge: another E2E_HOME made it, or the
+					// backend cannot say which did.
+					continue
 				}
 				expired[key(sc)] = f
 			}
@@ -130,6 +144,12 @@ func (m *Manager) destroyExpiredOf(ctx context.Context, c plugin.Candidate, reco
 	}
 	var done []Expired
 	for _, f := range expired {
+		if m.store.Busy(f.sc.ID) {
+			// Being created (a ttl shorter than the create) or destroyed
+			// by another e2e process of this E2E_HOME right now.
+			m.logger.Debug("skipping an expired cluster another e2e process is working on", "cluster", f.sc.ID)
+			continue
+		}
 		m.closeClusters(f.sc.ID)
 		if err := p.Destroy(ctx, f.ref, m.emit(f.sc.ID)); err != nil {
 			errs = append(errs, fmt.Errorf("destroying expired cluster %q: %w", f.sc.ID, p.Wrap("destroy", err)))

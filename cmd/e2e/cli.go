@@ -403,7 +403,8 @@ func orDash(s string) string {
 type DestroyCmd struct {
 	ClusterID []string `name:"cluster-id" short:"c" help:"Cluster id (repeatable)." xor:"which" sep:"none"`
 	All       bool     `help:"Destroy every cluster this e2e has a record of." xor:"which"`
-	Expired   bool     `help:"Destroy every cluster whose lifespan has passed, as its backend reports it (recorded here or not; see EXPIRES in e2e list)." xor:"which"`
+	Expired   bool     `help:"Destroy every cluster of this E2E_HOME whose lifespan has passed, as its backend reports it (recorded here, or made from here and forgotten; see EXPIRES in e2e list)." xor:"which"`
+	AnyHome   bool     `name:"any-home" help:"With --expired: also expired clusters made from another E2E_HOME, or that a backend cannot say which E2E_HOME made (a sweep of forgotten clusters on a shared engine or account)."`
 	JSON      bool     `help:"Print the ids of the destroyed clusters as a JSON array."`
 }
 
@@ -412,8 +413,11 @@ func (c *DestroyCmd) Run(e *env) error {
 		c.JSON = false
 		return jsonLines(e, func() error { return c.Run(e) })
 	}
+	if c.AnyHome && !c.Expired {
+		return invalid(errors.New("--any-home goes with --expired"))
+	}
 	if c.Expired {
-		return destroyExpired(e)
+		return destroyExpired(e, cluster.ExpiredOptions{AnyHome: c.AnyHome})
 	}
 	ids := c.ClusterID
 	if c.All {

@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"github.com/e2e-tool/e2e/cluster"
 )
 
-// destroyExpired is `e2e destroy --expired`: every cluster whose lifespan
-// has passed goes, recorded here or not; their ids go to stdout.
-func destroyExpired(e *env) error {
+// destroyExpired is `e2e destroy --expired`: every cluster of this
+// E2E_HOME (of any, with --any-home) whose lifespan has passed goes; their
+// ids go to stdout.
+func destroyExpired(e *env, opts cluster.ExpiredOptions) error {
 	e.now("destroying expired clusters")
-	done, err := e.manager.DestroyExpired(e.ctx)
+	done, err := e.manager.DestroyExpired(e.ctx, opts)
 	for _, x := range done {
 		e.say("destroyed %s (backend %s, expired %s)", x.ID, x.Backend, x.ExpiresAt.Local().Format(time.DateTime))
 		fmt.Fprintln(e.stdout, x.ID)

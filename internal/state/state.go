@@ -196,6 +196,21 @@ func (s *Store) lock(ctx context.Context, id string) (*fileLock, error) {
 	return l, nil
 }
 
+// Busy reports whether another e2e process (or another Reservation of
+// this one) holds the lock of cluster id: it is being created or destroyed
+// right now. It does not wait.
+func (s *Store) Busy(id string) bool {
+	if ValidateID(id) != nil {
+		return false
+	}
+	l, err := tryLockPath(s.lockPath(id))
+	if err != nil || l == nil {
+		return l == nil && err == nil
+	}
+	l.unlock()
+	return false
+}
+
 // Load returns the committed record of cluster id; the error wraps ErrNotFound
 // if there is none. It takes no lock: records are replaced atomically.
 func (s *Store) Load(id string) (Metadata, error) {

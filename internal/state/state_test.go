@@ -478,3 +478,35 @@ func TestInvalidIDsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestBusy: a cluster id whose lock another holder has (a create or a
+// destroy in progress) is busy; once released it is not, and asking takes
+// no lock of its own.
+func TestBusy(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Busy("web") {
+		t.Fatal("an id nobody works on is busy")
+	}
+	r, err := s.Reserve(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Busy("web") {
+		t.Error("an id being created is not busy")
+	}
+	if s.Busy("other") {
+		t.Error("another id is busy")
+	}
+	if err := r.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Busy("web") {
+		t.Error("an id is still busy after its create was aborted")
+	}
+	if s.Busy("no/slashes") {
+		t.Error("an invalid id is busy")
+	}
+}

@@ -56,10 +56,11 @@ func listRows(t *testing.T, s *sandbox) map[string][]string {
 }
 
 // TestAWSLifespan: e2e list shows each cluster's expiry, and e2e destroy
-// --expired removes every cluster whose lifespan has passed: one whose
-// instances still run, one whose instances already terminated by
-// themselves (its group and key pair remain), one made from another
-// E2E_HOME; and leaves a cluster within its lifespan alone.
+// --expired removes every cluster of this E2E_HOME whose lifespan has
+// passed: one whose instances still run, one whose instances already
+// terminated by themselves (its group and key pair remain); one made from
+// another E2E_HOME only with --any-home; and leaves a cluster within its
+// lifespan alone.
 func TestAWSLifespan(t *testing.T) {
 	w := newWorld(t)
 	one := []string{"--masters", "1", "--agents", "0", "--public-agents", "0"}
@@ -99,15 +100,26 @@ func TestAWSLifespan(t *testing.T) {
 	// when it expired without instances to ask.
 	check(ended, "missing", "-")
 
+	// This E2E_HOME's expired clusters go; the other E2E_HOME's is not
+	// ours to judge without --any-home.
 	r := w.s.e2e("destroy", "--expired")
 	expectCode(t, r, 0)
 	got := strings.Fields(r.Stdout)
 	slices.Sort(got)
-	want := []string{ended, other, running}
+	want := []string{ended, running}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("destroy --expired destroyed %v, want %v\nstderr: %s", got, want, r.Stderr)
 	}
+	if left := w.leftovers(t, other); len(left) != 3 {
+		t.Errorf("the other E2E_HOME's cluster after destroy --expired has %v, want its instance, group and key pair", left)
+	}
+	r = w.s.e2e("destroy", "--expired", "--any-home")
+	expectCode(t, r, 0)
+	if got := strings.Fields(r.Stdout); !slices.Equal(got, []string{other}) {
+		t.Errorf("destroy --expired --any-home destroyed %v, want [%s]\nstderr: %s", got, other, r.Stderr)
+	}
+	want = append(want, other)
 	for _, id := range want {
 		if left := w.leftovers(t, id); len(left) > 0 {
 			t.Errorf("expired cluster %s: EC2 still has %v", id, left)

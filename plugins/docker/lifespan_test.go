@@ -15,8 +15,10 @@ import (
 
 // TestLifespan: -o ttl records each cluster's expiry on its containers
 // and network, e2e list shows it beside the age, and e2e destroy
-// --expired removes the cluster whose lifespan has passed, leaving one
-// within its lifespan and one without a lifespan alone. A bad ttl is
+// --expired removes this E2E_HOME's cluster whose lifespan has passed
+// (also once its record is forgotten), leaving one within its lifespan,
+// one without a lifespan and another E2E_HOME's expired one alone, which
+// --any-home then removes. A bad ttl is
 // refused before anything is made.
 func TestLifespan(t *testing.T) {
 	cli := needEngine(t)
@@ -40,8 +42,12 @@ func TestLifespan(t *testing.T) {
 		})
 	}
 
-	short, long, none := testID(t, "ttl1s"), testID(t, "ttl2h"), testID(t, "nottl")
+	short, long, none, other := testID(t, "ttl1s"), testID(t, "ttl2h"), testID(t, "nottl"), testID(t, "othhome")
 	start := time.Now()
+	// Another E2E_HOME's expired cluster (another user's, another test
+	// run's on this engine) is not ours to judge without --any-home.
+	elsewhere := newSandbox(t)
+	elsewhere.mustE2E(append([]string{"create", "-c", other, "-o", "ttl=1s"}, one...)...)
 	s.mustE2E(append([]string{"create", "-c", short, "-o", "ttl=1s"}, one...)...)
 	s.mustE2E(append([]string{"create", "-c", long, "-o", "ttl=2h"}, one...)...)
 	s.mustE2E(append([]string{"create", "-c", none}, one...)...)
@@ -103,14 +109,21 @@ func TestLifespan(t *testing.T) {
 		}
 	}
 
+	// Forgotten (no record left), but made from this E2E_HOME: still ours.
+	s.mustE2E("forget", "-c", short)
 	r := s.e2e("destroy", "--expired")
-	if r.Code != 0 || strings.Fields(r.Stdout) == nil || !slices.Contains(strings.Fields(r.Stdout), short) {
-		t.Fatalf("destroy --expired: exit %d, stdout %q; want 0 and %s\nstderr: %s", r.Code, r.Stdout, short, r.Stderr)
+	if r.Code != 0 || !slices.Equal(strings.Fields(r.Stdout), []string{short}) {
+		t.Fatalf("destroy --expired: exit %d, stdout %q; want 0 and only %s\nstderr: %s", r.Code, r.Stdout, short, r.Stderr)
 	}
-	for _, id := range strings.Fields(r.Stdout) {
-		if id == long || id == none {
-			t.Errorf("destroy --expired destroyed %s, which has not expired", id)
-		}
+	if left := leftovers(t, cli, other); !slices.Contains(left, "container e2e-"+other+"-master-0") {
+		t.Errorf("destroy --expired removed another E2E_HOME's cluster %s: the engine has %v", other, left)
+	}
+	r = s.e2e("destroy", "--expired", "--any-home")
+	if r.Code != 0 || !slices.Equal(strings.Fields(r.Stdout), []string{other}) {
+		t.Errorf("destroy --expired --any-home: exit %d, stdout %q; want 0 and only %s\nstderr: %s", r.Code, r.Stdout, other, r.Stderr)
+	}
+	if left := leftovers(t, cli, other); len(left) > 0 {
+		t.Errorf("after --any-home, the other E2E_HOME's expired cluster is still there: %v", left)
 	}
 	if left := leftovers(t, cli, short); len(left) > 0 {
 		t.Errorf("the expired cluster is still there: %v", left)
