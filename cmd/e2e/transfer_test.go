@@ -138,6 +138,9 @@ const nodeTree = `mkdir -p "$1/tree/sub" && echo a >"$1/tree/a" && echo b >"$1/t
 // transport=exec, and checks both give the same, expected outcome: exit
 // code, the resulting tree (content and modes) on the node or here, the
 // error line.
+// longName is a file name of 250 bytes, near Linux's NAME_MAX (255).
+var longName = strings.Repeat("n", 250)
+
 func TestTransferAndRunParity(t *testing.T) {
 	s := newSandbox(t)
 	suffix := randomSuffix(t)
@@ -214,6 +217,11 @@ func TestTransferAndRunParity(t *testing.T) {
 			node:  `echo f >"$1/file" && chmod 604 "$1/file"`,
 			steps: [][]string{{"download", "--node", "master_0", "R/file", "L/got"}},
 			look:  "local:L/got", want: "got file 604 f\n"},
+		{name: "a file whose name is near NAME_MAX, both ways (its temporary name stays within the limit)",
+			node: `echo long >"$1/` + longName + `"`,
+			steps: [][]string{{"download", "--node", "master_0", "R/" + longName, "L/long/"},
+				{"send-file", "--node", "master_0", "L/long/" + longName, "R/up/"}},
+			look: "node:R/up", want: "up dir 755\nup/" + longName + " file 644 long\n"},
 		{name: "download a file to dir/",
 			node:  `echo f >"$1/file"`,
 			steps: [][]string{{"download", "--node", "master_0", "R/file", "L/into/"}},

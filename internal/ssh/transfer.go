@@ -355,8 +355,7 @@ func (c *Client) download(ctx context.Context, src, dst string, progress Progres
 
 // tmpName is a hidden, unique name beside the remote path p.
 func tmpName(p string) string {
-	dir, base := path.Split(p)
-	return dir + "." + base + transfer.TmpMarker + transfer.RandomSuffix()
+	return transfer.TmpName(path.Split(p))
 }
 
 func firstError(errs []error) error {

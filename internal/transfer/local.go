@@ -152,8 +152,7 @@ func (s *LocalSink) nameOf(rel string) string {
 // when fill succeeds and removed when it fails.
 func (s *LocalSink) WriteFile(rel string, mode fs.FileMode, fill func(w io.Writer) error) (err error) {
 	name := s.nameOf(rel)
-	dir, base := path.Split(name)
-	tmp := dir + "." + base + TmpMarker + RandomSuffix()
+	tmp := TmpName(path.Split(name))
 	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err

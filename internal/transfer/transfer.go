@@ -26,6 +26,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // ModeBits are the mode bits a copy keeps: permissions and the setuid,
@@ -35,6 +36,27 @@ const ModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 // TmpMarker is in the name of everything being written; it gets its real
 // name only by a rename once complete.
 const TmpMarker = ".e2e-tmp-"
+
+// nameMax is the longest file name (one path element) Linux file systems
+// take, in bytes (NAME_MAX).
+const nameMax = 255
+
+// TmpName returns a hidden, unique temporary name for base inside dir
+// (which is "" or ends in "/"): "." + base + TmpMarker + a random suffix.
+// base is shortened (at a UTF-8 boundary) when the whole would pass
+// NAME_MAX, so a file whose own name is near the limit can still be
+// written under a temporary name and renamed.
+func TmpName(dir, base string) string {
+	suffix := TmpMarker + RandomSuffix()
+	if room := nameMax - 1 - len(suffix); len(base) > room {
+		cut := room
+		for cut > 0 && !utf8.RuneStart(base[cut]) {
+			cut--
+		}
+		base = base[:cut]
+	}
+	return dir + "." + base + suffix
+}
 
 // Info describes a file: its type and mode bits (as fs.FileMode) and size.
 type Info struct {
