@@ -151,6 +151,12 @@ func usageLine(node *kong.Node) string {
 	parts := []string{node.FullPath(), "[flags]"}
 	for _, arg := range node.Positional {
 		a := strings.ToUpper(arg.Name)
+		if arg.Tag.PlaceHolder != "" {
+			a = arg.Tag.PlaceHolder
+		}
+		if arg.IsCumulative() {
+			a += " ..."
+		}
 		if arg.Tag.Optional {
 			a = "[" + a + "]"
 		}
