@@ -110,7 +110,7 @@ type CreateCmd struct {
 	waitFlags    `group:"DC/OS (create and install in one go):"`
 	Retain       bool `help:"Keep what was made if creation fails or is interrupted (for debugging)."`
 	JSON         bool `help:"Print the cluster as JSON (as e2e inspect --json) instead of its id."`
-	ReapWithPID  int  `name:"reap-with-pid" placeholder:"PID" help:"Destroy the cluster once process PID has ended, however it ends (kill -9 too): a reaper process watches it, and exits when the cluster is destroyed otherwise."`
+	ReapWithPID  *int `name:"reap-with-pid" placeholder:"PID" help:"Destroy the cluster once process PID has ended, however it ends (kill -9 too): a reaper process watches it, and exits when the cluster is destroyed otherwise."`
 
 	// LogsOnFailure is a directory for the logs bundle of a failed run.
 	LogsOnFailure string `name:"logs-on-failure" placeholder:"DIR" help:"When creating or installing fails once the machines exist, write a logs bundle (as e2e logs) into DIR (new or empty) first."`
@@ -271,7 +271,7 @@ func (c *CreateCmd) Run(e *env) error {
 	} else {
 		e.say("created cluster %s (%s, backend %s) in %s", cl.ID, nodes, cl.Backend, took)
 	}
-	if c.ReapWithPID != 0 {
+	if c.ReapWithPID != nil {
 		if err := startReaper(e, spec, watch, cl); err != nil {
 			return err
 		}

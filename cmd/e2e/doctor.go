@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/e2e-tool/e2e/cluster"
 )
@@ -69,8 +71,57 @@ func (c *DoctorCmd) Run(e *env) error {
 		}
 	}
 	if failed > 0 {
-		return exitError{code: exitFailure, err: fmt.Errorf("%d of %d %s failed", failed, len(checks), plural(len(checks), "check"))}
+		return exitError{code: exitFailure, err: errors.New(doctorSummary(checks, c.Backend))}
 	}
 	e.say("all %d checks passed", len(checks))
 	return nil
+}
+
+// doctorSummary is the last line of a doctor run with failures: how many
+// checks failed, and where ("aws: 2", "e2e" for e2e's own checks). When
+// every backend was checked and a backend failed, it adds how to check
+// only the one in use, naming a backend whose checks passed: a Docker
+// user without AWS credentials learns why doctor exited 1 and what to run.
+func doctorSummary(checks []cluster.Check, backend string) string {
+	var order []string
+	failedBy := map[string]int{}
+	passedBackend := ""
+	for _, ch := range checks {
+		where := ch.Backend
+		if where == "" {
+			where = "e2e"
+		}
+		if _, seen := failedBy[where]; !seen {
+			order = append(order, where)
+			failedBy[where] = 0
+		}
+		if !ch.OK {
+			failedBy[where]++
+		}
+	}
+	var parts []string
+	failed, backendFailed := 0, false
+	for _, where := range order {
+		n := failedBy[where]
+		if n == 0 {
+			if where != "e2e" && passedBackend == "" {
+				passedBackend = where
+			}
+			continue
+		}
+		failed += n
+		parts = append(parts, fmt.Sprintf("%s: %d", where, n))
+		if where != "e2e" {
+			backendFailed = true
+		}
+	}
+	msg := fmt.Sprintf("%d of %d %s failed (%s)", failed, len(checks), plural(len(checks), "check"), strings.Join(parts, ", "))
+	if backend == "" && backendFailed {
+		name := passedBackend
+		if name == "" {
+			name = "NAME"
+		}
+		msg += "; to check only the backend you use: e2e doctor --backend " + name
+	}
+	return msg
 }

@@ -91,3 +91,34 @@ func TestDoctorInput(t *testing.T) {
 		oneErrorLine(t, r, tc.says)
 	}
 }
+
+// TestDoctorSummary: the last line of a failed doctor says how many checks
+// failed in which backend and, when every backend was checked, how to
+// check only one (a Docker user without AWS credentials is told about
+// --backend docker, not left with an exit 1 that seems to blame Docker).
+func TestDoctorSummary(t *testing.T) {
+	check := func(backend string, ok bool) cluster.Check {
+		return cluster.Check{Backend: backend, Name: "a check", OK: ok}
+	}
+	for _, tc := range []struct {
+		name    string
+		checks  []cluster.Check
+		backend string
+		want    string
+	}{
+		{"aws fails for a docker user", []cluster.Check{check("", true), check("docker", true), check("docker", true), check("aws", false), check("aws", false)}, "",
+			"2 of 5 checks failed (aws: 2); to check only the backend you use: e2e doctor --backend docker"},
+		{"one backend asked", []cluster.Check{check("", true), check("docker", false)}, "docker",
+			"1 of 2 checks failed (docker: 1)"},
+		{"e2e's own check only", []cluster.Check{check("", false), check("docker", true)}, "",
+			"1 of 2 checks failed (e2e: 1)"},
+		{"every backend fails", []cluster.Check{check("", false), check("docker", false), check("aws", false)}, "",
+			"3 of 3 checks failed (e2e: 1, docker: 1, aws: 1); to check only the backend you use: e2e doctor --backend NAME"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := doctorSummary(tc.checks, tc.backend); got != tc.want {
+				t.Errorf("doctorSummary = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

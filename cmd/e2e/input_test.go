@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,6 +60,21 @@ func TestDockerInputMistakes(t *testing.T) {
 		t.Errorf("%d hints in one error, want one:\n%s", n, r.Stderr)
 	}
 	noDockerResources(t, id)
+
+	// A host port something here holds: said before anything is made.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	for _, opt := range []string{"host_port_map=master_0=" + busy + ":80", "one_master_host_port_map=" + busy + ":80"} {
+		r = s.e2e("create", "--backend", "docker", "-c", id, "-o", opt)
+		expectCode(t, r, 2)
+		name, _, _ := strings.Cut(opt, "=")
+		oneErrorLine(t, r, `option "`+name+`"`, "127.0.0.1:"+busy+"/tcp for master_0", "address already in use")
+		noDockerResources(t, id)
+	}
 
 	r = s.e2e("create", "--backend", "docker", "-c", id, "--ssh-user", "nosuchuser", "--agents", "2")
 	expectCode(t, r, 2)

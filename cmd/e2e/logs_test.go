@@ -288,7 +288,12 @@ func TestParseForward(t *testing.T) {
 		{in: "8080:", err: `the remote port "" is not a number`},
 		{in: "x:80", err: `the local port "x" is not a number`},
 		{in: "80:70000", err: `the remote port "70000"`},
-		{in: "a:b:c", err: `the remote port "b:c"`},
+		{in: "a:b:c", err: `a bind address is not supported (e2e listens on 127.0.0.1 only): give [LOCAL:]REMOTE`},
+		{in: "1.2.3.4:80:80", err: `a bind address is not supported`},
+		{in: "+80", err: `the remote port "+80" is not a number`},
+		{in: "080", err: `the remote port "080" is not a number`},
+		{in: "08080:80", err: `the local port "08080" is not a number`},
+		{in: "-1:80", err: `the local port "-1" is not a number`},
 	} {
 		got, err := parseForward(tt.in)
 		switch {

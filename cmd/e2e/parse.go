@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -132,8 +133,17 @@ func usageMessage(err error, pe *kong.ParseError) string {
 	case strings.HasPrefix(msg, "missing flags: "):
 		return fmt.Sprintf("%s needs %s (see e2e %s --help)", name, strings.TrimPrefix(msg, "missing flags: "), name)
 	}
+	if m := negativeNumber.FindStringSubmatch(msg); m != nil {
+		// kong takes "-5" after a flag for a short flag; every e2e number
+		// flag (counts, pids, ports) means nothing when negative.
+		return fmt.Sprintf("%s %s: a negative number means nothing here: give 0 or more (see e2e %s --help)", m[1], m[2], name)
+	}
 	return msg
 }
+
+// negativeNumber matches kong's error for a number flag given a negative
+// value ("--port -1"), which it takes for a short flag.
+var negativeNumber = regexp.MustCompile(`^(--[a-z0-9-]+): expected int value but got "(-[0-9]+)" \(short flag\)`)
 
 // usageLine is how a command is written, with its arguments in upper case:
 // "e2e download SRC DST".
@@ -141,6 +151,12 @@ func usageLine(node *kong.Node) string {
 	parts := []string{node.FullPath(), "[flags]"}
 	for _, arg := range node.Positional {
 		a := strings.ToUpper(arg.Name)
+		if arg.Tag.PlaceHolder != "" {
+			a = arg.Tag.PlaceHolder
+		}
+		if arg.IsCumulative() {
+			a += " ..."
+		}
 		if arg.Tag.Optional {
 			a = "[" + a + "]"
 		}

@@ -19,7 +19,7 @@ import (
 type PortForwardCmd struct {
 	ClusterID string   `name:"cluster-id" short:"c" default:"${default_id}" help:"Cluster id."`
 	Node      string   `help:"Node whose ports to reach: master_0 (default), agent_1, or a name or address as e2e inspect shows." placeholder:"NODE"`
-	Ports     []string `arg:"" name:"port" help:"[LOCAL:]REMOTE: local port LOCAL on 127.0.0.1 to port REMOTE on the node (REMOTE alone: the same port; :REMOTE or 0:REMOTE: any free local port)."`
+	Ports     []string `arg:"" name:"port" placeholder:"[LOCAL:]REMOTE" help:"[LOCAL:]REMOTE: local port LOCAL on 127.0.0.1 to port REMOTE on the node (REMOTE alone: the same port; :REMOTE or 0:REMOTE: any free local port)."`
 }
 
 // forward is one LOCAL:REMOTE pair.
@@ -27,33 +27,52 @@ type forward struct {
 	local, remote int
 }
 
-// parseForward reads [LOCAL:]REMOTE.
+// parseForward reads [LOCAL:]REMOTE. Each port is a number written the
+// plain way (80, not +80 or 080); a bind address (ADDR:LOCAL:REMOTE) is
+// refused, as e2e listens on 127.0.0.1 only.
 func parseForward(s string) (forward, error) {
+	if strings.Count(s, ":") > 1 {
+		return forward{}, invalid(fmt.Errorf("port %q: a bind address is not supported (e2e listens on 127.0.0.1 only): give [LOCAL:]REMOTE, such as 8080:80", s))
+	}
 	localPart, remotePart, twoParts := strings.Cut(s, ":")
 	if !twoParts {
 		localPart, remotePart = s, s
 	}
-	remote, err := strconv.Atoi(remotePart)
-	if err != nil || remote < 1 || remote > 65535 {
+	remote, ok := portNumber(remotePart)
+	if !ok || remote < 1 {
 		return forward{}, invalid(fmt.Errorf("port %q: the remote port %q is not a number from 1 to 65535: give [LOCAL:]REMOTE, such as 8080:80", s, remotePart))
 	}
 	local := 0
 	if localPart != "" {
-		local, err = strconv.Atoi(localPart)
-		if err != nil || local < 0 || local > 65535 {
+		if local, ok = portNumber(localPart); !ok {
 			return forward{}, invalid(fmt.Errorf("port %q: the local port %q is not a number from 0 to 65535: give [LOCAL:]REMOTE, such as 8080:80", s, localPart))
 		}
 	}
 	return forward{local: local, remote: remote}, nil
 }
 
+// portNumber reads a port number from 0 to 65535 written in decimal
+// without sign or leading zeros; ok is false for anything else.
+func portNumber(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 65535 || strconv.Itoa(n) != s {
+		return 0, false
+	}
+	return n, true
+}
+
 func (c *PortForwardCmd) Run(e *env) error {
 	var fwds []forward
+	given := map[int]string{}
 	for _, p := range c.Ports {
 		f, err := parseForward(p)
 		if err != nil {
 			return err
 		}
+		if first, twice := given[f.local]; twice && f.local != 0 {
+			return invalid(fmt.Errorf("local port %d is given twice (%s and %s): give each forward its own local port, or :REMOTE for any free one", f.local, first, p))
+		}
+		given[f.local] = p
 		fwds = append(fwds, f)
 	}
 	node := c.Node

@@ -42,12 +42,16 @@ func (c *ReapCmd) Run(e *env) error {
 // reapTarget checks --reap-with-pid before anything is made: the process
 // must run. It returns the zero Process when the flag is not given.
 func (c *CreateCmd) reapTarget() (reaper.Process, error) {
-	if c.ReapWithPID == 0 {
+	if c.ReapWithPID == nil {
 		return reaper.Process{}, nil
 	}
-	p, err := reaper.Identify(c.ReapWithPID)
+	pid := *c.ReapWithPID
+	if pid <= 0 {
+		return reaper.Process{}, invalid(fmt.Errorf("--reap-with-pid %d is not a process id: give the id of a running process (1 or more)", pid))
+	}
+	p, err := reaper.Identify(pid)
 	if err != nil {
-		return p, invalid(fmt.Errorf("--reap-with-pid %d: %v: give the id of a running process", c.ReapWithPID, err))
+		return p, invalid(fmt.Errorf("--reap-with-pid %d: %v: give the id of a running process", pid, err))
 	}
 	return p, nil
 }

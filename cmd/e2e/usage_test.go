@@ -68,6 +68,14 @@ func TestUsageMistakes(t *testing.T) {
 		{"missing SSH key", []string{"create", "--backend", "test", "--ssh-key", missing}, []string{"--ssh-key: no such file: " + missing}},
 		{"directory as a file", []string{"create", "--backend", "test", "--known-hosts", dir}, []string{"--known-hosts: " + dir + " is a directory, not a file"}},
 		{"missing installer", []string{"install", "-c", "taken", "--installer", missing}, []string{"--installer: no such file: " + missing}},
+		{"reap-with-pid 0", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--reap-with-pid", "0"}, []string{"--reap-with-pid 0 is not a process id", "give the id of a running process"}},
+		{"reap-with-pid negative", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--reap-with-pid=-5"}, []string{"--reap-with-pid -5 is not a process id"}},
+		{"reap-with-pid negative, short-flag form", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--reap-with-pid", "-5"}, []string{"--reap-with-pid -5: a negative number means nothing here", "e2e create --help"}},
+		{"masters negative", []string{"create", "--backend", "test", "-o", s.dirOpt(), "--masters", "-2"}, []string{"--masters -2: a negative number means nothing here"}},
+		{"web port negative", []string{"web", "-c", "taken", "--port", "-1"}, []string{"--port -1: a negative number means nothing here", "e2e web --help"}},
+		{"port-forward with a bind address", []string{"port-forward", "-c", "taken", "1.2.3.4:80:80"}, []string{`port "1.2.3.4:80:80": a bind address is not supported`, "give [LOCAL:]REMOTE"}},
+		{"port-forward with a local port twice", []string{"port-forward", "-c", "taken", "8080:80", "8080:81"}, []string{"local port 8080 is given twice (8080:80 and 8080:81)"}},
+		{"port-forward without a port", []string{"port-forward", "-c", "taken"}, []string{"e2e port-forward [flags] [LOCAL:]REMOTE ..."}},
 		{"missing genconf directory", []string{"install", "-c", "taken", "--installer-url", "http://127.0.0.1:1/x", "--genconf-dir", missing}, []string{"--genconf-dir: no such directory: " + missing}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,15 @@ func unpackPlugin(r io.Reader, dst io.Writer, display string) (name, sum string,
 	bad := func(format string, args ...any) error {
 		return refuse(ErrBadArchive, "refusing to install %s: "+format, append([]any{display}, args...)...)
 	}
+	// A read stopped by an interruption (Ctrl-C) says so: the archive is
+	// not to blame.
+	stopped := func(err error) bool {
+		return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	}
 	zr, err := gzip.NewReader(r)
+	if stopped(err) {
+		return "", "", fmt.Errorf("installing %s: %w", display, err)
+	}
 	if err != nil {
 		return "", "", bad("it is not a gzip-compressed tar archive (%v)", err)
 	}
@@ -105,6 +113,9 @@ func unpackPlugin(r io.Reader, dst io.Writer, display string) (name, sum string,
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if stopped(err) {
+			return "", "", fmt.Errorf("installing %s: %w", display, err)
 		}
 		if err != nil {
 			return "", "", bad("it is not a readable tar archive (%v)", err)
@@ -131,7 +142,9 @@ func unpackPlugin(r io.Reader, dst io.Writer, display string) (name, sum string,
 			return "", "", bad("its %s is larger than %d MiB", base, maxArchiveBytes>>20)
 		}
 		name = found
-		if _, err := io.Copy(io.MultiWriter(dst, h), tr); err != nil {
+		if _, err := io.Copy(io.MultiWriter(dst, h), tr); stopped(err) {
+			return "", "", fmt.Errorf("installing %s: %w", display, err)
+		} else if err != nil {
 			return "", "", bad("reading %s from it: %v", base, err)
 		}
 	}

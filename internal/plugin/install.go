@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ func (h *Host) Install(ctx context.Context, src string, opts InstallOptions) (Ma
 			return nil, fmt.Errorf("creating the plugin directory: %w", err)
 		}
 		sweepStaged(dir)
-		f, err := os.CreateTemp(dir, stagedPrefix+"*")
+		f, err := os.CreateTemp(dir, stagedPattern(os.Getpid()))
 		tmp = f
 		return f, err
 	}
@@ -125,18 +126,52 @@ func (h *Host) Install(ctx context.Context, src string, opts InstallOptions) (Ma
 }
 
 // stagedPrefix starts the name of a plugin being installed; no plugin is
-// named so (discovery looks for Prefix).
+// named so (discovery looks for Prefix). The full name is
+// .install-PID-START-RANDOM: the installing process's pid and start time
+// (/proc/PID/stat), so a file whose installer is gone is known for one.
 const stagedPrefix = ".install-"
 
-// staleAfter is the age after which a staged file is left over from an
-// install that was killed: an install writes its file and starts it within
-// minutes.
+// staleAfter is the age after which a staged file without an installer in
+// its name (.install-RANDOM, as older versions of e2e named them) is left
+// over from an install that was killed: an install writes its file and
+// starts it within minutes.
 const staleAfter = 24 * time.Hour
 
+// stagedPattern is the os.CreateTemp pattern of a file staged by process
+// pid.
+func stagedPattern(pid int) string {
+	return fmt.Sprintf("%s%d-%s-*", stagedPrefix, pid, processStart(pid))
+}
+
+// stagedBy reads the installer out of a staged file's name: its pid and
+// start time; ok is false for a name without them.
+func stagedBy(name string) (pid int, start string, ok bool) {
+	rest, ok := strings.CutPrefix(name, stagedPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	f := strings.SplitN(rest, "-", 3)
+	if len(f) != 3 {
+		return 0, "", false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != f[0] {
+		return 0, "", false
+	}
+	for _, c := range f[1] {
+		if c < '0' || c > '9' {
+			return 0, "", false
+		}
+	}
+	return pid, f[1], true
+}
+
 // sweepStaged removes the staged files of installs that were killed
-// (kill -9) before they could remove them; only names Install makes, in
-// the plugin directory e2e owns, and only old ones, so a concurrent install
-// keeps its own.
+// (kill -9) before they could remove them: only names Install makes,
+// regular files of this user, in the plugin directory e2e owns. A file
+// naming its installer is removed once that process no longer runs (a
+// concurrent install keeps its own); an older-style one once it is a day
+// old.
 func sweepStaged(dir string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -146,8 +181,18 @@ func sweepStaged(dir string) {
 		if !strings.HasPrefix(e.Name(), stagedPrefix) || !e.Type().IsRegular() {
 			continue
 		}
+		path := filepath.Join(dir, e.Name())
+		if !ownedByMe(path, false) {
+			continue
+		}
+		if pid, start, ok := stagedBy(e.Name()); ok {
+			if pid != os.Getpid() && !processAlive(pid, start) {
+				_ = os.Remove(path)
+			}
+			continue
+		}
 		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+			_ = os.Remove(path)
 		}
 	}
 }

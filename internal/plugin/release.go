@@ -353,9 +353,11 @@ func (r readerCtx) Read(p []byte) (int, error) {
 }
 
 // checksumFor reads the SHA256SUMS at loc and returns the sum it lists for
-// file. A list that is missing, malformed or silent about file is an
-// error naming it.
+// file. A list that is missing, malformed or silent about file, or that
+// lists file twice with different sums, is an error naming it (the same
+// line twice is fine).
 func checksumFor(ctx context.Context, loc, file string) (string, error) {
+	found, foundLine := "", 0
 	var buf bytes.Buffer
 	if _, err := fetch(ctx, loc, &buf, maxChecksumsBytes); err != nil {
 		var nf *notFound
@@ -379,9 +381,20 @@ func checksumFor(ctx context.Context, loc, file string) (string, error) {
 		if _, err := hex.DecodeString(sum); err != nil {
 			return "", refuse(ErrBadArchive, "%s is not a checksum list: line %d does not start with a sha256", displayLoc(loc), i+1)
 		}
-		if strings.TrimPrefix(line[66:], "./") == file {
-			return sum, nil
+		if strings.TrimPrefix(line[66:], "./") != file {
+			continue
 		}
+		switch {
+		case found == "":
+			found, foundLine = sum, i+1
+		case sum != found:
+			// Which one is the release's cannot be told: refuse both.
+			return "", refuse(ErrBadArchive, "refusing to install %s: %s lists it twice with different sums (line %d: %s, line %d: %s): the list is damaged or tampered with; get it again from the release",
+				file, displayLoc(loc), foundLine, found, i+1, sum)
+		}
+	}
+	if found != "" {
+		return found, nil
 	}
 	return "", refuse(ErrBadArchive, "refusing to install %s: %s does not list it", file, displayLoc(loc))
 }

@@ -47,6 +47,9 @@ func TestChecksumFor(t *testing.T) {
 		{"not listed", other + "  a.tar.gz\n", "b.tar.gz", "", "does not list it"},
 		{"a name that only ends alike", sum + "  xb.tar.gz\n", "b.tar.gz", "", "does not list it"},
 		{"an HTML page", "<html><body>Not Found</body></html>\n", "b.tar.gz", "", "line 1 is not \"SHA256  FILE\""},
+		{"listed twice alike", sum + "  b.tar.gz\n" + other + "  a.tar.gz\n" + sum + " *./b.tar.gz\n", "b.tar.gz", sum, ""},
+		{"listed twice with different sums", sum + "  b.tar.gz\n" + other + "  a.tar.gz\n" + other + "  b.tar.gz\n", "b.tar.gz", "",
+			"lists it twice with different sums (line 1: " + sum + ", line 3: " + other + ")"},
 		{"not hex", strings.Repeat("zz", 32) + "  b.tar.gz\n", "b.tar.gz", "", "does not start with a sha256"},
 	}
 	for _, tc := range tests {

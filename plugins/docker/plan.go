@@ -65,6 +65,8 @@ type nodePlan struct {
 	name   string
 	mounts []sdk.Mount
 	ports  []portMapping
+	// portOptions is the option each of ports was given with.
+	portOptions []string
 }
 
 // commonLabels are on every container, network and volume of a creation.

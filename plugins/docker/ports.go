@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,10 +87,11 @@ func assignPorts(p *plan, masterPorts []portMapping, perTarget map[portTarget][]
 		if n.role == sdk.RoleMaster && n.index == 0 {
 			ports = append(ports, masterPorts...)
 		}
+		fromMaster := len(ports)
 		ports = append(ports, perTarget[portTarget{role: n.role, index: -1}]...)
 		ports = append(ports, perTarget[portTarget{role: n.role, index: n.index}]...)
 		id := string(n.role) + "_" + strconv.Itoa(n.index)
-		for _, m := range ports {
+		for j, m := range ports {
 			key := fmt.Sprintf("%s:%d/%s", m.HostIP, m.HostPort, m.Proto)
 			if other, dup := seen[key]; dup {
 				diags = append(diags, sdk.Errorf(optHostPortMap, "option %q: host port %s is published twice (%s and %s)", optHostPortMap, key, other, id))
@@ -95,7 +99,68 @@ func assignPorts(p *plan, masterPorts []portMapping, perTarget map[portTarget][]
 			}
 			seen[key] = id
 			n.ports = append(n.ports, m)
+			if j < fromMaster {
+				n.portOptions = append(n.portOptions, optPortMap)
+			} else {
+				n.portOptions = append(n.portOptions, optHostPortMap)
+			}
 		}
 	}
 	return diags
+}
+
+// hostPortsFree checks, before anything is made, that every host port the
+// plan publishes can be bound: it listens on each address:port a moment.
+// A port in use is a diagnostic naming the port, the node and the option
+// it came from; the engine would otherwise fail part-way through with
+// "address already in use". Only an engine on this machine (a unix socket,
+// the default) publishes here, so other engines are not checked.
+func hostPortsFree(p *plan) []sdk.Diagnostic {
+	if !localEngine(os.Getenv("DOCKER_HOST")) {
+		return nil
+	}
+	var diags []sdk.Diagnostic
+	for _, n := range p.nodes {
+		for j, m := range n.ports {
+			addr := net.JoinHostPort(m.HostIP, strconv.Itoa(m.HostPort))
+			var err error
+			if m.Proto == "udp" {
+				var c net.PacketConn
+				if c, err = net.ListenPacket("udp", addr); err == nil {
+					_ = c.Close()
+				}
+			} else {
+				var l net.Listener
+				if l, err = net.Listen("tcp", addr); err == nil {
+					_ = l.Close()
+				}
+			}
+			if err != nil {
+				opt := n.portOptions[j]
+				diags = append(diags, sdk.Errorf(opt, "option %q: host port %s/%s for %s_%d cannot be used (%v): stop what holds it (ss -ltnp), or publish another host port", opt, addr, m.Proto, n.role, n.index, listenCause(err)))
+			}
+		}
+	}
+	return diags
+}
+
+// localEngine reports whether DOCKER_HOST (empty: the default socket)
+// names an engine on this machine, whose published ports are this
+// machine's.
+func localEngine(dockerHost string) bool {
+	return dockerHost == "" || strings.HasPrefix(dockerHost, "unix://")
+}
+
+// listenCause keeps the system's words of a listen error ("address already
+// in use").
+func listenCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err
+		}
+		return oe.Err
+	}
+	return err
 }

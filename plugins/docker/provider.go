@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -65,8 +66,10 @@ func newClient() (*client.Client, error) {
 }
 
 // engineError makes a failure to reach the engine say what to do.
+// A request cut short by a cancellation (Ctrl-C, or a sibling's failure)
+// is no connection problem and gets no hint.
 func engineError(err error) error {
-	if client.IsErrConnectionFailed(err) {
+	if client.IsErrConnectionFailed(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w (is Docker running? `e2e-backend-docker doctor` checks the host)", err)
 	}
 	return err

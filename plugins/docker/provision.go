@@ -27,6 +27,9 @@ func (b backend) Create(ctx context.Context, req sdk.CreateRequest, r sdk.Report
 	if err != nil {
 		return nil, err
 	}
+	if diags := hostPortsFree(p); len(diags) > 0 {
+		return nil, &sdk.DiagnosticsError{Diagnostics: diags}
+	}
 	cli, err := newClient()
 	if err != nil {
 		return nil, err
@@ -145,21 +148,26 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // parallel runs f for 0..n-1 at once. The first failure cancels the
-// others (errgroup.WithContext); the errors that are not a consequence of
-// that are returned.
+// others (errgroup.WithContext). What is returned is the real failures,
+// each once: an error returned after the group was cancelled is a
+// consequence of a sibling's failure (a request cut short, "error during
+// connect", "context canceled") and is dropped. Only when every error is
+// such a consequence (ctx itself was cancelled) is the first returned.
 func parallel(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	errs := make([]error, n)
+	consequence := make([]bool, n)
 	for i := range n {
 		g.Go(func() error {
-			errs[i] = f(ctx, i)
+			errs[i] = f(gctx, i)
+			consequence[i] = errs[i] != nil && (gctx.Err() != nil || errors.Is(errs[i], context.Canceled))
 			return errs[i]
 		})
 	}
 	_ = g.Wait() // every error is in errs
 	var real []error
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
+	for i, err := range errs {
+		if err != nil && !consequence[i] {
 			real = append(real, err)
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +269,70 @@ func TestHostPortMap(t *testing.T) {
 				want := tc.want[strings.TrimPrefix(n.name, "e2e-x-")]
 				if !slices.Equal(n.ports, want) {
 					t.Errorf("%s publishes %v, want %v", n.name, n.ports, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHostPortsFree: a host port something on this machine already holds
+// is refused before anything is made, naming the port, the node and the
+// option it was given with; free ports pass.
+func TestHostPortsFree(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "")
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freePort := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
+	free.Close()
+	for _, tc := range []struct {
+		name, master, perNode string
+		want                  []string
+	}{
+		{name: "host_port_map", perNode: "agent_0=" + busy + ":80",
+			want: []string{`option "host_port_map"`, "127.0.0.1:" + busy + "/tcp for agent_0", "address already in use", "publish another host port"}},
+		{name: "one_master_host_port_map", master: busy + ":80",
+			want: []string{`option "one_master_host_port_map"`, "127.0.0.1:" + busy + "/tcp for master_0", "address already in use"}},
+		{name: "free", master: freePort + ":80"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := map[string]any{}
+			if tc.master != "" {
+				raw["one_master_host_port_map"] = tc.master
+			}
+			if k, v, ok := strings.Cut(tc.perNode, "="); ok {
+				raw["host_port_map"] = map[string]any{k: v}
+			}
+			b, _ := json.Marshal(raw)
+			opts, diags := backend{}.Info().Options.Parse(b, func(string) string { return "" })
+			if sdk.HasErrors(diags) {
+				t.Fatalf("parse: %v", diags)
+			}
+			p, err := newPlan(sdk.CreateRequest{ClusterID: "x", Masters: 1, Agents: 1, Options: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := hostPortsFree(p)
+			if len(tc.want) == 0 {
+				if len(got) != 0 {
+					t.Errorf("a free port was refused: %v", got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("diagnostics %v, want one", got)
+			}
+			msg := (&sdk.DiagnosticsError{Diagnostics: got}).Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q lacks %q", msg, w)
 				}
 			}
 		})
