@@ -110,6 +110,12 @@ func stopForwarding(t *testing.T, cmd *exec.Cmd, stderr *strings.Builder) {
 // client, and a host port published on an agent.
 func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 	s := newSandbox(t)
+	// An E2E_HOME holding % and a space: ssh-config must escape them for
+	// OpenSSH (its tokens, %h here) and the rest must not care.
+	s.home = filepath.Join(s.home, "home %h")
+	if err := os.Mkdir(s.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	id := "conv-" + randomSuffix(t)
 	agentPort := freePort(t)
 	dockerCluster(t, s, id, "--masters", "1", "--agents", "1", "--public-agents", "0",
@@ -190,6 +196,24 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 			t.Errorf("master_0/install.log: %v\n%s", err, b)
 		}
 		checkBundle(t, func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(out, name)) })
+	})
+
+	t.Run("logs safety", func(t *testing.T) { logsSafety(t, s, id) })
+
+	t.Run("run --json bounds and bytes", func(t *testing.T) {
+		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "sh", "-c", `head -c 17825792 /dev/zero; printf 'a\\377b' >&2`)
+		expectCode(t, r, 0)
+		var outs []map[string]any
+		if err := json.Unmarshal([]byte(r.Stdout), &outs); err != nil || len(outs) != 1 {
+			t.Fatalf("run --json: %v\n%.300s", err, r.Stdout)
+		}
+		o := outs[0]
+		if got := len(o["stdout"].(string)); got != 16<<20 || o["stdout_dropped"] != float64(1<<20) {
+			t.Errorf("stdout: %d bytes kept, %v dropped; want 16 MiB kept, 1 MiB dropped", got, o["stdout_dropped"])
+		}
+		if o["stderr_base64"] != "Yf9i" || o["stderr"] != "" {
+			t.Errorf("stderr %q, stderr_base64 %v; want the bytes a 0xff b as base64 Yf9i", o["stderr"], o["stderr_base64"])
+		}
 	})
 
 	t.Run("port-forward", func(t *testing.T) {
