@@ -201,7 +201,7 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 	t.Run("logs safety", func(t *testing.T) { logsSafety(t, s, id) })
 
 	t.Run("run --json bounds and bytes", func(t *testing.T) {
-		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "sh", "-c", `head -c 17825792 /dev/zero; printf 'a\\377b' >&2`)
+		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "sh", "-c", `head -c 17825792 /dev/zero; printf 'a\377b' >&2`)
 		expectCode(t, r, 0)
 		var outs []map[string]any
 		if err := json.Unmarshal([]byte(r.Stdout), &outs); err != nil || len(outs) != 1 {
