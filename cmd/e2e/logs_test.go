@@ -265,6 +265,22 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 			t.Errorf("127.0.0.1:%d: %q, want agent_0's port 9000", agentPort, got)
 		}
 	})
+
+	// Last: it stops agent_0.
+	t.Run("run --json on a node that does not run", func(t *testing.T) {
+		if out, err := exec.Command("docker", "stop", "-t", "1", "e2e-"+id+"-agent-0").CombinedOutput(); err != nil {
+			t.Fatalf("docker stop: %v: %s", err, out)
+		}
+		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "true")
+		expectCode(t, r, 255)
+		var outs []struct {
+			ExitCode int    `json:"exit_code"`
+			Error    string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &outs); err != nil || len(outs) != 1 || outs[0].ExitCode != 255 || outs[0].Error == "" {
+			t.Errorf("run --json: %v %+v, want exit_code 255 and the error\n%s", err, outs, r.Stdout)
+		}
+	})
 }
 
 // readTarGz returns the regular files of a .tar.gz by name.
