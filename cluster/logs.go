@@ -61,8 +61,11 @@ const unitsLine = `systemctl --no-pager --all list-units`
 // container's console log says why it stopped). Collection is best effort:
 // everything that can be collected is, and what could not be is listed in
 // LogsErrorsFile and returned as one error naming each part; the bundle
-// is there either way, unless dir itself could not be made. A cancelled
-// ctx stops it.
+// is there either way, unless dir itself could not be made. Every file
+// is created new (never replacing one that appeared meanwhile). A
+// cancelled ctx stops it and removes what it wrote (the files and
+// directories it created, dir too when it made it; nothing else), so an
+// interrupted bundle is never mistaken for a whole one.
 func (c *Cluster) CollectLogs(ctx context.Context, dir string, nodes ...Node) error {
 	if c.manager == nil {
 		return errNotManaged
@@ -86,35 +89,37 @@ func (c *Cluster) collectLogs(ctx context.Context, dir string, p *plugin.Plugin,
 	if len(nodes) == 0 {
 		nodes = c.Nodes
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	b := &bundle{}
+	if err := b.mkdirAll(dir); err != nil {
 		return fmt.Errorf("making the logs directory: %w", err)
 	}
 	var problems []string
 	note := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	if b, err := json.MarshalIndent(c, "", "  "); err == nil {
-		if err := os.WriteFile(filepath.Join(dir, LogsClusterFile), append(b, '\n'), 0o600); err != nil {
+	if j, err := json.MarshalIndent(c, "", "  "); err == nil {
+		if err := b.writeFile(filepath.Join(dir, LogsClusterFile), append(j, '\n')); err != nil {
 			note("%s: %v", LogsClusterFile, err)
 		}
 	}
-	if err := copyInstallLogs(c, dir); err != nil {
+	if err := copyInstallLogs(b, c, dir); err != nil {
 		note("installer logs: %v", err)
 	}
 	perNode := make([][]string, len(nodes))
 	ssh.FanOut(ctx, len(nodes), 8, func(ctx context.Context, i int) error {
-		perNode[i] = c.collectNode(ctx, filepath.Join(dir, nodes[i].ID()), nodes[i], p, ref)
+		perNode[i] = c.collectNode(ctx, b, filepath.Join(dir, nodes[i].ID()), nodes[i], p, ref)
 		return nil
 	})
 	for _, ps := range perNode {
 		problems = append(problems, ps...)
 	}
 	if err := ctx.Err(); err != nil {
+		b.undo()
 		return err
 	}
 	if len(problems) == 0 {
 		return nil
 	}
 	text := strings.Join(problems, "\n") + "\n"
-	_ = os.WriteFile(filepath.Join(dir, LogsErrorsFile), []byte(text), 0o600)
+	_ = b.writeFile(filepath.Join(dir, LogsErrorsFile), []byte(text))
 	return &LogsError{Dir: dir, Problems: problems}
 }
 
@@ -156,21 +161,21 @@ func (e *LogsError) Error() string {
 
 // collectNode writes one node's part of the bundle and returns what it
 // could not collect.
-func (c *Cluster) collectNode(ctx context.Context, dir string, n Node, p *plugin.Plugin, ref host.ClusterRef) []string {
+func (c *Cluster) collectNode(ctx context.Context, b *bundle, dir string, n Node, p *plugin.Plugin, ref host.ClusterRef) []string {
 	var problems []string
 	note := func(what string, err error) {
 		problems = append(problems, fmt.Sprintf("%s: %s: %s", n.ID(), what, strings.ReplaceAll(err.Error(), "\n", " ")))
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := b.mkdirAll(dir); err != nil {
 		return []string{fmt.Sprintf("%s: %v", n.ID(), err)}
 	}
-	err := copyFile(filepath.Join(c.StateDir, "install", n.ID()+".log"), filepath.Join(dir, LogsInstallFile))
+	err := copyFile(b, filepath.Join(c.StateDir, "install", n.ID()+".log"), filepath.Join(dir, LogsInstallFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		note("installer log", err)
 	}
 	if n.Running() {
 		for _, f := range []struct{ name, line string }{{LogsJournalFile, journalLine}, {LogsUnitsFile, unitsLine}} {
-			if err := runToFile(ctx, n, f.line, filepath.Join(dir, f.name)); err != nil {
+			if err := runToFile(ctx, b, n, f.line, filepath.Join(dir, f.name)); err != nil {
 				note(f.name, err)
 			}
 		}
@@ -181,10 +186,10 @@ func (c *Cluster) collectNode(ctx context.Context, dir string, n Node, p *plugin
 		bdir := filepath.Join(dir, LogsBackendDir)
 		var opened []*os.File
 		err := p.NodeLogs(ctx, ref, n.Name, func(name string) (io.Writer, error) {
-			if err := os.MkdirAll(bdir, 0o700); err != nil {
+			if err := b.mkdirAll(bdir); err != nil {
 				return nil, err
 			}
-			f, err := os.OpenFile(filepath.Join(bdir, name), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			f, err := b.create(filepath.Join(bdir, name))
 			if err != nil {
 				return nil, err
 			}
@@ -208,8 +213,8 @@ func (c *Cluster) collectNode(ctx context.Context, dir string, n Node, p *plugin
 
 // runToFile runs a command line on a node with its output (stdout and
 // stderr) in a new file.
-func runToFile(ctx context.Context, n Node, line, path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+func runToFile(ctx context.Context, b *bundle, n Node, line, path string) error {
+	f, err := b.create(path)
 	if err != nil {
 		return err
 	}
@@ -225,7 +230,7 @@ func runToFile(ctx context.Context, n Node, line, path string) error {
 
 // copyInstallLogs copies the installer logs of the cluster's InstallDir
 // that belong to no node (genconf.log) into dir/install.
-func copyInstallLogs(c *Cluster, dir string) error {
+func copyInstallLogs(b *bundle, c *Cluster, dir string) error {
 	src := filepath.Join(c.StateDir, "install")
 	entries, err := os.ReadDir(src)
 	if errors.Is(err, os.ErrNotExist) {
@@ -243,22 +248,22 @@ func copyInstallLogs(c *Cluster, dir string) error {
 		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".log") || nodeLogs[e.Name()] {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Join(dir, "install"), 0o700); err != nil {
+		if err := b.mkdirAll(filepath.Join(dir, "install")); err != nil {
 			return err
 		}
-		errs = append(errs, copyFile(filepath.Join(src, e.Name()), filepath.Join(dir, "install", e.Name())))
+		errs = append(errs, copyFile(b, filepath.Join(src, e.Name()), filepath.Join(dir, "install", e.Name())))
 	}
 	return errors.Join(errs...)
 }
 
-// copyFile copies a regular file (0600).
-func copyFile(src, dst string) error {
+// copyFile copies a regular file into a new file of the bundle (0600).
+func copyFile(b *bundle, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	out, err := b.create(dst)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/e2e-tool/e2e/internal/ssh"
 )
@@ -11,6 +12,9 @@ import (
 func checkProxyCommand(command string) error {
 	if command == "" {
 		return nil
+	}
+	if strings.ContainsAny(command, "\r\n") {
+		return invalidf("--ssh-proxy-command %q: a line break cannot be written in an OpenSSH config (e2e ssh-config): give the command on one line", command)
 	}
 	if _, err := ssh.ExpandProxyCommand(command, ssh.ProxyTokens{}); err != nil {
 		return invalidf("--ssh-proxy-command %q: %v", command, err)

@@ -20,8 +20,13 @@ import (
 // FILE'` and Ansible reach the nodes with the same keys and host keys as
 // e2e. A node that is not running gets a comment instead of a Host.
 //
-// Values with spaces are quoted; a value holding a double quote or a line
-// break cannot be written in the format and is an error.
+// Values with spaces are quoted, and a % in a value OpenSSH expands
+// tokens in (HostName, IdentityFile, UserKnownHostsFile) is written %%,
+// so a path under an E2E_HOME holding % is read as it is. The
+// ProxyCommand is written as it is (OpenSSH runs the rest of the line
+// with the shell, quotes included). A value holding a line break, or a
+// double quote in any other value, cannot be written in the format and
+// is an error.
 func (c *Cluster) WriteSSHConfig(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# OpenSSH config of e2e cluster %s (backend %s): ssh -F FILE NODE\n", c.ID, c.Backend)
@@ -32,19 +37,19 @@ func (c *Cluster) WriteSSHConfig(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "\nHost %s\n", n.ID())
 		lines := [][2]string{
-			{"HostName", n.SSH.Host},
+			{"HostName", escapeTokens(n.SSH.Host)},
 			{"Port", strconv.Itoa(n.SSH.Port)},
 			{"User", n.SSH.User},
 		}
 		if c.access.keyPath != "" {
-			lines = append(lines, [2]string{"IdentityFile", c.access.keyPath}, [2]string{"IdentitiesOnly", "yes"})
+			lines = append(lines, [2]string{"IdentityFile", escapeTokens(c.access.keyPath)}, [2]string{"IdentitiesOnly", "yes"})
 		}
 		for _, f := range c.access.knownHosts {
 			if strings.ContainsAny(f, "\"\r\n") {
 				return fmt.Errorf("cluster %q: the known_hosts file %q cannot be written in an OpenSSH config", c.ID, f)
 			}
 		}
-		lines = append(lines, [2]string{"UserKnownHostsFile", strings.Join(quoteAll(c.access.knownHosts), " ")},
+		lines = append(lines, [2]string{"UserKnownHostsFile", escapeTokens(strings.Join(quoteAll(c.access.knownHosts), " "))},
 			[2]string{"StrictHostKeyChecking", "yes"})
 		if n.HostKeyAlias != "" {
 			lines = append(lines, [2]string{"HostKeyAlias", n.HostKeyAlias})
@@ -53,7 +58,7 @@ func (c *Cluster) WriteSSHConfig(w io.Writer) error {
 			lines = append(lines, [2]string{"ProxyCommand", expandNodeToken(c.access.proxyCommand, n.ID())})
 		}
 		for _, l := range lines {
-			if l[0] != "UserKnownHostsFile" && strings.ContainsAny(l[1], "\"\r\n") {
+			if strings.ContainsAny(l[1], "\r\n") || l[0] != "UserKnownHostsFile" && l[0] != "ProxyCommand" && strings.Contains(l[1], `"`) {
 				return fmt.Errorf("cluster %q: the %s of %s (%q) cannot be written in an OpenSSH config", c.ID, l[0], n.ID(), l[1])
 			}
 			v := l[1]
@@ -74,6 +79,10 @@ func quote(v string) string {
 	}
 	return v
 }
+
+// escapeTokens writes each % of a value as %%, which OpenSSH's token
+// expansion reads back as one %.
+func escapeTokens(v string) string { return strings.ReplaceAll(v, "%", "%%") }
 
 func quoteAll(vs []string) []string {
 	out := make([]string, len(vs))

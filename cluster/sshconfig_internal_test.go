@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,5 +73,53 @@ func TestWriteSSHConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteSSHConfigWithOpenSSH: the real OpenSSH client reads the paths
+// of a state directory holding % and a space as they are (not as its
+// tokens), and a ProxyCommand with double quotes as it was given.
+func TestWriteSSHConfigWithOpenSSH(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatal("the OpenSSH client is needed (apt-get install openssh-client)")
+	}
+	state := "/state/home %h x/c"
+	proxy := `bash -c "exec 3<>/dev/tcp/%h/%p; cat <&3 & exec cat >&3"`
+	c := &Cluster{ID: "x", Backend: "docker", Nodes: []Node{{Role: RoleMaster, State: NodeRunning,
+		SSH: SSHEndpoint{Host: "127.0.0.1", Port: 32001, User: "root"}}},
+		access: sshAccess{keyPath: state + "/id_ed25519", knownHosts: []string{state + "/known_hosts"}, proxyCommand: proxy}}
+	var b strings.Builder
+	if err := c.WriteSSHConfig(&b); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh", "-G", "-F", cfg, "master_0").Output()
+	if err != nil {
+		t.Fatalf("ssh -G: %v\n%s", err, b.String())
+	}
+	for _, want := range []string{
+		// ssh -G expands the tokens of UserKnownHostsFile (not of
+		// IdentityFile, which it prints as written: %% for %).
+		"userknownhostsfile " + state + "/known_hosts",
+		"identityfile /state/home %%h x/c/id_ed25519",
+		"proxycommand " + proxy,
+	} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Errorf("ssh -G lacks %q:\n%s\nconfig:\n%s", want, out, b.String())
+		}
+	}
+}
+
+func TestCheckProxyCommandLineBreak(t *testing.T) {
+	for _, cmd := range []string{"nc %h %p\nrm -rf x", "nc %h %p\r"} {
+		if err := checkProxyCommand(cmd); err == nil || !IsInvalid(err) || !strings.Contains(err.Error(), "line break") {
+			t.Errorf("checkProxyCommand(%q) = %v, want bad input naming the line break", cmd, err)
+		}
+	}
+	if err := checkProxyCommand(`bash -c "exec 3<>/dev/tcp/%h/%p"`); err != nil {
+		t.Errorf("a command with double quotes: %v, want it taken", err)
 	}
 }

@@ -114,6 +114,7 @@ func New(t testing.TB, opts Options) *cluster.Cluster {
 		t.Fatalf("e2etest: %v", err)
 	}
 	t.Cleanup(func() {
+		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), opts.cleanupTimeout())
 		defer cancel()
 		defer m.Close()

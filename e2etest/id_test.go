@@ -1,6 +1,8 @@
 package e2etest
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,5 +26,20 @@ func TestClusterID(t *testing.T) {
 		if again := clusterID(tc.name); again == id {
 			t.Errorf("clusterID(%q) gave %q twice", tc.name, id)
 		}
+	}
+}
+
+// TestLogsDirNamedAfterCluster: without -artifacts, the logs of a failed
+// test go to a new directory named after the cluster, so that its name
+// finds it.
+func TestLogsDirNamedAfterCluster(t *testing.T) {
+	id := clusterID(t.Name())
+	dir, err := logsDir(t, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if name := filepath.Base(dir); !strings.HasPrefix(name, "e2e-logs-"+id+"-") {
+		t.Errorf("logs directory %s, want e2e-logs-%s-RANDOM", name, id)
 	}
 }

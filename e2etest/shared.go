@@ -62,6 +62,7 @@ func (s *Shared) Cluster(t testing.TB) *cluster.Cluster {
 		t.Fatalf("e2etest: the shared cluster: %v", s.err)
 	}
 	t.Cleanup(func() {
+		t.Helper()
 		if t.Failed() {
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.cleanupTimeout())
 			defer cancel()

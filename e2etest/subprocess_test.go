@@ -121,8 +121,9 @@ func TestFailedTestLeavesLogs(t *testing.T) {
 		t.Fatalf("journals under the artifacts: %v, want master_0/journal.log\n%s", journals, output)
 	}
 	bundle := filepath.Dir(filepath.Dir(journals[0]))
-	if !strings.Contains(output, "logs of cluster "+id+" are in "+bundle) {
-		t.Errorf("the test's output does not say where the logs are (%s):\n%s", bundle, output)
+	// Said at the test's line that made the cluster, not inside e2etest.
+	if !strings.Contains(output, "helper_test.go:42: e2etest: the test failed; logs of cluster "+id+" are in "+bundle) {
+		t.Errorf("the test's output does not say, at helper_test.go:42 (e2etest.New), where the logs are (%s):\n%s", bundle, output)
 	}
 	journal, err := os.ReadFile(journals[0])
 	if err != nil {

@@ -72,39 +72,52 @@ func bundleWritten(e *env, id, where string, err error) error {
 	return nil
 }
 
-// logsToTar collects the bundle into a temporary directory beside file,
-// writes it as a tar archive (entries under e2e-logs-ID/) under a
-// temporary name, and renames it into place.
+// logsToTar collects the bundle into a temporary directory in the
+// cluster's state directory (in E2E_HOME: never the user's directory,
+// and removed with the cluster even after a kill -9), writes it as a tar
+// archive (entries under e2e-logs-ID/) into one new file beside file
+// named .NAME.e2e-tmp-*, and publishes that without replacing anything:
+// a file that appeared at file meanwhile stays, and the run fails.
 func logsToTar(e *env, cl *cluster.Cluster, file string, nodes []cluster.Node) error {
-	tmp, err := os.MkdirTemp(filepath.Dir(file), ".e2e-tmp-logs-")
+	tmp, err := os.MkdirTemp(cl.StateDir, "logs-tmp-")
 	if err != nil {
 		return fmt.Errorf("--tar: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	cerr := cl.CollectLogs(e.ctx, tmp, nodes...)
+	cerr := cl.CollectLogs(e.ctx, filepath.Join(tmp, "bundle"), nodes...)
 	var le *cluster.LogsError
 	if cerr != nil && !errors.As(cerr, &le) {
 		return cerr
 	}
-	part := file + ".e2e-tmp-" + filepath.Base(tmp)
-	if err := writeTar(part, tmp, "e2e-logs-"+cl.ID, strings.HasSuffix(file, ".gz") || strings.HasSuffix(file, ".tgz")); err != nil {
-		os.Remove(part)
+	part, err := writeTar(file, filepath.Join(tmp, "bundle"), "e2e-logs-"+cl.ID, strings.HasSuffix(file, ".gz") || strings.HasSuffix(file, ".tgz"))
+	if part != "" {
+		defer os.Remove(part)
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	if err := os.Rename(part, file); err != nil {
-		os.Remove(part)
-		return err
+	// A hard link fails when file exists; rename would replace it.
+	if err := os.Link(part, file); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("--tar %s: the file appeared while the logs were collected; it was left as it is (give a new file name)", file)
+		}
+		return fmt.Errorf("--tar %s: %w", file, unwrapPath(err))
+	}
+	if le != nil {
+		cerr = &cluster.LogsError{Dir: file, Problems: le.Problems}
 	}
 	return bundleWritten(e, cl.ID, file, cerr)
 }
 
-// writeTar writes the tree under dir into a new tar file, each entry's
-// name under prefix.
-func writeTar(file, dir, prefix string, gz bool) (err error) {
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// writeTar writes the tree under dir as a tar archive, each entry's name
+// under prefix, into a new file beside file (.NAME.e2e-tmp-*, 0600) and
+// returns that file's path (empty when it could not be made).
+func writeTar(file, dir, prefix string, gz bool) (part string, err error) {
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".e2e-tmp-*")
 	if err != nil {
-		return err
+		return "", err
 	}
+	part = f.Name()
 	defer func() {
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -126,7 +139,7 @@ func writeTar(file, dir, prefix string, gz bool) (err error) {
 			err = cerr
 		}
 	}()
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	return part, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -168,6 +181,9 @@ func checkLogsDir(flag, dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if target, lerr := os.Readlink(dir); lerr == nil {
+			return invalid(fmt.Errorf("%s %s: a symbolic link to %s, which does not exist: give a new or empty directory", flag, dir, target))
+		}
 		return nil
 	case err != nil:
 		return invalid(fmt.Errorf("%s %s: %v: give a new or empty directory", flag, dir, unwrapPath(err)))

@@ -110,6 +110,12 @@ func stopForwarding(t *testing.T, cmd *exec.Cmd, stderr *strings.Builder) {
 // client, and a host port published on an agent.
 func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 	s := newSandbox(t)
+	// An E2E_HOME holding % and a space: ssh-config must escape them for
+	// OpenSSH (its tokens, %h here) and the rest must not care.
+	s.home = filepath.Join(s.home, "home %h")
+	if err := os.Mkdir(s.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	id := "conv-" + randomSuffix(t)
 	agentPort := freePort(t)
 	dockerCluster(t, s, id, "--masters", "1", "--agents", "1", "--public-agents", "0",
@@ -192,6 +198,24 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 		checkBundle(t, func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(out, name)) })
 	})
 
+	t.Run("logs safety", func(t *testing.T) { logsSafety(t, s, id) })
+
+	t.Run("run --json bounds and bytes", func(t *testing.T) {
+		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "sh", "-c", `head -c 17825792 /dev/zero; printf 'a\377b' >&2`)
+		expectCode(t, r, 0)
+		var outs []map[string]any
+		if err := json.Unmarshal([]byte(r.Stdout), &outs); err != nil || len(outs) != 1 {
+			t.Fatalf("run --json: %v\n%.300s", err, r.Stdout)
+		}
+		o := outs[0]
+		if got := len(o["stdout"].(string)); got != 16<<20 || o["stdout_dropped"] != float64(1<<20) {
+			t.Errorf("stdout: %d bytes kept, %v dropped; want 16 MiB kept, 1 MiB dropped", got, o["stdout_dropped"])
+		}
+		if o["stderr_base64"] != "Yf9i" || o["stderr"] != "" {
+			t.Errorf("stderr %q, stderr_base64 %v; want the bytes a 0xff b as base64 Yf9i", o["stderr"], o["stderr_base64"])
+		}
+	})
+
 	t.Run("port-forward", func(t *testing.T) {
 		addr, cmd, stderr := startForwarding(t, s, "port-forward", "-c", id, "--node", "master_0", ":80", "0:9000")
 		if got := httpGet(t, "http://"+addr+"/"); got != "master web" {
@@ -239,6 +263,22 @@ func TestLogsPortsAndSSHConfigOnDocker(t *testing.T) {
 	t.Run("host port of an agent", func(t *testing.T) {
 		if got := httpGet(t, "http://127.0.0.1:"+strconv.Itoa(agentPort)+"/"); got != "agent service" {
 			t.Errorf("127.0.0.1:%d: %q, want agent_0's port 9000", agentPort, got)
+		}
+	})
+
+	// Last: it stops agent_0.
+	t.Run("run --json on a node that does not run", func(t *testing.T) {
+		if out, err := exec.Command("docker", "stop", "-t", "1", "e2e-"+id+"-agent-0").CombinedOutput(); err != nil {
+			t.Fatalf("docker stop: %v: %s", err, out)
+		}
+		r := s.e2e("run", "-c", id, "--node", "agent_0", "--json", "--", "true")
+		expectCode(t, r, 255)
+		var outs []struct {
+			ExitCode int    `json:"exit_code"`
+			Error    string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &outs); err != nil || len(outs) != 1 || outs[0].ExitCode != 255 || outs[0].Error == "" {
+			t.Errorf("run --json: %v %+v, want exit_code 255 and the error\n%s", err, outs, r.Stdout)
 		}
 	})
 }
