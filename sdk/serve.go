@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,7 +115,7 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	var stopOnce sync.Once
 	stopAll := func() { stopOnce.Do(func() { close(stop) }) }
 	srv := &server{backend: b, info: info, logger: logger, getenv: os.Getenv, stop: stop}
-	go watchParent(os.Getppid(), time.Second, func() {
+	go watchParent(parentPID(), time.Second, func() {
 		logger.Warn("e2e went away; cancelling work and exiting")
 		stopAll()
 		waitInflight(srv, StopTimeout)
@@ -163,6 +164,17 @@ func waitInflight(s *server, limit time.Duration) {
 	case <-done:
 	case <-time.After(limit):
 	}
+}
+
+// parentPID is the pid of the e2e process that started the plugin: the one
+// it names in ParentPIDEnv, or, from an older core, the parent now. A core
+// that died before this runs left the plugin re-parented already; with the
+// named pid, watchParent still sees that its parent is not e2e.
+func parentPID() int {
+	if pid, err := strconv.Atoi(os.Getenv(wire.ParentPIDEnv)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
 }
 
 // watchParent calls gone once the process that started the plugin has died

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +152,7 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	} else if h.logger.IsInfo() {
 		level = "info"
 	}
-	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level)
+	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level, host.ParentPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	if h.home != "" {
 		//lint:ignore SA1019 still set for plugin binaries built before HomeEnv
 		cmd.Env = append(cmd.Env, sdk.HomeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)

@@ -33,6 +33,11 @@ const PluginName = wire.PluginName
 // "debug").
 const LogLevelEnv = wire.LogLevelEnv
 
+// ParentPIDEnv is the environment variable the core sets, in a plugin's
+// environment, to its own pid: the plugin exits once that process is no
+// longer its parent.
+const ParentPIDEnv = wire.ParentPIDEnv
+
 // Handshake is the go-plugin handshake of e2e backends, for the protocol
 // major sdk.ProtocolVersion.
 func Handshake() plugin.HandshakeConfig { return wire.Handshake(sdk.ProtocolVersion) }

@@ -18,6 +18,11 @@ const PluginName = "backend"
 // it wants from plugins (hclog level names).
 const LogLevelEnv = "E2E_PLUGIN_LOG_LEVEL"
 
+// ParentPIDEnv is the environment variable the core sets to its own pid
+// when it starts a plugin, so the plugin can tell that e2e died even
+// before it looked at its parent (it was then already re-parented).
+const ParentPIDEnv = "E2E_PARENT_PID"
+
 // Handshake is the go-plugin handshake of e2e backends for a protocol
 // major. The cookie only tells a plugin it was started by e2e; it is not a
 // security measure.
