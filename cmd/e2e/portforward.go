@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/internal/syserr"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -115,7 +115,7 @@ func forwardPorts(e *env, id, nodeRef string, fwds []forward, ready func(addr st
 	for _, f := range fwds {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.local)))
 		if err != nil {
-			return invalid(fmt.Errorf("listening on local port %d: %v: choose another with LOCAL:%d, or :%d for any free port", f.local, unwrapSyscall(err), f.remote, f.remote))
+			return invalid(fmt.Errorf("listening on local port %d: %v: choose another with LOCAL:%d, or :%d for any free port", f.local, syserr.Cause(err), f.remote, f.remote))
 		}
 		lns = append(lns, ln)
 	}
@@ -142,20 +142,6 @@ func forwardPorts(e *env, id, nodeRef string, fwds []forward, ready func(addr st
 	}
 	lns = nil // Forward closes them.
 	return g.Wait()
-}
-
-// unwrapSyscall keeps the system's words of a listen error ("address
-// already in use").
-func unwrapSyscall(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		var se *os.SyscallError
-		if errors.As(oe.Err, &se) {
-			return se.Err
-		}
-		return oe.Err
-	}
-	return err
 }
 
 // WebCmd forwards master_0's port 80 and opens it.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/e2e-tool/e2e/internal/syserr"
 	"github.com/e2e-tool/e2e/sdk"
 )
 
@@ -137,7 +137,7 @@ func hostPortsFree(p *plan) []sdk.Diagnostic {
 			}
 			if err != nil {
 				opt := n.portOptions[j]
-				diags = append(diags, sdk.Errorf(opt, "option %q: host port %s/%s for %s_%d cannot be used (%v): stop what holds it (ss -ltnp), or publish another host port", opt, addr, m.Proto, n.role, n.index, listenCause(err)))
+				diags = append(diags, sdk.Errorf(opt, "option %q: host port %s/%s for %s_%d cannot be used (%v): stop what holds it (ss -ltnp), or publish another host port", opt, addr, m.Proto, n.role, n.index, syserr.Cause(err)))
 			}
 		}
 	}
@@ -149,18 +149,4 @@ func hostPortsFree(p *plan) []sdk.Diagnostic {
 // machine's.
 func localEngine(dockerHost string) bool {
 	return dockerHost == "" || strings.HasPrefix(dockerHost, "unix://")
-}
-
-// listenCause keeps the system's words of a listen error ("address already
-// in use").
-func listenCause(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		var se *os.SyscallError
-		if errors.As(oe.Err, &se) {
-			return se.Err
-		}
-		return oe.Err
-	}
-	return err
 }
