@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,6 +122,26 @@ func TestNspawnBackend(t *testing.T) {
 			if got := mustRun("run", "-c", id, "--node", node, "--", "cat", "/opt/payload/sub/file.txt"); got != "sent by e2e\n" {
 				t.Errorf("%s has %q in the file sent", node, got)
 			}
+		}
+
+		// systemd-nspawn of agent_0 killed (kill -9, the OOM killer): its
+		// machine runs on without it, and destroy still ends it.
+		b, err := os.ReadFile(filepath.Join(dir, "clusters", id, "agent-0", "pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nspawnPID, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(nspawnPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if !testbin.Gone(nspawnPID, 10*time.Second) {
+			t.Fatalf("systemd-nspawn (pid %d) still runs after SIGKILL", nspawnPID)
+		}
+		if len(machineProcesses(dir)) == 0 {
+			t.Errorf("no process of a machine found under %s: the check for what is left cannot see them", dir)
 		}
 
 		mustRun("destroy", "-c", id)
@@ -263,6 +284,29 @@ func checkNothingLeft(t *testing.T, dir string) {
 			t.Errorf("left behind: machine process %s: %s", pid, strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
+	for _, p := range machineProcesses(dir) {
+		t.Errorf("left behind: process of a machine: %s", p)
+	}
+}
+
+// machineProcesses lists, as "PID: ARGV", the live processes of machines
+// whose node directory is under dir: they carry it in E2E_NSPAWN_NODE, and
+// outlive a killed systemd-nspawn.
+func machineProcesses(dir string) []string {
+	var out []string
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range envs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(append([]byte{0}, b...), []byte("\x00E2E_NSPAWN_NODE="+dir+"/")) {
+			continue
+		}
+		pid := filepath.Base(filepath.Dir(p))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		if stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat")); err == nil && !isZombie(stat) {
+			out = append(out, pid+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
 }
 
 // isZombie reports whether /proc/PID/stat says the process has ended (this

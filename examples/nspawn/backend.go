@@ -143,6 +143,9 @@ func bootAll(ctx context.Context, rec *record, timeout time.Duration, r sdk.Repo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A machine of an earlier boot whose systemd-nspawn was
+			// killed would still hold the node's address.
+			_ = stopMachine(ctx, rec, n, 0)
 			exited, err := launch(rec, n)
 			if err == nil {
 				err = waitSSH(ctx, rec, n, exited, timeout)

@@ -183,7 +183,8 @@ func launch(rec *record, n nodeRecord) (<-chan struct{}, error) {
 	rootfs := filepath.Join(nd, "rootfs")
 	cmd := exec.Command(self, bootArg, rec.Image, filepath.Join(nd, "upper"), filepath.Join(nd, "work"), rootfs,
 		nspawn, "--boot", "--register=no", "--keep-unit", "--link-journal=no", "--console=read-only",
-		"--directory="+rootfs, "--machine="+n.Hostname, "--hostname="+n.Hostname)
+		"--directory="+rootfs, "--machine="+n.Hostname, "--hostname="+n.Hostname,
+		"--setenv="+nodeEnv+"="+nd)
 	// Only PATH: nothing of the plugin's environment (go-plugin's settings)
 	// reaches the machine.
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -315,22 +316,95 @@ func ended(pid int) bool {
 	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
-// stopMachine halts a node's machine: SIGTERM asks systemd-nspawn to shut
-// the machine down cleanly; after grace it is killed.
+// stopMachine halts a node's machine. SIGTERM asks systemd-nspawn to shut
+// the machine down cleanly, which it does by sending the machine's systemd
+// SIGRTMIN+3 (halt). systemd drops that signal when it comes before its
+// handlers are set up (a machine still booting), so the halt is repeated
+// to the machine's init directly, each second, for up to grace. Then a
+// second SIGTERM makes systemd-nspawn kill the machine itself (its "send
+// SIGTERM again"). Whatever still runs after that is killed, the machine's
+// init first: SIGKILL to systemd-nspawn alone would leave the machine
+// running, re-parented, since a pid namespace outlives the process that
+// made it.
 func stopMachine(ctx context.Context, rec *record, n nodeRecord, grace time.Duration) error {
-	pid := machinePID(rec, n)
-	if pid == 0 {
-		return nil
+	if pid := machinePID(rec, n); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(grace)
+		for !waitEnded(ctx, pid, time.Second) && ctx.Err() == nil && time.Now().Before(deadline) {
+			for _, init := range machineInits(rec, n) {
+				_ = syscall.Kill(init, sigHalt)
+			}
+		}
+		if !ended(pid) {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			waitEnded(context.WithoutCancel(ctx), pid, 10*time.Second)
+		}
 	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	if waitEnded(ctx, pid, grace) {
-		return nil
+	// Bounded, and done even when ctx has ended: it only kills.
+	var left []int
+	for _, pid := range machineInits(rec, n) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		left = append(left, pid)
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	if waitEnded(ctx, pid, 10*time.Second) {
-		return nil
+	if pid := machinePID(rec, n); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		left = append(left, pid)
 	}
-	return fmt.Errorf("node %s: systemd-nspawn (pid %d) did not end", n.Hostname, pid)
+	for _, pid := range left {
+		if !waitEnded(context.Background(), pid, 10*time.Second) {
+			return fmt.Errorf("node %s: its machine (pid %d) did not end after SIGKILL", n.Hostname, pid)
+		}
+	}
+	return nil
+}
+
+// sigHalt is SIGRTMIN+3 as the C library numbers it (SIGRTMIN is 34 with
+// glibc and musl): systemd halts the machine on it.
+const sigHalt = syscall.Signal(34 + 3)
+
+// nodeEnv names the variable launch gives a machine's init (systemd-nspawn's
+// --setenv). Its value, the node's directory, proves that a process is that
+// machine's init even when systemd-nspawn is gone.
+const nodeEnv = "E2E_NSPAWN_NODE"
+
+// machineInits returns the pids of the processes that are pid 1 of their
+// pid namespace and carry n's nodeEnv: its machine's init, normally one,
+// none when the machine does not run. Killing it ends every process of the
+// machine.
+func machineInits(rec *record, n nodeRecord) []int {
+	want := []byte("\x00" + nodeEnv + "=" + rec.nodeDir(n) + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || ended(pid) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, env...), want) {
+			continue
+		}
+		if nsInit(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// nsInit reports whether pid is pid 1 of its own pid namespace (the last
+// field of NSpid in /proc/PID/status).
+func nsInit(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			return len(f) > 1 && f[len(f)-1] == "1"
+		}
+	}
+	return false
 }
 
 // waitEnded waits up to d for pid to end.
