@@ -248,6 +248,15 @@ func TestKilledE2ELeavesNoPlugin(t *testing.T) {
 			t.Errorf("the killed e2e's socket directory %s is still there (%v)", dir, err)
 		}
 	}
+	// Nothing else either: the plugin's socket was in that directory, not
+	// loose in TMPDIR.
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left in TMPDIR: %s (%s)", e.Name(), e.Type())
+	}
 }
 
 // socketDirsIn returns the plugin socket directories in dir whose owner

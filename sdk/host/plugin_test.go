@@ -45,10 +45,13 @@ func start(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	cmd := exec.Command(roundtrip)
+	// go-plugin passes UnixSocketConfig.TempDir on only with a RunnerFunc.
+	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockDir)
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: Handshake(), VersionedPlugins: ClientPlugins(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC}, AutoMTLS: true,
-		Cmd: exec.Command(roundtrip), UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
+		Cmd:    cmd,
 		Logger: hclog.NewNullLogger(),
 	})
 	t.Cleanup(pc.Kill)

@@ -23,15 +23,16 @@ const exitWait = 5 * time.Second
 // added to the environment the plugin inherits.
 func (s *suite) start(t *testing.T, env ...string) (*plugin.Client, *host.Client) {
 	t.Helper()
-	cmd := exec.Command(s.cfg.Binary)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
 	// t.TempDir paths are too long for unix sockets (108 bytes).
 	sockDir, err := os.MkdirTemp("", "e2e")
 	if err != nil {
 		t.Fatalf("socket directory: %v", err)
 	}
+	cmd := exec.Command(s.cfg.Binary)
+	// go-plugin passes its UnixSocketConfig.TempDir to the plugin only
+	// with a RunnerFunc; without this the plugin's socket would be made in
+	// the system's temporary directory and stay there if it is killed.
+	cmd.Env = append(os.Environ(), append(env, plugin.EnvUnixSocketDir+"="+sockDir)...)
 	// Cleanups run last-in first-out: the directory goes, and the log stops,
 	// only after the plugin was killed.
 	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
@@ -45,7 +46,6 @@ func (s *suite) start(t *testing.T, env ...string) (*plugin.Client, *host.Client
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Cmd:              cmd,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "sdktest", Level: hclog.Debug, Output: logs,
 		}),
