@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/e2e-tool/e2e/cluster"
 	"github.com/vbauerster/mpb/v8"
@@ -41,8 +43,11 @@ func (l *liveLine) get() string {
 	return l.text
 }
 
-func newLive(w io.Writer) *live {
-	return &live{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40)), lines: map[string]*liveLine{}}
+// newLive draws on w, a terminal; opts are added to mpb's (a test gives
+// mpb.WithAutoRefresh to draw on a buffer).
+func newLive(w io.Writer, opts ...mpb.ContainerOption) *live {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(40)}, opts...)
+	return &live{p: mpb.New(opts...), lines: map[string]*liveLine{}}
 }
 
 // subject is what an event's line is about: its node when it has one
@@ -80,25 +85,56 @@ func (l *live) event(ev cluster.Event) {
 }
 
 // transfer adds a bar for one node's transfer and returns what to call
-// with its progress (bytes done and in all).
+// with its progress (bytes done and in all). The rate is the average since
+// the bar was added, up to the last progress: mpb's AverageSpeed computes
+// it only while the bar is not complete, so a transfer that ended before
+// the first refresh would show none.
 func (l *live) transfer(clusterID, node, verb string) func(done, total int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	r := &rate{start: time.Now()}
 	bar := l.p.AddBar(0,
 		mpb.PrependDecorators(decor.Name(fmt.Sprintf("[%s] %s: %s ", clusterID, node, verb))),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name("  "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")))
+		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name("  "), decor.Any(r.String)))
 	l.bars = append(l.bars, bar)
 	var mu sync.Mutex
 	var last int64 = -1
 	return func(done, total int64) {
 		mu.Lock()
 		defer mu.Unlock()
+		r.set(done)
 		if total != last {
 			bar.SetTotal(total, false)
 			last = total
 		}
 		bar.SetCurrent(done)
 	}
+}
+
+// rate is a transfer's average rate. Its own lock is never held while
+// calling mpb, which calls String from its render loop.
+type rate struct {
+	mu    sync.Mutex
+	start time.Time
+	done  int64
+	at    time.Time // of the last progress; zero before the first
+}
+
+func (r *rate) set(done int64) {
+	r.mu.Lock()
+	r.done, r.at = done, time.Now()
+	r.mu.Unlock()
+}
+
+// String is the rate as "12.5 MiB/s", or nothing before any progress.
+func (r *rate) String(decor.Statistics) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() {
+		return ""
+	}
+	d := max(r.at.Sub(r.start), time.Microsecond)
+	return fmt.Sprintf("% .1f", decor.FmtAsSpeed(decor.SizeB1024(math.Round(float64(r.done)/d.Seconds()))))
 }
 
 // println prints a line above the live lines.

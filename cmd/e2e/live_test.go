@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/creack/pty"
+	"github.com/vbauerster/mpb/v8"
 )
 
 // ansi matches terminal control sequences (cursor moves, line clears).
@@ -120,5 +121,33 @@ func TestOutputOnDocker(t *testing.T) {
 		if !strings.Contains(r.Stdout, "ok    clock of "+node+" in cluster "+id+": ") {
 			t.Errorf("doctor -c does not show the clock of %s:\n%s", node, r.Stdout)
 		}
+	}
+}
+
+// TestTransferBarRate: a transfer's bar shows its bytes and its rate
+// however fast it was: one that ends before the first refresh too (mpb's
+// own average speed shows nothing then), and one with progress on the way.
+func TestTransferBarRate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []int64
+	}{
+		{"done before the first refresh", []int64{9 << 20}},
+		{"progress on the way", []int64{0, 3 << 20, 6 << 20, 9 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			l := newLive(&buf, mpb.WithAutoRefresh(), mpb.WithWidth(120))
+			progress := l.transfer("c1", "master_0", "send-file")
+			for _, done := range tc.steps {
+				progress(done, 9<<20)
+			}
+			l.stop()
+			out := ansi.ReplaceAllString(buf.String(), "")
+			want := regexp.MustCompile(`\[c1\] master_0: send-file .*9\.0 MiB / 9\.0 MiB +[0-9]+\.[0-9] [KMGT]?i?B/s`)
+			if !want.MatchString(out) {
+				t.Errorf("the bar does not show bytes and rate:\n%q", out)
+			}
+		})
 	}
 }
