@@ -152,33 +152,21 @@ func (h *Host) Launch(ctx context.Context, c Candidate) (*Plugin, error) {
 	} else if h.logger.IsInfo() {
 		level = "info"
 	}
-	// The plugin makes its socket in sockDir. go-plugin's
-	// UnixSocketConfig.TempDir would not do it: go-plugin passes it to the
-	// plugin only with a RunnerFunc, and the socket of a killed plugin
-	// would stay in the system's temporary directory.
-	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level, host.ParentPIDEnv+"="+strconv.Itoa(os.Getpid()),
-		goplugin.EnvUnixSocketDir+"="+sockDir)
+	cmd.Env = append(os.Environ(), host.LogLevelEnv+"="+level, host.ParentPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	if h.home != "" {
 		//lint:ignore SA1019 still set for plugin binaries built before HomeEnv
 		cmd.Env = append(cmd.Env, sdk.HomeEnv+"="+h.home, sdk.StateHomeEnv+"="+h.home)
 	}
 	t := newTail(20)
-	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  host.Handshake(),
-		VersionedPlugins: host.ClientPlugins(),
-		Cmd:              cmd,
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		// Not Managed: go-plugin's global list of managed clients would
-		// keep every client ever started (only CleanupClients empties
-		// it); the Host owns its plugins and kills them in Close.
-		Managed:      false,
-		StartTimeout: h.startTimeout,
-		Stderr:       t,
-		SyncStderr:   t,
-		Logger:       quietLogger{Logger: h.logger.Named(c.Name), plugin: filepath.Base(c.Path)},
-		SkipHostEnv:  true,
-	}
+	cfg := host.ClientConfig(cmd, sockDir)
+	// Not Managed: go-plugin's global list of managed clients would keep
+	// every client ever started (only CleanupClients empties it); the Host
+	// owns its plugins and kills them in Close.
+	cfg.Managed = false
+	cfg.StartTimeout = h.startTimeout
+	cfg.Stderr, cfg.SyncStderr = t, t
+	cfg.Logger = quietLogger{Logger: h.logger.Named(c.Name), plugin: filepath.Base(c.Path)}
+	cfg.SkipHostEnv = true
 	if c.SHA256 != "" {
 		sum, err := hex.DecodeString(c.SHA256)
 		if err != nil {

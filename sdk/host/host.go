@@ -2,8 +2,7 @@
 // authors never import it (they write with package sdk).
 //
 // It starts nothing itself: the core's plugin host launches a plugin with
-// go-plugin, using Handshake and ClientPlugins, and dispenses PluginName to
-// get a *Client. The Client returns the SDK's own types (sdk.Cluster,
+// go-plugin, using ClientConfig, and dispenses PluginName to get a *Client. The Client returns the SDK's own types (sdk.Cluster,
 // sdk.Node, sdk.Diagnostic, sdk.BaseConfig...), so the core and the backend
 // speak one vocabulary; only where the core holds something in another
 // form than a backend receives it (options as JSON rather than parsed) does
@@ -17,6 +16,8 @@ package host
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 
 	"github.com/e2e-tool/e2e/sdk"
 	"github.com/e2e-tool/e2e/sdk/internal/backendv1"
@@ -41,6 +42,30 @@ const ParentPIDEnv = wire.ParentPIDEnv
 // Handshake is the go-plugin handshake of e2e backends, for the protocol
 // major sdk.ProtocolVersion.
 func Handshake() plugin.HandshakeConfig { return wire.Handshake(sdk.ProtocolVersion) }
+
+// ClientConfig returns go-plugin's settings for starting cmd as an e2e
+// backend plugin, as the core and sdktest do: Handshake, ClientPlugins,
+// gRPC only (left empty, go-plugin would allow net/rpc only) and AutoMTLS.
+// The plugin makes its unix socket in sockDir, a short directory (socket
+// paths are limited to 108 bytes) that the caller made and removes: cmd.Env
+// gets PLUGIN_UNIX_SOCKET_DIR, after os.Environ() when cmd.Env is nil.
+// go-plugin's own UnixSocketConfig.TempDir reaches the plugin only with a
+// RunnerFunc; without this the socket would be made in the system's
+// temporary directory and stay there when the plugin is killed. The caller
+// sets the rest (logger, stderr, timeouts, SecureConfig).
+func ClientConfig(cmd *exec.Cmd, sockDir string) *plugin.ClientConfig {
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir)
+	return &plugin.ClientConfig{
+		HandshakeConfig:  Handshake(),
+		VersionedPlugins: ClientPlugins(),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Cmd:              cmd,
+	}
+}
 
 // ClientPlugins is the VersionedPlugins map a host gives go-plugin: every
 // protocol major this build speaks, keyed by version. Dispensing

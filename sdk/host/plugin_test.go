@@ -45,19 +45,18 @@ func start(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	cmd := exec.Command(roundtrip)
-	// go-plugin passes UnixSocketConfig.TempDir on only with a RunnerFunc.
-	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockDir)
-	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: Handshake(), VersionedPlugins: ClientPlugins(),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC}, AutoMTLS: true,
-		Cmd:    cmd,
-		Logger: hclog.NewNullLogger(),
-	})
+	cfg := ClientConfig(exec.Command(roundtrip), sockDir)
+	cfg.Logger = hclog.NewNullLogger()
+	pc := plugin.NewClient(cfg)
 	t.Cleanup(pc.Kill)
 	rpc, err := pc.Client()
 	if err != nil {
 		t.Fatalf("start: %v", err)
+	}
+	// The plugin listens in sockDir, not in the system's temporary
+	// directory, where a killed plugin's socket would stay.
+	if socks, _ := filepath.Glob(filepath.Join(sockDir, "plugin*")); len(socks) != 1 {
+		t.Errorf("sockets of the plugin in %s: %v, want one", sockDir, socks)
 	}
 	raw, err := rpc.Dispense(PluginName)
 	if err != nil {

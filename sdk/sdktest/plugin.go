@@ -29,27 +29,18 @@ func (s *suite) start(t *testing.T, env ...string) (*plugin.Client, *host.Client
 		t.Fatalf("socket directory: %v", err)
 	}
 	cmd := exec.Command(s.cfg.Binary)
-	// go-plugin passes its UnixSocketConfig.TempDir to the plugin only
-	// with a RunnerFunc; without this the plugin's socket would be made in
-	// the system's temporary directory and stay there if it is killed.
-	cmd.Env = append(os.Environ(), append(env, plugin.EnvUnixSocketDir+"="+sockDir)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// Cleanups run last-in first-out: the directory goes, and the log stops,
 	// only after the plugin was killed.
 	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
 	logs := &testLog{t: t}
 	t.Cleanup(logs.stop)
 
-	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  host.Handshake(),
-		VersionedPlugins: host.ClientPlugins(),
-		// Left empty, go-plugin would allow net/rpc only.
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Cmd:              cmd,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "sdktest", Level: hclog.Debug, Output: logs,
-		}),
-	})
+	cfg := host.ClientConfig(cmd, sockDir)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "sdktest", Level: hclog.Debug, Output: logs})
+	pc := plugin.NewClient(cfg)
 	t.Cleanup(func() { killPlugin(t, pc) })
 
 	rpc, err := pc.Client()
