@@ -16,20 +16,8 @@ import (
 
 	"github.com/e2e-tool/e2e/cluster"
 	"github.com/e2e-tool/e2e/internal/proc"
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
-
-// needDocker skips, loudly, without a Docker engine; under CI=true (the CI
-// machines have one) it fails instead.
-func needDocker(t *testing.T) {
-	t.Helper()
-	if out, err := proc.Command(context.Background(), "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("no Docker engine (%v: %s)", err, strings.TrimSpace(string(out)))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED LOUDLY: " + msg)
-	}
-}
 
 // usage is what a process holds that a library must give back.
 type usage struct {
@@ -85,7 +73,7 @@ const goroutineSlack = 2
 // one) and destroys it. Goroutines, open files and child processes end
 // where they started.
 func TestManyClustersLeaveNothingOpen(t *testing.T) {
-	needDocker(t)
+	testbin.RequireDocker(t, "")
 	ctx := context.Background()
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("E2E_PLUGIN_PATH", "")

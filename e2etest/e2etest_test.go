@@ -54,9 +54,7 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
-	if out, err := proc.Command(context.Background(), "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		w.dockerErr = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
-	}
+	w.dockerErr = testbin.DockerEngine()
 	// The clusters of this process: its own state directory, the plugin
 	// just built.
 	os.Setenv("E2E_HOME", filepath.Join(dir, "home"))

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,20 +235,9 @@ func buildExample(t *testing.T, name, out string) {
 // that `e2e clean` finds it should the test die.
 func nodeRootfs(t *testing.T, dir, dockerPlugin string) string {
 	t.Helper()
-	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, out)
-	}
-	testbin.Require(t, "a running Docker engine (the test takes the nodes' root file system from e2e's node image)", err)
-	cmd := exec.Command(dockerPlugin, "build-image", "-if-missing")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	ref, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("building the node image: %v\n%s", err, stderr.String())
-	}
+	ref := testbin.NodeImage(t, dockerPlugin, "the test takes the nodes' root file system from e2e's node image")
 	label := "e2e.cluster-id=nspawn-image-" + randomHex(t)
-	id, err := exec.Command("docker", "create", "--label", label, strings.TrimSpace(string(ref))).Output()
+	id, err := exec.Command("docker", "create", "--label", label, ref).Output()
 	if err != nil {
 		t.Fatalf("docker create: %v", err)
 	}

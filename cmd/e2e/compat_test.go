@@ -107,7 +107,7 @@ func TestPreviousSDKPlugins(t *testing.T) {
 	})
 
 	t.Run("docker backend over exec", func(t *testing.T) {
-		dockerReady(t)
+		testbin.RequireDocker(t, "")
 		id := "compat-exec-" + randomSuffix(t)
 		r := e2e("create", "--backend", "docker", "-c", id, "--masters", "1", "--agents", "1", "--public-agents", "0", "-o", "transport=exec")
 		t.Cleanup(func() {

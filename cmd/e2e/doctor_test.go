@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/e2e-tool/e2e/cluster"
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
 // TestDoctorFailures: doctor names what is missing and how to fix it,
@@ -13,7 +14,7 @@ import (
 // cannot be reached. (The shared node image is never touched: the missing
 // one is an image option naming no image.)
 func TestDoctorFailures(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	for _, tc := range []struct {
 		name, check, detail, fix string
 		env                      []string

@@ -40,7 +40,7 @@ func noDockerResources(t *testing.T, id string) {
 // user the image does not have are the user's mistakes: exit 2, said once,
 // nothing left.
 func TestDockerInputMistakes(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	s := newSandbox(t)
 	id := "mistake-" + randomSuffix(t)
 	t.Cleanup(func() { s.e2e("destroy", "-c", id) })

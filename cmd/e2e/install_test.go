@@ -16,17 +16,6 @@ import (
 	"github.com/e2e-tool/e2e/internal/testdcos"
 )
 
-// dockerReady stops the test when the Docker engine is not usable (see
-// testbin.Require).
-func dockerReady(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, out)
-	}
-	testbin.Require(t, "a running Docker engine", err)
-}
-
 // fixtures builds DC/OS installer stand-ins once per test binary.
 var fixtures struct {
 	once   sync.Once
@@ -62,7 +51,7 @@ func fixture(t *testing.T) (v1, v2 string) {
 // dockerCluster creates a Docker cluster for one test and destroys it after.
 func dockerCluster(t *testing.T, s *sandbox, id string, args ...string) {
 	t.Helper()
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	r := s.e2e(append([]string{"create", "--backend", "docker", "-c", id}, args...)...)
 	t.Cleanup(func() {
 		s.e2e("destroy", "-c", id)

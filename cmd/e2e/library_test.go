@@ -18,7 +18,7 @@ import (
 // per test with t.Cleanup, commands, files both ways, a script install.
 // Everything it made is gone afterwards.
 func TestLibraryExample(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build the library example: %v", err)

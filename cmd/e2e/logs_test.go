@@ -372,7 +372,7 @@ func TestDesktopOpener(t *testing.T) {
 // create writes the bundle, with the backend's view of each node, before
 // it removes them.
 func TestCreateLogsOnFailureOnDocker(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	s := newSandbox(t)
 	id := "convfail-" + randomSuffix(t)
 	out := filepath.Join(t.TempDir(), "evidence")

@@ -427,7 +427,7 @@ func TestBuiltInPlugins(t *testing.T) {
 	}
 	// The Quick start's main job with these binaries: a Docker cluster, a
 	// command on it, gone.
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	e2e := filepath.Join(bin, "e2e")
 	id := "quick-" + randomSuffix(t)
 	t.Cleanup(func() { testbin.Run(t, s.env(), e2e, "destroy", "-c", id) })

@@ -36,7 +36,7 @@ const readmePath = "/path/to/e2e"
 // backend, found on PATH as the README says. The example's cluster has an
 // id of its own, not the shared default.
 func TestREADMEGoExample(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build the README's example: %v", err)

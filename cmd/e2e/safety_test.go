@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
 // decoy is a directory of the user's that e2e must never touch, named the
@@ -60,7 +62,7 @@ func checkDecoys(t *testing.T, after string, ds []decoy) {
 // they and the live cluster's workspace are still there. Removals are
 // proven by e2e's own markers and records, never by names.
 func TestNothingOfTheUsersIsRemoved(t *testing.T) {
-	dockerReady(t)
+	testbin.RequireDocker(t, "")
 	s := newSandbox(t)
 	// A private temporary directory, short enough for plugin sockets.
 	tmp := shortTempDir(t)

@@ -178,3 +178,41 @@ func Mean(tb testing.TB, n int, f func() error) time.Duration {
 
 // Ms is d in milliseconds, for benchmark reports.
 func Ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// DockerEngine returns nil when a Docker engine answers `docker info`, else
+// an error with what docker said.
+func DockerEngine() error {
+	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// RequireDocker stops tb when no Docker engine answers (see Require); why
+// says what the test needs it for, or is empty.
+func RequireDocker(tb testing.TB, why string) {
+	tb.Helper()
+	what := "a running Docker engine"
+	if why != "" {
+		what += " (" + why + ")"
+	}
+	Require(tb, what, DockerEngine())
+}
+
+// NodeImage returns the reference of e2e's node image, built with
+// dockerPlugin's `build-image -if-missing` (offline, once per machine and
+// recipe); it stops tb when there is no Docker engine and fails it when the
+// build fails.
+func NodeImage(tb testing.TB, dockerPlugin, why string) string {
+	tb.Helper()
+	RequireDocker(tb, why)
+	cmd := exec.Command(dockerPlugin, "build-image", "-if-missing")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	ref, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("building the node image: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(ref))
+}

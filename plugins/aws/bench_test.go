@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/e2e-tool/e2e/internal/testbin"
 )
 
 // BenchmarkCreateCalls counts the EC2 calls of `e2e create` (through the
@@ -18,7 +20,7 @@ import (
 func BenchmarkCreateCalls(b *testing.B) {
 	m := startMoto(b)
 	ami := debianImage(b, m)
-	h := startHypervisor(b, m, nodeImage(b, bins.docker))
+	h := startHypervisor(b, m, testbin.NodeImage(b, bins.docker, ""))
 	var baseline int
 	for _, shape := range []struct {
 		name                  string

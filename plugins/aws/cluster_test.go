@@ -33,7 +33,7 @@ func newWorld(t *testing.T) *awsWorld {
 	t.Helper()
 	m := startMoto(t)
 	w := &awsWorld{m: m, ami: debianImage(t, m)}
-	w.h = startHypervisor(t, m, nodeImage(t, bins.docker))
+	w.h = startHypervisor(t, m, testbin.NodeImage(t, bins.docker, ""))
 	w.s = newSandbox(t, m)
 	return w
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/e2e-tool/e2e/internal/testbin"
 	"github.com/goccy/go-yaml"
 )
 
@@ -112,25 +111,6 @@ func renderUserData(data string, index int) (cloudConfig, string, error) {
 		return cloudConfig{}, rendered, fmt.Errorf("cloud-config: %w\n%s", err, rendered)
 	}
 	return cfg, rendered, nil
-}
-
-// nodeImage builds (once per machine) and returns e2e's node image, with
-// the docker plugin the test built.
-func nodeImage(t testing.TB, dockerPlugin string) string {
-	t.Helper()
-	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, out)
-	}
-	testbin.Require(t, "a running Docker engine", err)
-	cmd := exec.Command(dockerPlugin, "build-image", "-if-missing")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	ref, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("building the node image: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(ref))
 }
 
 // startHypervisor watches moto and boots stand-ins on a Docker network of
